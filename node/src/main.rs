@@ -1,0 +1,2 @@
+//! `wake`: the validator node binary.
+fn main() {}
