@@ -1,10 +1,16 @@
 //! The public database handle: open, commit, snapshots.
 
-use crate::io::{IoBackend, IoBackendChoice, Storage};
-use crate::{Account, AccountProof, Result, StateUpdates, VersionInfo};
-use alloy_primitives::{Address, B256, Bytes, U256};
+use crate::commit::{AccountOp, CommitCtx, RawOp, root_hash, sorted_ops};
+use crate::io::{FileStorage, IoBackend, IoBackendChoice, ReadEngine, Storage};
+use crate::meta::{self, Meta, VersionRecord};
+use crate::node::{AccountValue, StoredRef, Value, nibbles};
+use crate::read::{self, Target};
+use crate::store::{ChunkMap, Shared};
+use crate::{Account, AccountProof, Error, Result, StateUpdates, StorageProof, VersionInfo};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Options of [`TrieDb::open`].
 #[derive(Clone, Debug)]
@@ -64,89 +70,647 @@ pub struct TrieDb {
 /// A read-only view of one retained version.
 #[derive(Clone)]
 pub struct Snapshot {
-    pub(crate) db: Arc<crate::store::Shared>,
-    pub(crate) version: VersionInfo,
+    pin: Arc<Pin>,
+    record: VersionRecord,
+    map: Arc<ChunkMap>,
 }
 
-#[allow(unused_variables)]
+/// Keeps a version's chunks from being reused while a snapshot reads them.
+struct Pin {
+    db: Arc<Shared>,
+    version: u64,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.db.unpin(self.version);
+    }
+}
+
+/// Cache freshly written nodes this many nibbles below a root.
+const FRESH_CACHE_DEPTH: usize = 4;
+/// Compaction keeps the chunks between its floor and the head within this
+/// multiple of the live data (plus a few chunks of slack).
+const COMPACTION_SPACE_FACTOR: u64 = 2;
+const COMPACTION_SLACK_CHUNKS: u64 = 4;
+
 impl TrieDb {
     /// Opens (or creates) the database file named in `config`.
     pub fn open(config: Config) -> Result<TrieDb> {
-        todo!()
+        let storage = FileStorage::open(&config.path, true)
+            .map_err(|e| Error::io("opening the database file", e))?;
+        Self::open_with_storage(config, Arc::new(storage))
     }
+
     /// Opens a database over any storage (tests use a fault-injecting one).
     pub fn open_with_storage(config: Config, storage: Arc<dyn Storage>) -> Result<TrieDb> {
-        todo!()
+        if config.retain_versions == 0 || config.retain_versions > 4096 {
+            return Err(Error::InvalidConfig(format!(
+                "retain_versions must be in 1..=4096, got {}",
+                config.retain_versions
+            )));
+        }
+        if config.io_depth == 0 || config.io_depth > 4096 {
+            return Err(Error::InvalidConfig(format!(
+                "io_depth must be in 1..=4096, got {}",
+                config.io_depth
+            )));
+        }
+        let (meta, slot) = match meta::load(&*storage)? {
+            Some(found) => found,
+            None => {
+                if !meta::valid_chunk_bytes(config.chunk_bytes) {
+                    return Err(Error::InvalidConfig(format!(
+                        "chunk_bytes must be a multiple of 4096 in 1 MiB..=1 GiB, got {}",
+                        config.chunk_bytes
+                    )));
+                }
+                let meta = Meta::new(config.chunk_bytes);
+                storage
+                    .set_len(meta::DATA_OFFSET)
+                    .map_err(|e| Error::io("creating the file", e))?;
+                meta::store(&*storage, &meta, 0)?;
+                (meta, 0)
+            }
+        };
+        let engine = ReadEngine::new(Arc::clone(&storage), config.io_backend, config.io_depth)
+            .map_err(|e| Error::io("setting up the read engine", e))?;
+        let shared = Shared::new(storage, engine, config, meta, slot);
+        {
+            let mut writer = shared.writer.lock();
+            let meta = writer.meta.clone();
+            writer.buf.reset(&meta);
+        }
+        Ok(TrieDb {
+            inner: Arc::new(shared),
+        })
     }
+
     /// The newest committed version, if any.
     pub fn latest(&self) -> Option<VersionInfo> {
-        todo!()
+        self.inner.published.read().meta.latest().map(info)
     }
+
     /// All retained versions, oldest first.
     pub fn versions(&self) -> Vec<VersionInfo> {
-        todo!()
+        self.inner
+            .published
+            .read()
+            .meta
+            .versions
+            .iter()
+            .map(info)
+            .collect()
     }
+
     /// Applies one block's state diff as `version` and returns the new state
     /// root. Durable when it returns. On error the previous version is intact.
     pub fn commit(&self, version: u64, updates: &StateUpdates) -> Result<B256> {
-        todo!()
+        let accounts = sorted_ops(
+            updates
+                .accounts
+                .iter()
+                .map(|(address, update)| (keccak256(address).0, AccountOp(update))),
+        );
+        let codes = sorted_ops(
+            updates
+                .codes
+                .iter()
+                .map(|code| (keccak256(code).0, RawOp(Some(&code[..])))),
+        );
+        self.commit_with(version, |ctx, base| {
+            let account_root = ctx.update_root(base.and_then(|b| b.account_root), &accounts)?;
+            let code_root = ctx.update_root(base.and_then(|b| b.code_root), &codes)?;
+            Ok((account_root, code_root))
+        })
     }
+
     /// Raw mode (test vectors, researchers): a plain MPT from unhashed byte
     /// keys to byte values; `None` deletes. Do not mix with [`TrieDb::commit`]
     /// in one database.
     pub fn commit_raw(&self, version: u64, updates: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<B256> {
-        todo!()
+        let mut map = std::collections::BTreeMap::new();
+        for (key, value) in updates {
+            map.insert(nibbles(key), RawOp(value.as_deref()));
+        }
+        let ops: Vec<_> = map.into_iter().collect();
+        self.commit_with(version, |ctx, base| {
+            let root = ctx.update_root(base.and_then(|b| b.account_root), &ops)?;
+            Ok((root, base.and_then(|b| b.code_root)))
+        })
     }
+
+    fn commit_with(
+        &self,
+        version: u64,
+        apply: impl FnOnce(
+            &mut CommitCtx<'_>,
+            Option<&VersionRecord>,
+        ) -> Result<(Option<StoredRef>, Option<StoredRef>)>,
+    ) -> Result<B256> {
+        let shared = &*self.inner;
+        if shared.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let mut writer = shared.writer.lock();
+        let durable = writer.meta.clone();
+        if let Some(latest) = durable.latest()
+            && version <= latest.version
+        {
+            return Err(Error::VersionNotIncreasing {
+                new: version,
+                latest: latest.version,
+            });
+        }
+        let map = Arc::clone(&shared.published.read().map);
+        let compact_below = compaction_floor(&durable, writer.buf.bytes_written_last);
+        let base = durable.latest().copied();
+        let mut ctx = CommitCtx {
+            shared,
+            map,
+            writer: &mut writer,
+            compact_below,
+            added_bytes: 0,
+            removed_bytes: 0,
+            nodes_compacted: 0,
+            fresh: Vec::new(),
+            fresh_depth: FRESH_CACHE_DEPTH,
+        };
+        let staged = apply(&mut ctx, base.as_ref()).and_then(|(account_root, code_root)| {
+            ctx.writer.finish(&*shared.storage)?;
+            Ok((account_root, code_root))
+        });
+        let CommitCtx {
+            added_bytes,
+            removed_bytes,
+            nodes_compacted,
+            fresh,
+            ..
+        } = ctx;
+        let (account_root, code_root) = match staged {
+            Ok(roots) => roots,
+            Err(err) => {
+                // Nothing durable refers to what was written: roll back.
+                writer.meta = durable;
+                let meta = writer.meta.clone();
+                writer.buf.reset(&meta);
+                return Err(err);
+            }
+        };
+        let live_before = base.map_or(0, |b| b.live_bytes);
+        let chunk_hi = writer.meta.chunk_hi();
+        let record = VersionRecord {
+            version,
+            state_root: root_hash(&account_root),
+            min_chunk: account_root
+                .iter()
+                .chain(code_root.iter())
+                .map(|r| r.min_chunk)
+                .min()
+                .unwrap_or(chunk_hi),
+            live_bytes: (live_before + added_bytes).saturating_sub(removed_bytes),
+            account_root,
+            code_root,
+        };
+        let mut next = writer.meta.clone();
+        next.seq += 1;
+        next.compact_floor = compact_below;
+        next.versions.push(record);
+        let excess = next
+            .versions
+            .len()
+            .saturating_sub(shared.config.retain_versions as usize);
+        next.versions.drain(..excess);
+        let slot = 1 - writer.meta_slot;
+        let durable_result = shared
+            .storage
+            .sync_data()
+            .map_err(|e| Error::io("syncing nodes", e))
+            .and_then(|()| meta::store(&*shared.storage, &next, slot));
+        if let Err(err) = durable_result {
+            // The metadata may or may not have reached the disk: only a
+            // reopen can tell. Refuse further commits until then.
+            shared.poisoned.store(true, Ordering::Release);
+            return Err(err);
+        }
+        writer.meta_slot = slot;
+        writer.buf.bytes_written_last = writer.buf.bytes_written;
+        writer.buf.bytes_written = 0;
+        for (loc, node) in fresh {
+            shared.cache.insert(loc.key(), node);
+        }
+        shared
+            .counters
+            .nodes_compacted
+            .fetch_add(nodes_compacted, Ordering::Relaxed);
+        // Publish, and free the chunks no retained or pinned version uses,
+        // under the lock that snapshots pin through.
+        let mut published = shared.published.write();
+        let pins = shared.pins.lock();
+        let floor = next
+            .versions
+            .iter()
+            .map(|v| v.min_chunk)
+            .chain(pins.values().map(|&(_, min_chunk)| min_chunk))
+            .min()
+            .unwrap_or(u32::MAX)
+            .min(next.chunk_hi().saturating_sub(1));
+        drop(pins);
+        let mut working = next.clone();
+        while working.chunk_lo < floor && !working.map.is_empty() {
+            let phys = working.map.remove(0);
+            working.chunk_lo += 1;
+            writer.free.push(phys);
+        }
+        published.map = Arc::new(ChunkMap::from_meta(&working));
+        published.meta = next;
+        writer.meta = working;
+        tracing::trace!(version, added_bytes, removed_bytes, "committed");
+        Ok(record.state_root)
+    }
+
     /// A view of a retained version.
     pub fn snapshot(&self, version: u64) -> Result<Snapshot> {
-        todo!()
+        let (record, map) = self
+            .inner
+            .pin(version)
+            .ok_or(Error::UnknownVersion(version))?;
+        Ok(Snapshot {
+            pin: Arc::new(Pin {
+                db: Arc::clone(&self.inner),
+                version,
+            }),
+            record,
+            map,
+        })
     }
+
+    /// Sizes and counters.
     pub fn stats(&self) -> Stats {
-        todo!()
+        let shared = &*self.inner;
+        let published = shared.published.read();
+        let meta = &published.meta;
+        Stats {
+            file_bytes: shared.storage.len().unwrap_or(0),
+            live_bytes: meta.latest().map_or(0, |v| v.live_bytes),
+            chunks_in_use: published.map.phys.len() as u64,
+            cache_bytes: shared.cache.weight(),
+            cache_hits: shared.counters.cache_hits.load(Ordering::Relaxed),
+            cache_misses: shared.counters.cache_misses.load(Ordering::Relaxed),
+            device_reads: shared.counters.device_reads.load(Ordering::Relaxed),
+            nodes_compacted: shared.counters.nodes_compacted.load(Ordering::Relaxed),
+        }
     }
+
+    /// The read backend in use.
     pub fn io_backend(&self) -> IoBackend {
-        todo!()
+        self.inner.engine.backend()
     }
 }
 
-#[allow(unused_variables)]
+/// Where compaction's floor goes for the next commit: forward while the
+/// chunks between floor and head hold much more than the live data, by a
+/// bounded step so a commit's extra work stays proportional to its writes.
+fn compaction_floor(meta: &Meta, bytes_written_last: u64) -> u32 {
+    let floor = meta.compact_floor.max(meta.chunk_lo);
+    let head = meta.chunk_hi();
+    if head <= floor + 1 {
+        return floor;
+    }
+    let chunk_bytes = meta.chunk_bytes;
+    let live = meta.latest().map_or(0, |v| v.live_bytes);
+    let window = u64::from(head - floor) * chunk_bytes;
+    let allowed = COMPACTION_SPACE_FACTOR * live + COMPACTION_SLACK_CHUNKS * chunk_bytes;
+    if window <= allowed {
+        return floor;
+    }
+    let step = (2 * bytes_written_last).div_ceil(chunk_bytes).max(1);
+    let step = u32::try_from(step).unwrap_or(u32::MAX);
+    floor.saturating_add(step).min(head - 1)
+}
+
+fn info(record: &VersionRecord) -> VersionInfo {
+    VersionInfo {
+        version: record.version,
+        state_root: record.state_root,
+    }
+}
+
+fn account_from(value: Option<Value>) -> Result<Option<Account>> {
+    match value {
+        None => Ok(None),
+        Some(Value::Account(account)) => Ok(Some(to_account(&account))),
+        Some(Value::Raw(_)) => Err(Error::InvalidValue("raw value in the account trie")),
+    }
+}
+
+fn to_account(account: &AccountValue) -> Account {
+    Account {
+        nonce: account.nonce,
+        balance: account.balance,
+        code_hash: account.code_hash,
+        storage_root: account.storage_root(),
+    }
+}
+
+fn slot_from(value: Option<Value>) -> Result<U256> {
+    match value {
+        None => Ok(U256::ZERO),
+        Some(Value::Raw(bytes)) => alloy_rlp::decode_exact::<U256>(&bytes[..])
+            .map_err(|_| Error::InvalidValue("storage value is not an RLP integer")),
+        Some(Value::Account(_)) => Err(Error::InvalidValue("account in a storage trie")),
+    }
+}
+
+fn account_key(address: &Address) -> Vec<u8> {
+    nibbles(keccak256(address).as_slice())
+}
+
 impl Snapshot {
     pub fn version(&self) -> u64 {
-        self.version.version
+        self.record.version
     }
+
     pub fn state_root(&self) -> B256 {
-        self.version.state_root
+        self.record.state_root
     }
+
+    fn shared(&self) -> &Shared {
+        &self.pin.db
+    }
+
+    fn get(&self, root: Option<StoredRef>, key: Vec<u8>, target: Target) -> Result<Option<Value>> {
+        read::get(self.shared(), &self.map, root, key, target)
+    }
+
     /// One account, read synchronously (pread on a cache miss).
     pub fn account(&self, address: &Address) -> Result<Option<Account>> {
-        todo!()
+        account_from(self.get(
+            self.record.account_root,
+            account_key(address),
+            Target::Value,
+        )?)
     }
+
     /// One storage slot (zero when absent).
     pub fn storage(&self, address: &Address, slot: &B256) -> Result<U256> {
-        todo!()
+        let target = Target::Slot {
+            slot_key: nibbles(keccak256(slot).as_slice()),
+        };
+        slot_from(self.get(self.record.account_root, account_key(address), target)?)
     }
+
     /// Contract code by hash.
     pub fn code(&self, code_hash: &B256) -> Result<Option<Bytes>> {
-        todo!()
+        match self.get(
+            self.record.code_root,
+            nibbles(code_hash.as_slice()),
+            Target::Value,
+        )? {
+            None => Ok(None),
+            Some(Value::Raw(code)) => Ok(Some(Bytes::copy_from_slice(&code))),
+            Some(Value::Account(_)) => Err(Error::InvalidValue("account in the code trie")),
+        }
     }
+
     /// Many accounts at once, with up to the configured depth of reads in flight.
     pub fn accounts(&self, addresses: &[Address]) -> Result<Vec<Option<Account>>> {
-        todo!()
+        self.accounts_with_depth(addresses, self.shared().config.io_depth)
     }
+
     /// Like [`Snapshot::accounts`] with at most `depth` reads in flight.
-    pub fn accounts_with_depth(&self, addresses: &[Address], depth: usize) -> Result<Vec<Option<Account>>> {
-        todo!()
+    pub fn accounts_with_depth(
+        &self,
+        addresses: &[Address],
+        depth: usize,
+    ) -> Result<Vec<Option<Account>>> {
+        let lookups = addresses
+            .iter()
+            .map(|a| (account_key(a), Target::Value))
+            .collect();
+        read::get_many(
+            self.shared(),
+            &self.map,
+            self.record.account_root,
+            lookups,
+            depth,
+        )?
+        .into_iter()
+        .map(account_from)
+        .collect()
     }
+
     /// Many storage slots at once, reads overlapped.
     pub fn storage_batch(&self, keys: &[(Address, B256)]) -> Result<Vec<U256>> {
-        todo!()
+        let lookups = keys
+            .iter()
+            .map(|(address, slot)| {
+                (
+                    account_key(address),
+                    Target::Slot {
+                        slot_key: nibbles(keccak256(slot).as_slice()),
+                    },
+                )
+            })
+            .collect();
+        let depth = self.shared().config.io_depth;
+        read::get_many(
+            self.shared(),
+            &self.map,
+            self.record.account_root,
+            lookups,
+            depth,
+        )?
+        .into_iter()
+        .map(slot_from)
+        .collect()
     }
+
     /// Raw mode read.
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        todo!()
+        match self.get(self.record.account_root, nibbles(key), Target::Value)? {
+            None => Ok(None),
+            Some(Value::Raw(bytes)) => Ok(Some(bytes.to_vec())),
+            Some(Value::Account(_)) => Err(Error::InvalidValue("account in a raw trie")),
+        }
     }
+
     /// EIP-1186 proof of `address` and `slots`.
     pub fn proof(&self, address: &Address, slots: &[B256]) -> Result<AccountProof> {
-        todo!()
+        let shared = self.shared();
+        let (account_proof, found) = read::proof(
+            shared,
+            &self.map,
+            self.record.account_root,
+            &account_key(address),
+        )?;
+        let storage_root = match &found {
+            Some(Value::Account(account)) => account.storage,
+            _ => None,
+        };
+        let account = account_from(found)?;
+        let mut storage_proofs = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let key = nibbles(keccak256(slot).as_slice());
+            let (proof, value) = read::proof(shared, &self.map, storage_root, &key)?;
+            storage_proofs.push(StorageProof {
+                key: *slot,
+                value: slot_from(value)?,
+                proof,
+            });
+        }
+        Ok(AccountProof {
+            address: *address,
+            account,
+            account_proof,
+            storage_proofs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccountInfo, AccountUpdate};
+    use alloy_trie::{HashBuilder, Nibbles, TrieAccount};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    use std::collections::BTreeMap;
+
+    type Model = BTreeMap<Address, (AccountInfo, BTreeMap<B256, U256>)>;
+
+    fn storage_root(slots: &BTreeMap<B256, U256>) -> B256 {
+        alloy_trie::root::storage_root_unhashed(
+            slots
+                .iter()
+                .filter(|(_, v)| !v.is_zero())
+                .map(|(k, v)| (*k, *v)),
+        )
+    }
+
+    fn oracle(model: &Model) -> B256 {
+        let mut leaves: Vec<(B256, Vec<u8>)> = model
+            .iter()
+            .map(|(address, (info, slots))| {
+                let account = TrieAccount {
+                    nonce: info.nonce,
+                    balance: info.balance,
+                    storage_root: storage_root(slots),
+                    code_hash: info.code_hash,
+                };
+                (keccak256(address), alloy_rlp::encode(account))
+            })
+            .collect();
+        leaves.sort_by_key(|leaf| leaf.0);
+        let mut hb = HashBuilder::default();
+        for (key, value) in &leaves {
+            hb.add_leaf(Nibbles::unpack(key), value);
+        }
+        hb.root()
+    }
+
+    fn test_dir() -> tempfile::TempDir {
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
+        std::fs::create_dir_all(&base).unwrap();
+        tempfile::tempdir_in(base).unwrap()
+    }
+
+    #[test]
+    fn random_commits_match_alloy_trie_and_survive_reopen() {
+        let dir = test_dir();
+        let path = dir.path().join("db");
+        let mut config = Config::new(&path);
+        config.chunk_bytes = 1 << 20;
+        config.cache_bytes = 1 << 20;
+        config.retain_versions = 8;
+        let mut rng = StdRng::seed_from_u64(7);
+        let pool: Vec<Address> = (0..300)
+            .map(|_| Address::from(rng.random::<[u8; 20]>()))
+            .collect();
+        let mut model = Model::new();
+        let mut history = Vec::new();
+        {
+            let db = TrieDb::open(config.clone()).unwrap();
+            for version in 1..=60u64 {
+                let mut updates = StateUpdates::default();
+                for _ in 0..rng.random_range(1..40) {
+                    let address = pool[rng.random_range(0..pool.len())];
+                    if updates.accounts.contains_key(&address) {
+                        continue;
+                    }
+                    let update = if rng.random_bool(0.1) {
+                        model.remove(&address);
+                        AccountUpdate::Delete
+                    } else {
+                        let wipe = rng.random_bool(0.05);
+                        let entry = model
+                            .entry(address)
+                            .or_insert_with(|| (AccountInfo::default(), BTreeMap::new()));
+                        if wipe {
+                            entry.1.clear();
+                        }
+                        entry.0.nonce += 1;
+                        entry.0.balance = U256::from(rng.random::<u64>());
+                        let mut storage = BTreeMap::new();
+                        for _ in 0..rng.random_range(0..6) {
+                            let slot = B256::with_last_byte(rng.random_range(0..20));
+                            let value = if rng.random_bool(0.3) {
+                                U256::ZERO
+                            } else {
+                                U256::from(rng.random::<u32>())
+                            };
+                            storage.insert(slot, value);
+                        }
+                        for (slot, value) in &storage {
+                            if value.is_zero() {
+                                entry.1.remove(slot);
+                            } else {
+                                entry.1.insert(*slot, *value);
+                            }
+                        }
+                        AccountUpdate::Set {
+                            info: entry.0,
+                            wipe_storage: wipe,
+                            storage,
+                        }
+                    };
+                    updates.accounts.insert(address, update);
+                }
+                let root = db.commit(version, &updates).unwrap();
+                assert_eq!(root, oracle(&model), "version {version}");
+                history.push((version, root, model.clone()));
+            }
+            for (version, root, model) in history.iter().rev().take(8) {
+                let snap = db.snapshot(*version).unwrap();
+                assert_eq!(snap.state_root(), *root);
+                for address in pool.iter().take(100) {
+                    let got = snap.account(address).unwrap();
+                    let want = model.get(address);
+                    assert_eq!(
+                        got.map(|a| a.info()),
+                        want.map(|w| w.0),
+                        "v{version} {address}"
+                    );
+                    if let Some((_, slots)) = want {
+                        for (slot, value) in slots {
+                            assert_eq!(snap.storage(address, slot).unwrap(), *value);
+                        }
+                    }
+                }
+                let batch = snap.accounts(&pool).unwrap();
+                for (address, got) in pool.iter().zip(batch) {
+                    assert_eq!(got.map(|a| a.info()), model.get(address).map(|w| w.0));
+                }
+            }
+            assert!(matches!(db.snapshot(1), Err(Error::UnknownVersion(1))));
+        }
+        let db = TrieDb::open(config).unwrap();
+        let (version, root, _) = history.last().unwrap();
+        assert_eq!(
+            db.latest().unwrap(),
+            VersionInfo {
+                version: *version,
+                state_root: *root
+            }
+        );
     }
 }

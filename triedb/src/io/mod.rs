@@ -32,6 +32,7 @@ pub const PAGE_BYTES: usize = 4096;
 ///
 /// Implementations must be safe to call from many threads at once; writes
 /// and reads never overlap the same bytes concurrently (triedb guarantees it).
+#[allow(clippy::len_without_is_empty)] // a device is never "empty"; len is its size
 pub trait Storage: Send + Sync + 'static {
     /// Fills `buf` from `offset`. A short read is an error (`UnexpectedEof`).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
@@ -122,10 +123,14 @@ impl ReadEngine {
             IoBackendChoice::Pread => Ok(Self::pool(storage, depth)),
             IoBackendChoice::IoUring => {
                 let engine = uring::UringEngine::new(Arc::clone(&storage), depth)?;
-                Ok(ReadEngine { inner: EngineInner::Uring(engine) })
+                Ok(ReadEngine {
+                    inner: EngineInner::Uring(engine),
+                })
             }
             IoBackendChoice::Auto => match uring::UringEngine::new(Arc::clone(&storage), depth) {
-                Ok(engine) => Ok(ReadEngine { inner: EngineInner::Uring(engine) }),
+                Ok(engine) => Ok(ReadEngine {
+                    inner: EngineInner::Uring(engine),
+                }),
                 Err(err) => {
                     tracing::warn!(
                         error = %err,
@@ -138,7 +143,9 @@ impl ReadEngine {
     }
 
     fn pool(storage: Arc<dyn Storage>, depth: usize) -> ReadEngine {
-        ReadEngine { inner: EngineInner::Pool(pool::PoolEngine::new(storage, depth)) }
+        ReadEngine {
+            inner: EngineInner::Pool(pool::PoolEngine::new(storage, depth)),
+        }
     }
 
     pub fn backend(&self) -> IoBackend {

@@ -1,0 +1,571 @@
+//! Applying a batch of sorted updates to a trie, compaction, and sealing
+//! (hashing + writing) the new nodes.
+//!
+//! A commit walks down from the old root only along the paths of the keys it
+//! changes. Untouched subtrees keep their on-disk references (hash and
+//! location), so the new version shares them with the old one
+//! (copy-on-write). Changed nodes are rebuilt in memory as [`Child::Mem`] and
+//! then sealed bottom-up: each is RLP-encoded and hashed, and the ones of 32
+//! bytes or more are appended to the file in post-order (children before
+//! parents, so a bottom branch and its leaves tend to share a page).
+//!
+//! Compaction rides along: every node of the new version that lives in a
+//! chunk below the compaction floor is copied forward. `min_chunk` in each
+//! reference says whether a subtree holds such nodes, so only those subtrees
+//! are visited.
+
+use crate::node::{AccountValue, Child, Loc, Node, StoredRef, Value, empty_branch, rlp_hash};
+use crate::store::{ChunkMap, Shared, WriterState};
+use crate::{AccountUpdate, Error, Result};
+use alloy_primitives::{B256, U256, keccak256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What one update does to the value under its key.
+pub(crate) enum LeafChange {
+    Same,
+    Set(Value),
+    Delete,
+}
+
+/// One key's update. Implemented for each kind of trie.
+pub(crate) trait LeafOp {
+    fn apply(&self, ctx: &mut CommitCtx<'_>, old: Option<&Value>) -> Result<LeafChange>;
+}
+
+/// Raw mode and code: `Some(bytes)` sets, `None` deletes.
+pub(crate) struct RawOp<'a>(pub Option<&'a [u8]>);
+
+impl LeafOp for RawOp<'_> {
+    fn apply(&self, _ctx: &mut CommitCtx<'_>, old: Option<&Value>) -> Result<LeafChange> {
+        Ok(match (self.0, old) {
+            (None, None) => LeafChange::Same,
+            (None, Some(_)) => LeafChange::Delete,
+            (Some(new), Some(Value::Raw(old))) if **old == *new => LeafChange::Same,
+            (Some(new), _) => LeafChange::Set(Value::Raw(new.into())),
+        })
+    }
+}
+
+/// A storage slot write; zero deletes.
+pub(crate) struct SlotOp(pub U256);
+
+impl LeafOp for SlotOp {
+    fn apply(&self, _ctx: &mut CommitCtx<'_>, old: Option<&Value>) -> Result<LeafChange> {
+        if self.0.is_zero() {
+            return Ok(if old.is_some() {
+                LeafChange::Delete
+            } else {
+                LeafChange::Same
+            });
+        }
+        let encoded = crate::node::storage_value_rlp(self.0);
+        Ok(match old {
+            Some(Value::Raw(old)) if *old == encoded => LeafChange::Same,
+            _ => LeafChange::Set(Value::Raw(encoded)),
+        })
+    }
+}
+
+/// An account update, storage included.
+pub(crate) struct AccountOp<'a>(pub &'a AccountUpdate);
+
+impl LeafOp for AccountOp<'_> {
+    fn apply(&self, ctx: &mut CommitCtx<'_>, old: Option<&Value>) -> Result<LeafChange> {
+        let old = match old {
+            None => None,
+            Some(Value::Account(account)) => Some(&**account),
+            Some(Value::Raw(_)) => {
+                return Err(Error::InvalidValue("raw value in the account trie"));
+            }
+        };
+        match self.0 {
+            AccountUpdate::Delete => Ok(match old {
+                None => LeafChange::Same,
+                Some(account) => {
+                    ctx.removed_bytes += account.storage_bytes;
+                    LeafChange::Delete
+                }
+            }),
+            AccountUpdate::Set {
+                info,
+                wipe_storage,
+                storage,
+            } => {
+                let (base_root, base_bytes) = match old {
+                    Some(account) if !wipe_storage => (account.storage, account.storage_bytes),
+                    Some(account) => {
+                        ctx.removed_bytes += account.storage_bytes;
+                        (None, 0)
+                    }
+                    None => (None, 0),
+                };
+                let (storage_root, storage_bytes) = if storage.is_empty() {
+                    (base_root, base_bytes)
+                } else {
+                    let ops: Vec<(Vec<u8>, SlotOp)> = sorted_ops(
+                        storage
+                            .iter()
+                            .map(|(slot, value)| (keccak256(slot).0, SlotOp(*value))),
+                    );
+                    let (added, removed) = (ctx.added_bytes, ctx.removed_bytes);
+                    let root = ctx.update_root(base_root, &ops)?;
+                    let bytes =
+                        base_bytes + (ctx.added_bytes - added) - (ctx.removed_bytes - removed);
+                    (root, bytes)
+                };
+                let new = AccountValue {
+                    nonce: info.nonce,
+                    balance: info.balance,
+                    code_hash: info.code_hash,
+                    storage_bytes,
+                    storage: storage_root,
+                };
+                Ok(match old {
+                    Some(old) if *old == new => LeafChange::Same,
+                    _ => LeafChange::Set(Value::Account(Box::new(new))),
+                })
+            }
+        }
+    }
+}
+
+/// Turns hashed keys into sorted nibble keys (a later duplicate wins).
+pub(crate) fn sorted_ops<O>(items: impl Iterator<Item = ([u8; 32], O)>) -> Vec<(Vec<u8>, O)> {
+    let map: BTreeMap<[u8; 32], O> = items.collect();
+    map.into_iter()
+        .map(|(k, op)| (crate::node::nibbles(&k), op))
+        .collect()
+}
+
+enum Outcome {
+    Unchanged,
+    Replaced(Option<Node>),
+}
+
+/// One commit in progress.
+pub(crate) struct CommitCtx<'a> {
+    pub shared: &'a Shared,
+    pub map: Arc<ChunkMap>,
+    pub writer: &'a mut WriterState,
+    /// Nodes of the new version below this chunk are copied forward.
+    pub compact_below: u32,
+    pub added_bytes: u64,
+    pub removed_bytes: u64,
+    pub nodes_compacted: u64,
+    /// Freshly written nodes to cache once the commit is durable.
+    pub fresh: Vec<(Loc, Arc<Node>)>,
+    /// Cache fresh nodes this close to a root (the always-hot upper levels).
+    pub fresh_depth: usize,
+}
+
+impl CommitCtx<'_> {
+    /// Applies `ops` (sorted, unique nibble keys) to the trie under `root`,
+    /// compacts it, writes it, and returns the new root reference.
+    pub fn update_root<O: LeafOp>(
+        &mut self,
+        root: Option<StoredRef>,
+        ops: &[(Vec<u8>, O)],
+    ) -> Result<Option<StoredRef>> {
+        let old = root.map(Child::Stored);
+        let mut new = match self.update(old.as_ref(), 0, ops)? {
+            Outcome::Unchanged => old,
+            Outcome::Replaced(node) => node.map(|n| Child::Mem(Box::new(n))),
+        };
+        match new.as_mut() {
+            None => Ok(None),
+            Some(child) => {
+                self.compact(child)?;
+                match self.seal(
+                    std::mem::replace(child, Child::Inline(Box::new([]))),
+                    0,
+                    true,
+                )? {
+                    Child::Stored(stored) => Ok(Some(stored)),
+                    _ => unreachable!("roots are always stored"),
+                }
+            }
+        }
+    }
+
+    fn load(&self, child: &Child) -> Result<Node> {
+        match child {
+            Child::Mem(node) => Ok((**node).clone()),
+            other => Ok((*self.shared.load(&self.map, other)?).clone()),
+        }
+    }
+
+    fn replaced(&mut self, child: &Child) {
+        if let Child::Stored(stored) = child {
+            self.removed_bytes += u64::from(stored.loc.len);
+        }
+    }
+
+    fn update<O: LeafOp>(
+        &mut self,
+        child: Option<&Child>,
+        depth: usize,
+        ops: &[(Vec<u8>, O)],
+    ) -> Result<Outcome> {
+        if ops.is_empty() {
+            return Ok(Outcome::Unchanged);
+        }
+        let Some(child) = child else {
+            let mut items = Vec::with_capacity(ops.len());
+            for (key, op) in ops {
+                if let LeafChange::Set(value) = op.apply(self, None)? {
+                    items.push((key.clone(), value));
+                }
+            }
+            return Ok(if items.is_empty() {
+                Outcome::Unchanged
+            } else {
+                Outcome::Replaced(build(depth, items))
+            });
+        };
+        let node = self.load(child)?;
+        let outcome = match node {
+            Node::Leaf { path, value } => self.update_leaf(depth, path, value, ops)?,
+            Node::Extension { path, child: next } => {
+                let k = ops
+                    .iter()
+                    .map(|(key, _)| common_prefix(&path, &key[depth..]))
+                    .min()
+                    .unwrap_or(0);
+                if k == path.len() {
+                    match self.update(Some(&next), depth + k, ops)? {
+                        Outcome::Unchanged => Outcome::Unchanged,
+                        Outcome::Replaced(new) => Outcome::Replaced(prefix_with(&path, new)),
+                    }
+                } else {
+                    // Some key leaves the extension: split it at nibble k.
+                    let mut children = empty_branch();
+                    let rest = &path[k + 1..];
+                    children[usize::from(path[k])] = Some(if rest.is_empty() {
+                        next
+                    } else {
+                        Child::Mem(Box::new(Node::Extension {
+                            path: rest.to_vec(),
+                            child: next,
+                        }))
+                    });
+                    match self.update_branch(depth + k, children, None, ops)? {
+                        Outcome::Unchanged => Outcome::Unchanged,
+                        Outcome::Replaced(new) => Outcome::Replaced(prefix_with(&path[..k], new)),
+                    }
+                }
+            }
+            Node::Branch { children, value } => self.update_branch(depth, children, value, ops)?,
+        };
+        if let Outcome::Replaced(_) = outcome {
+            self.replaced(child);
+        }
+        Ok(outcome)
+    }
+
+    fn update_leaf<O: LeafOp>(
+        &mut self,
+        depth: usize,
+        path: Vec<u8>,
+        value: Value,
+        ops: &[(Vec<u8>, O)],
+    ) -> Result<Outcome> {
+        let mut items = Vec::with_capacity(ops.len() + 1);
+        let mut changed = false;
+        let mut leaf_seen = false;
+        for (key, op) in ops {
+            if key[depth..] == path[..] {
+                leaf_seen = true;
+                match op.apply(self, Some(&value))? {
+                    LeafChange::Same => items.push((key.clone(), value.clone())),
+                    LeafChange::Set(new) => {
+                        changed = true;
+                        items.push((key.clone(), new));
+                    }
+                    LeafChange::Delete => changed = true,
+                }
+            } else if let LeafChange::Set(new) = op.apply(self, None)? {
+                changed = true;
+                items.push((key.clone(), new));
+            }
+        }
+        if !changed {
+            return Ok(Outcome::Unchanged);
+        }
+        if !leaf_seen {
+            let mut key = ops[0].0[..depth].to_vec();
+            key.extend_from_slice(&path);
+            items.push((key, value));
+            items.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(Outcome::Replaced(build(depth, items)))
+    }
+
+    fn update_branch<O: LeafOp>(
+        &mut self,
+        depth: usize,
+        mut children: Box<[Option<Child>; 16]>,
+        mut value: Option<Value>,
+        ops: &[(Vec<u8>, O)],
+    ) -> Result<Outcome> {
+        let mut changed = false;
+        let mut rest = ops;
+        if let Some((key, op)) = rest.first()
+            && key.len() == depth
+        {
+            match op.apply(self, value.as_ref())? {
+                LeafChange::Same => {}
+                LeafChange::Set(new) => {
+                    changed = true;
+                    value = Some(new);
+                }
+                LeafChange::Delete => {
+                    changed = true;
+                    value = None;
+                }
+            }
+            rest = &rest[1..];
+        }
+        while let Some((key, _)) = rest.first() {
+            let nibble = key[depth];
+            let end = rest
+                .iter()
+                .position(|(k, _)| k[depth] != nibble)
+                .unwrap_or(rest.len());
+            let (group, tail) = rest.split_at(end);
+            rest = tail;
+            let slot = &mut children[usize::from(nibble)];
+            match self.update(slot.as_ref(), depth + 1, group)? {
+                Outcome::Unchanged => {}
+                Outcome::Replaced(new) => {
+                    changed = true;
+                    *slot = new.map(|n| Child::Mem(Box::new(n)));
+                }
+            }
+        }
+        if !changed {
+            return Ok(Outcome::Unchanged);
+        }
+        let count = Node::child_count(&children);
+        Ok(Outcome::Replaced(match (count, value) {
+            (0, None) => None,
+            (0, Some(value)) => Some(Node::Leaf {
+                path: Vec::new(),
+                value,
+            }),
+            (1, None) => {
+                let (nibble, only) = children
+                    .iter_mut()
+                    .enumerate()
+                    .find_map(|(i, c)| c.take().map(|c| (i as u8, c)))
+                    .expect("one child");
+                Some(self.collapse(nibble, only)?)
+            }
+            (_, value) => Some(Node::Branch { children, value }),
+        }))
+    }
+
+    /// A branch left with one child and no value merges into that child.
+    fn collapse(&mut self, nibble: u8, only: Child) -> Result<Node> {
+        let node = self.load(&only)?;
+        Ok(match node {
+            Node::Leaf { path, value } => {
+                self.replaced(&only);
+                Node::Leaf {
+                    path: prepend(nibble, &path),
+                    value,
+                }
+            }
+            Node::Extension { path, child } => {
+                self.replaced(&only);
+                Node::Extension {
+                    path: prepend(nibble, &path),
+                    child,
+                }
+            }
+            Node::Branch { .. } => Node::Extension {
+                path: vec![nibble],
+                child: only,
+            },
+        })
+    }
+
+    /// Copies every node below `compact_below` forward (by turning it into a
+    /// `Mem` node that sealing writes again).
+    fn compact(&mut self, child: &mut Child) -> Result<()> {
+        if let Child::Stored(stored) = child {
+            if stored.min_chunk >= self.compact_below {
+                return Ok(());
+            }
+            let node = self.load(child)?;
+            self.replaced(child);
+            self.nodes_compacted += 1;
+            *child = Child::Mem(Box::new(node));
+        }
+        let Child::Mem(node) = child else {
+            return Ok(());
+        };
+        match &mut **node {
+            Node::Leaf {
+                value: Value::Account(account),
+                ..
+            } => {
+                if let Some(storage) = account.storage
+                    && storage.min_chunk < self.compact_below
+                {
+                    let mut root = Child::Stored(storage);
+                    self.compact(&mut root)?;
+                    match self.seal(root, 0, true)? {
+                        Child::Stored(stored) => account.storage = Some(stored),
+                        _ => unreachable!("roots are always stored"),
+                    }
+                }
+            }
+            Node::Leaf { .. } => {}
+            Node::Extension { child, .. } => self.compact(child)?,
+            Node::Branch { children, .. } => {
+                for child in children.iter_mut().flatten() {
+                    self.compact(child)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hashes and writes a `Mem` subtree bottom-up; returns its reference.
+    fn seal(&mut self, child: Child, depth: usize, is_root: bool) -> Result<Child> {
+        let Child::Mem(mut node) = child else {
+            return Ok(child);
+        };
+        let mut min_chunk = u32::MAX;
+        let mut note = |c: &Child| {
+            if let Child::Stored(s) = c {
+                min_chunk = min_chunk.min(s.min_chunk);
+            }
+        };
+        match &mut *node {
+            Node::Leaf { path: _, value } => {
+                if let Value::Account(account) = value
+                    && let Some(storage) = account.storage
+                {
+                    min_chunk = min_chunk.min(storage.min_chunk);
+                }
+            }
+            Node::Extension { path, child } => {
+                let inner = std::mem::replace(child, Child::Inline(Box::new([])));
+                *child = self.seal(inner, depth + path.len(), false)?;
+                note(child);
+            }
+            Node::Branch { children, .. } => {
+                for slot in children.iter_mut() {
+                    if let Some(c) = slot.take() {
+                        let sealed = self.seal(c, depth + 1, false)?;
+                        note(&sealed);
+                        *slot = Some(sealed);
+                    }
+                }
+            }
+        }
+        let rlp = node.ethereum_rlp();
+        if !is_root && rlp.len() < 32 {
+            return Ok(Child::Inline(rlp.into()));
+        }
+        let loc = self.writer.append(&*self.shared.storage, &node)?;
+        self.added_bytes += u64::from(loc.len);
+        if depth < self.fresh_depth {
+            self.fresh.push((loc, Arc::new(*node)));
+        }
+        Ok(Child::Stored(StoredRef {
+            hash: rlp_hash(&rlp),
+            loc,
+            min_chunk: min_chunk.min(loc.chunk),
+        }))
+    }
+}
+
+/// Builds a fresh subtree from sorted, unique `(key, value)` items that all
+/// share the first `depth` nibbles.
+fn build(depth: usize, mut items: Vec<(Vec<u8>, Value)>) -> Option<Node> {
+    match items.len() {
+        0 => return None,
+        1 => {
+            let (key, value) = items.pop().expect("one item");
+            return Some(Node::Leaf {
+                path: key[depth..].to_vec(),
+                value,
+            });
+        }
+        _ => {}
+    }
+    let first = &items[0].0;
+    let last = &items[items.len() - 1].0;
+    let shared = common_prefix(&first[depth..], &last[depth..]);
+    if shared > 0 {
+        let path = first[depth..depth + shared].to_vec();
+        let branch = build_branch(depth + shared, items);
+        return Some(Node::Extension {
+            path,
+            child: Child::Mem(Box::new(branch)),
+        });
+    }
+    Some(build_branch(depth, items))
+}
+
+fn build_branch(depth: usize, items: Vec<(Vec<u8>, Value)>) -> Node {
+    let mut children = empty_branch();
+    let mut value = None;
+    let mut groups: [Vec<(Vec<u8>, Value)>; 16] = Default::default();
+    for (key, v) in items {
+        if key.len() == depth {
+            value = Some(v);
+        } else {
+            groups[usize::from(key[depth])].push((key, v));
+        }
+    }
+    for (slot, group) in children.iter_mut().zip(groups) {
+        *slot = build(depth + 1, group).map(|n| Child::Mem(Box::new(n)));
+    }
+    Node::Branch { children, value }
+}
+
+/// `prefix` followed by `node`, merged so no extension points at a leaf or
+/// another extension.
+fn prefix_with(prefix: &[u8], node: Option<Node>) -> Option<Node> {
+    if prefix.is_empty() {
+        return node;
+    }
+    Some(match node? {
+        Node::Leaf { path, value } => Node::Leaf {
+            path: concat(prefix, &path),
+            value,
+        },
+        Node::Extension { path, child } => Node::Extension {
+            path: concat(prefix, &path),
+            child,
+        },
+        branch @ Node::Branch { .. } => Node::Extension {
+            path: prefix.to_vec(),
+            child: Child::Mem(Box::new(branch)),
+        },
+    })
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out
+}
+
+fn prepend(nibble: u8, path: &[u8]) -> Vec<u8> {
+    concat(&[nibble], path)
+}
+
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The state root of a version (the account root's hash).
+pub(crate) fn root_hash(root: &Option<StoredRef>) -> B256 {
+    root.map_or(crate::EMPTY_ROOT, |r| r.hash)
+}

@@ -1,0 +1,790 @@
+//! Trie nodes: the in-memory form, Ethereum's RLP form (for hashes and
+//! proofs) and triedb's own on-disk form.
+//!
+//! # On-disk node format
+//!
+//! ```text
+//! crc32c: u32   over (chunk: u32 LE, offset: u32 LE) ++ body — so a node read
+//!               from the wrong place fails the check like a corrupt one
+//! body:
+//!   tag: u8     0 leaf(raw value) | 1 leaf(account) | 2 extension
+//!               | 3 branch | 4 branch with a raw value
+//!   path        (leaf, extension) u16 nibble count + packed nibbles
+//!   leaf raw    u32 length + bytes
+//!   leaf acct   nonce u64, balance [32], code_hash [32], storage_bytes u64,
+//!               storage root: child ref (kind 0 = empty trie)
+//!   extension   child ref
+//!   branch      u16 bitmap, then one child ref per set bit, then (tag 4)
+//!               u32 length + value bytes
+//! child ref:    kind u8: 1 = inline (u8 length + Ethereum RLP, < 32 bytes)
+//!                        2 = stored (hash [32], chunk u32, offset u32,
+//!                            len u32, min_chunk u32)
+//! ```
+//!
+//! A parent stores each child's hash *and* location, so hashing a new parent
+//! never reads its children, and a lookup costs one read per uncached level.
+//! `min_chunk` is the lowest chunk that the child's subtree touches: it lets
+//! compaction find every node in old chunks without walking the whole trie.
+//! Children whose RLP is shorter than 32 bytes are embedded in the parent,
+//! exactly as Ethereum does, so they cost no read at all.
+
+use crate::{Error, Result};
+use alloy_primitives::{B256, U256, keccak256};
+use alloy_rlp::{Encodable, Header};
+
+/// Location of a stored node: logical chunk, byte offset in it, length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Loc {
+    pub chunk: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+impl Loc {
+    /// Cache key: unique for the life of the database, because logical chunk
+    /// numbers are never reused.
+    pub fn key(&self) -> u64 {
+        (u64::from(self.chunk) << 32) | u64::from(self.offset)
+    }
+}
+
+/// A reference to a node written to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StoredRef {
+    pub hash: B256,
+    pub loc: Loc,
+    /// Lowest logical chunk reachable from this node (itself included).
+    pub min_chunk: u32,
+}
+
+/// A child pointer.
+#[derive(Clone, Debug)]
+pub(crate) enum Child {
+    /// A node whose RLP is shorter than 32 bytes, embedded in its parent.
+    Inline(Box<[u8]>),
+    /// A node on disk.
+    Stored(StoredRef),
+    /// A node built by the commit in progress, not yet hashed or written.
+    Mem(Box<Node>),
+}
+
+/// The value in a leaf (or in a branch, for raw tries with keys of unequal length).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Value {
+    /// Raw bytes: storage values (RLP of the U256), code, raw-mode values.
+    Raw(Box<[u8]>),
+    /// An account of the state trie, with its storage trie.
+    Account(Box<AccountValue>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AccountValue {
+    pub nonce: u64,
+    pub balance: U256,
+    pub code_hash: B256,
+    /// Bytes on disk of the storage trie (for space accounting).
+    pub storage_bytes: u64,
+    /// Root of the storage trie; `None` for the empty trie. Always `Stored`
+    /// outside a commit.
+    pub storage: Option<StoredRef>,
+}
+
+impl AccountValue {
+    pub fn storage_root(&self) -> B256 {
+        self.storage.map_or(crate::EMPTY_ROOT, |s| s.hash)
+    }
+
+    /// Ethereum's account RLP: `[nonce, balance, storage_root, code_hash]`.
+    pub fn rlp(&self) -> Vec<u8> {
+        let storage_root = self.storage_root();
+        let payload_length = self.nonce.length()
+            + self.balance.length()
+            + storage_root.length()
+            + self.code_hash.length();
+        let mut out = Vec::with_capacity(payload_length + 3);
+        Header {
+            list: true,
+            payload_length,
+        }
+        .encode(&mut out);
+        self.nonce.encode(&mut out);
+        self.balance.encode(&mut out);
+        storage_root.encode(&mut out);
+        self.code_hash.encode(&mut out);
+        out
+    }
+}
+
+impl Value {
+    /// The bytes Ethereum stores in the leaf (before the string wrapping).
+    pub fn ethereum_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Value::Raw(bytes) => std::borrow::Cow::Borrowed(bytes),
+            Value::Account(account) => std::borrow::Cow::Owned(account.rlp()),
+        }
+    }
+}
+
+/// A trie node. Paths hold one nibble per byte.
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    Leaf {
+        path: Vec<u8>,
+        value: Value,
+    },
+    Extension {
+        path: Vec<u8>,
+        child: Child,
+    },
+    Branch {
+        children: Box<[Option<Child>; 16]>,
+        value: Option<Value>,
+    },
+}
+
+/// Most bytes of a node on disk; bigger values are refused.
+pub(crate) const MAX_NODE_BYTES: usize = 1 << 20;
+
+const TAG_LEAF_RAW: u8 = 0;
+const TAG_LEAF_ACCOUNT: u8 = 1;
+const TAG_EXTENSION: u8 = 2;
+const TAG_BRANCH: u8 = 3;
+const TAG_BRANCH_VALUE: u8 = 4;
+const REF_NONE: u8 = 0;
+const REF_INLINE: u8 = 1;
+const REF_STORED: u8 = 2;
+
+pub(crate) fn empty_branch() -> Box<[Option<Child>; 16]> {
+    Box::default()
+}
+
+// ---------------------------------------------------------------------------
+// Ethereum RLP
+// ---------------------------------------------------------------------------
+
+/// Hex-prefix encoding of a nibble path (Yellow Paper, appendix C).
+fn hex_prefix(path: &[u8], leaf: bool, out: &mut Vec<u8>) {
+    let flag = if leaf { 2 } else { 0 };
+    let odd = path.len() % 2 == 1;
+    if odd {
+        out.push(((flag | 1) << 4) | path[0]);
+        for pair in path[1..].chunks_exact(2) {
+            out.push((pair[0] << 4) | pair[1]);
+        }
+    } else {
+        out.push(flag << 4);
+        for pair in path.chunks_exact(2) {
+            out.push((pair[0] << 4) | pair[1]);
+        }
+    }
+}
+
+fn encode_bytes_string(bytes: &[u8], out: &mut Vec<u8>) {
+    bytes.encode(out);
+}
+
+fn bytes_string_len(bytes: &[u8]) -> usize {
+    bytes.length()
+}
+
+/// RLP of a child as it appears inside its parent.
+fn child_rlp_len(child: Option<&Child>) -> usize {
+    match child {
+        None => 1,
+        Some(Child::Inline(rlp)) => rlp.len(),
+        Some(Child::Stored(_)) => 33,
+        Some(Child::Mem(_)) => unreachable!("children are sealed before their parent is encoded"),
+    }
+}
+
+fn encode_child_rlp(child: Option<&Child>, out: &mut Vec<u8>) {
+    match child {
+        None => out.push(alloy_rlp::EMPTY_STRING_CODE),
+        Some(Child::Inline(rlp)) => out.extend_from_slice(rlp),
+        Some(Child::Stored(stored)) => {
+            out.push(alloy_rlp::EMPTY_STRING_CODE + 32);
+            out.extend_from_slice(stored.hash.as_slice());
+        }
+        Some(Child::Mem(_)) => unreachable!("children are sealed before their parent is encoded"),
+    }
+}
+
+impl Node {
+    /// Ethereum's RLP of this node. Every child must be sealed (not `Mem`).
+    pub fn ethereum_rlp(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        match self {
+            Node::Leaf { path, value } => {
+                let mut hp = Vec::with_capacity(path.len() / 2 + 1);
+                hex_prefix(path, true, &mut hp);
+                let value = value.ethereum_bytes();
+                let payload_length = bytes_string_len(&hp) + bytes_string_len(&value);
+                Header {
+                    list: true,
+                    payload_length,
+                }
+                .encode(&mut out);
+                encode_bytes_string(&hp, &mut out);
+                encode_bytes_string(&value, &mut out);
+            }
+            Node::Extension { path, child } => {
+                let mut hp = Vec::with_capacity(path.len() / 2 + 1);
+                hex_prefix(path, false, &mut hp);
+                let payload_length = bytes_string_len(&hp) + child_rlp_len(Some(child));
+                Header {
+                    list: true,
+                    payload_length,
+                }
+                .encode(&mut out);
+                encode_bytes_string(&hp, &mut out);
+                encode_child_rlp(Some(child), &mut out);
+            }
+            Node::Branch { children, value } => {
+                let value_bytes = value.as_ref().map(|v| v.ethereum_bytes());
+                let value_len = value_bytes.as_ref().map_or(1, |v| bytes_string_len(v));
+                let payload_length = children
+                    .iter()
+                    .map(|c| child_rlp_len(c.as_ref()))
+                    .sum::<usize>()
+                    + value_len;
+                Header {
+                    list: true,
+                    payload_length,
+                }
+                .encode(&mut out);
+                for child in children.iter() {
+                    encode_child_rlp(child.as_ref(), &mut out);
+                }
+                match value_bytes {
+                    Some(v) => encode_bytes_string(&v, &mut out),
+                    None => out.push(alloy_rlp::EMPTY_STRING_CODE),
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes an embedded (inline) node from its Ethereum RLP. Inline nodes
+    /// are self-contained: their children are inline too.
+    pub fn from_inline_rlp(rlp: &[u8]) -> Result<Node> {
+        decode_eth_node(rlp).ok_or(Error::InvalidValue("malformed inline node"))
+    }
+
+    /// The number of children present (branches only).
+    pub fn child_count(children: &[Option<Child>; 16]) -> usize {
+        children.iter().filter(|c| c.is_some()).count()
+    }
+}
+
+fn decode_eth_node(mut rlp: &[u8]) -> Option<Node> {
+    let header = Header::decode(&mut rlp).ok()?;
+    if !header.list || header.payload_length != rlp.len() {
+        return None;
+    }
+    let mut items: Vec<&[u8]> = Vec::with_capacity(17);
+    let mut rest = rlp;
+    while !rest.is_empty() {
+        let start = rest;
+        let item = Header::decode(&mut rest).ok()?;
+        if item.payload_length > rest.len() {
+            return None;
+        }
+        rest = &rest[item.payload_length..];
+        items.push(&start[..start.len() - rest.len()]);
+    }
+    let string = |raw: &[u8]| -> Option<Vec<u8>> {
+        let mut raw = raw;
+        let h = Header::decode(&mut raw).ok()?;
+        if h.list {
+            return None;
+        }
+        Some(raw[..h.payload_length].to_vec())
+    };
+    let child = |raw: &[u8]| -> Option<Option<Child>> {
+        if raw == [alloy_rlp::EMPTY_STRING_CODE] {
+            return Some(None);
+        }
+        // Inside an inline node every child is an embedded list.
+        if raw
+            .first()
+            .is_some_and(|b| *b >= alloy_rlp::EMPTY_LIST_CODE)
+        {
+            Some(Some(Child::Inline(raw.into())))
+        } else {
+            None
+        }
+    };
+    match items.len() {
+        2 => {
+            let hp = string(items[0])?;
+            let (path, leaf) = decode_hex_prefix(&hp)?;
+            if leaf {
+                Some(Node::Leaf {
+                    path,
+                    value: Value::Raw(string(items[1])?.into()),
+                })
+            } else {
+                Some(Node::Extension {
+                    path,
+                    child: child(items[1])??,
+                })
+            }
+        }
+        17 => {
+            let mut children = empty_branch();
+            for (slot, raw) in children.iter_mut().zip(&items[..16]) {
+                *slot = child(raw)?;
+            }
+            let value = string(items[16])?;
+            let value = (!value.is_empty()).then(|| Value::Raw(value.into()));
+            Some(Node::Branch { children, value })
+        }
+        _ => None,
+    }
+}
+
+fn decode_hex_prefix(hp: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let first = *hp.first()?;
+    let flag = first >> 4;
+    if flag > 3 {
+        return None;
+    }
+    let leaf = flag & 2 != 0;
+    let mut path = Vec::with_capacity(hp.len() * 2);
+    if flag & 1 != 0 {
+        path.push(first & 0x0f);
+    }
+    for byte in &hp[1..] {
+        path.push(byte >> 4);
+        path.push(byte & 0x0f);
+    }
+    Some((path, leaf))
+}
+
+/// Hashes a sealed node RLP: the reference a parent holds.
+pub(crate) fn rlp_hash(rlp: &[u8]) -> B256 {
+    keccak256(rlp)
+}
+
+// ---------------------------------------------------------------------------
+// Disk format
+// ---------------------------------------------------------------------------
+
+fn put_path(path: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(path.len() as u16).to_le_bytes());
+    for pair in path.chunks(2) {
+        let hi = pair[0];
+        let lo = pair.get(1).copied().unwrap_or(0);
+        out.push((hi << 4) | lo);
+    }
+}
+
+fn put_value_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_stored(stored: &StoredRef, out: &mut Vec<u8>) {
+    out.push(REF_STORED);
+    out.extend_from_slice(stored.hash.as_slice());
+    out.extend_from_slice(&stored.loc.chunk.to_le_bytes());
+    out.extend_from_slice(&stored.loc.offset.to_le_bytes());
+    out.extend_from_slice(&stored.loc.len.to_le_bytes());
+    out.extend_from_slice(&stored.min_chunk.to_le_bytes());
+}
+
+fn put_child(child: &Child, out: &mut Vec<u8>) {
+    match child {
+        Child::Inline(rlp) => {
+            out.push(REF_INLINE);
+            out.push(rlp.len() as u8);
+            out.extend_from_slice(rlp);
+        }
+        Child::Stored(stored) => put_stored(stored, out),
+        Child::Mem(_) => unreachable!("children are sealed before their parent is written"),
+    }
+}
+
+/// Checksum of a node body at its location.
+pub(crate) fn node_crc(loc_chunk: u32, loc_offset: u32, body: &[u8]) -> u32 {
+    let mut seed = [0u8; 8];
+    seed[..4].copy_from_slice(&loc_chunk.to_le_bytes());
+    seed[4..].copy_from_slice(&loc_offset.to_le_bytes());
+    crc32c::crc32c_append(crc32c::crc32c(&seed), body)
+}
+
+impl Node {
+    /// Disk body of this node (without the checksum, which depends on where
+    /// the node lands). Every child must be sealed.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            Node::Leaf {
+                path,
+                value: Value::Raw(bytes),
+            } => {
+                out.push(TAG_LEAF_RAW);
+                put_path(path, out);
+                put_value_bytes(bytes, out);
+            }
+            Node::Leaf {
+                path,
+                value: Value::Account(account),
+            } => {
+                out.push(TAG_LEAF_ACCOUNT);
+                put_path(path, out);
+                out.extend_from_slice(&account.nonce.to_le_bytes());
+                out.extend_from_slice(&account.balance.to_be_bytes::<32>());
+                out.extend_from_slice(account.code_hash.as_slice());
+                out.extend_from_slice(&account.storage_bytes.to_le_bytes());
+                match &account.storage {
+                    None => out.push(REF_NONE),
+                    Some(stored) => put_stored(stored, out),
+                }
+            }
+            Node::Extension { path, child } => {
+                out.push(TAG_EXTENSION);
+                put_path(path, out);
+                put_child(child, out);
+            }
+            Node::Branch { children, value } => {
+                out.push(if value.is_some() {
+                    TAG_BRANCH_VALUE
+                } else {
+                    TAG_BRANCH
+                });
+                let mut bitmap = 0u16;
+                for (i, child) in children.iter().enumerate() {
+                    if child.is_some() {
+                        bitmap |= 1 << i;
+                    }
+                }
+                out.extend_from_slice(&bitmap.to_le_bytes());
+                for child in children.iter().flatten() {
+                    put_child(child, out);
+                }
+                if let Some(value) = value {
+                    match value {
+                        Value::Raw(bytes) => put_value_bytes(bytes, out),
+                        // Account tries have fixed-length keys: no branch values.
+                        Value::Account(_) => unreachable!("account value in a branch"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes a node read from `loc`; `bytes` is exactly `loc.len` long.
+    pub fn decode(loc: Loc, bytes: &[u8]) -> Result<Node> {
+        let corrupt = |reason| Error::CorruptNode {
+            chunk: loc.chunk,
+            offset: loc.offset,
+            reason,
+        };
+        if bytes.len() < 5 {
+            return Err(corrupt("node shorter than its header"));
+        }
+        let stored_crc = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let body = &bytes[4..];
+        if node_crc(loc.chunk, loc.offset, body) != stored_crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        let mut r = Reader { buf: body };
+        decode_body(&mut r).ok_or_else(|| corrupt("malformed node body"))
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.buf.len() < n {
+            return None;
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+    fn b256(&mut self) -> Option<B256> {
+        self.take(32).map(B256::from_slice)
+    }
+    fn path(&mut self) -> Option<Vec<u8>> {
+        let nibbles = usize::from(self.u16()?);
+        let packed = self.take(nibbles.div_ceil(2))?;
+        let mut path = Vec::with_capacity(nibbles);
+        for (i, byte) in packed.iter().enumerate() {
+            path.push(byte >> 4);
+            if 2 * i + 1 < nibbles {
+                path.push(byte & 0x0f);
+            } else if byte & 0x0f != 0 {
+                return None;
+            }
+        }
+        Some(path)
+    }
+    fn value_bytes(&mut self) -> Option<Box<[u8]>> {
+        let len = self.u32()? as usize;
+        self.take(len).map(Into::into)
+    }
+    fn stored(&mut self) -> Option<StoredRef> {
+        let hash = self.b256()?;
+        let chunk = self.u32()?;
+        let offset = self.u32()?;
+        let len = self.u32()?;
+        let min_chunk = self.u32()?;
+        if len < 5 || len as usize > MAX_NODE_BYTES || min_chunk > chunk {
+            return None;
+        }
+        Some(StoredRef {
+            hash,
+            loc: Loc { chunk, offset, len },
+            min_chunk,
+        })
+    }
+    fn child(&mut self) -> Option<Child> {
+        match self.u8()? {
+            REF_INLINE => {
+                let len = usize::from(self.u8()?);
+                if len >= 32 || len == 0 {
+                    return None;
+                }
+                Some(Child::Inline(self.take(len)?.into()))
+            }
+            REF_STORED => Some(Child::Stored(self.stored()?)),
+            _ => None,
+        }
+    }
+}
+
+fn decode_body(r: &mut Reader<'_>) -> Option<Node> {
+    let node = match r.u8()? {
+        TAG_LEAF_RAW => {
+            let path = r.path()?;
+            Node::Leaf {
+                path,
+                value: Value::Raw(r.value_bytes()?),
+            }
+        }
+        TAG_LEAF_ACCOUNT => {
+            let path = r.path()?;
+            let nonce = r.u64()?;
+            let balance = U256::from_be_bytes::<32>(r.take(32)?.try_into().ok()?);
+            let code_hash = r.b256()?;
+            let storage_bytes = r.u64()?;
+            let storage = match r.u8()? {
+                REF_NONE => None,
+                REF_STORED => Some(r.stored()?),
+                _ => return None,
+            };
+            let account = AccountValue {
+                nonce,
+                balance,
+                code_hash,
+                storage_bytes,
+                storage,
+            };
+            Node::Leaf {
+                path,
+                value: Value::Account(Box::new(account)),
+            }
+        }
+        TAG_EXTENSION => {
+            let path = r.path()?;
+            if path.is_empty() {
+                return None;
+            }
+            Node::Extension {
+                path,
+                child: r.child()?,
+            }
+        }
+        tag @ (TAG_BRANCH | TAG_BRANCH_VALUE) => {
+            let bitmap = r.u16()?;
+            let mut children = empty_branch();
+            for (i, slot) in children.iter_mut().enumerate() {
+                if bitmap & (1 << i) != 0 {
+                    *slot = Some(r.child()?);
+                }
+            }
+            let value = if tag == TAG_BRANCH_VALUE {
+                Some(Value::Raw(r.value_bytes()?))
+            } else {
+                None
+            };
+            Node::Branch { children, value }
+        }
+        _ => return None,
+    };
+    r.buf.is_empty().then_some(node)
+}
+
+/// Approximate heap footprint of a decoded node, for the cache's budget.
+pub(crate) fn node_weight(node: &Node) -> u64 {
+    let base = std::mem::size_of::<Node>() as u64 + 48;
+    match node {
+        Node::Leaf { path, value } => base + path.len() as u64 + value_weight(value),
+        Node::Extension { path, child } => base + path.len() as u64 + child_weight(child),
+        Node::Branch { children, value } => {
+            base + std::mem::size_of::<[Option<Child>; 16]>() as u64
+                + children.iter().flatten().map(child_weight).sum::<u64>()
+                + value.as_ref().map_or(0, value_weight)
+        }
+    }
+}
+
+fn value_weight(value: &Value) -> u64 {
+    match value {
+        Value::Raw(bytes) => bytes.len() as u64,
+        Value::Account(_) => std::mem::size_of::<AccountValue>() as u64,
+    }
+}
+
+fn child_weight(child: &Child) -> u64 {
+    match child {
+        Child::Inline(rlp) => rlp.len() as u64,
+        _ => 0,
+    }
+}
+
+/// Converts a byte key into nibbles.
+pub(crate) fn nibbles(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() * 2);
+    for byte in key {
+        out.push(byte >> 4);
+        out.push(byte & 0x0f);
+    }
+    out
+}
+
+/// RLP of a storage value as Ethereum stores it in the storage trie.
+pub(crate) fn storage_value_rlp(value: U256) -> Box<[u8]> {
+    alloy_rlp::encode(value).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(node: &Node) -> Node {
+        let loc = Loc {
+            chunk: 7,
+            offset: 4096,
+            len: 0,
+        };
+        let mut body = Vec::new();
+        node.encode_body(&mut body);
+        let crc = node_crc(loc.chunk, loc.offset, &body);
+        let mut bytes = crc.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        let loc = Loc {
+            len: bytes.len() as u32,
+            ..loc
+        };
+        Node::decode(loc, &bytes).expect("decodes")
+    }
+
+    #[test]
+    fn disk_roundtrip_preserves_rlp() {
+        let stored = StoredRef {
+            hash: B256::repeat_byte(0xab),
+            loc: Loc {
+                chunk: 3,
+                offset: 100,
+                len: 200,
+            },
+            min_chunk: 1,
+        };
+        let mut children = empty_branch();
+        children[0] = Some(Child::Stored(stored));
+        children[9] = Some(Child::Inline(vec![0xc2, 0x20, 0x01].into()));
+        let nodes = [
+            Node::Leaf {
+                path: vec![1, 2, 3],
+                value: Value::Raw(vec![0x82, 1, 2].into()),
+            },
+            Node::Leaf {
+                path: vec![0xf; 63],
+                value: Value::Account(Box::new(AccountValue {
+                    nonce: 5,
+                    balance: U256::from(1234567u64),
+                    code_hash: B256::repeat_byte(3),
+                    storage_bytes: 99,
+                    storage: Some(stored),
+                })),
+            },
+            Node::Extension {
+                path: vec![4, 5],
+                child: Child::Stored(stored),
+            },
+            Node::Branch {
+                children: children.clone(),
+                value: None,
+            },
+            Node::Branch {
+                children,
+                value: Some(Value::Raw(vec![7; 40].into())),
+            },
+        ];
+        for node in &nodes {
+            assert_eq!(roundtrip(node).ethereum_rlp(), node.ethereum_rlp());
+        }
+    }
+
+    #[test]
+    fn corruption_and_misplacement_are_detected() {
+        let node = Node::Leaf {
+            path: vec![1, 2],
+            value: Value::Raw(vec![1].into()),
+        };
+        let mut body = Vec::new();
+        node.encode_body(&mut body);
+        let mut bytes = node_crc(1, 0, &body).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        let loc = Loc {
+            chunk: 1,
+            offset: 0,
+            len: bytes.len() as u32,
+        };
+        assert!(Node::decode(loc, &bytes).is_ok());
+        let moved = Loc {
+            offset: 4096,
+            ..loc
+        };
+        assert!(matches!(
+            Node::decode(moved, &bytes),
+            Err(Error::CorruptNode { .. })
+        ));
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(matches!(
+            Node::decode(loc, &bytes),
+            Err(Error::CorruptNode { .. })
+        ));
+    }
+
+    #[test]
+    fn inline_rlp_roundtrip() {
+        let leaf = Node::Leaf {
+            path: vec![3],
+            value: Value::Raw(vec![0x01].into()),
+        };
+        let rlp = leaf.ethereum_rlp();
+        assert!(rlp.len() < 32);
+        assert_eq!(Node::from_inline_rlp(&rlp).unwrap().ethereum_rlp(), rlp);
+    }
+}

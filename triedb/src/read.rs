@@ -1,0 +1,333 @@
+//! Lookups: one key synchronously, or many keys with their reads overlapped
+//! through the read engine (io_uring or the pread pool).
+//!
+//! A batch runs one small state machine per key. Each walks down through
+//! cached and inline nodes until it needs a node from disk; then it parks on
+//! that read. Up to `depth` reads are in flight; several keys waiting on the
+//! same node share one read. When a read completes, its waiters resume with
+//! the decoded node in hand, so a cache smaller than the batch still makes
+//! progress.
+
+use crate::io::{AlignedBuf, ReadQueue, ReadReq};
+use crate::node::{Child, Node, StoredRef, Value};
+use crate::store::{ChunkMap, Shared, page_span};
+use crate::{Error, Result};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// What a lookup is after.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// The value under `key` in the trie it starts in.
+    Value,
+    /// An account, then the slot `slot_key` (nibbles of keccak(slot)) in its storage trie.
+    Slot { slot_key: Vec<u8> },
+}
+
+struct Walk {
+    index: usize,
+    key: Vec<u8>,
+    depth: usize,
+    child: Child,
+    target: Target,
+}
+
+enum Step {
+    Done(Option<Value>),
+    Need(StoredRef),
+}
+
+/// Walks from `child` as far as the cache, inline nodes and `given` allow.
+fn advance(shared: &Shared, walk: &mut Walk, mut given: Option<Arc<Node>>) -> Result<Step> {
+    loop {
+        let node = match given.take() {
+            Some(node) => node,
+            None => match &walk.child {
+                Child::Stored(stored) => match shared.cache.get(&stored.loc.key()) {
+                    Some(node) => {
+                        shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                        node
+                    }
+                    None => {
+                        shared.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+                        return Ok(Step::Need(*stored));
+                    }
+                },
+                Child::Inline(rlp) => Arc::new(Node::from_inline_rlp(rlp)?),
+                Child::Mem(_) => unreachable!("published tries hold no in-memory nodes"),
+            },
+        };
+        let key = &walk.key[walk.depth..];
+        let found = match &*node {
+            Node::Leaf { path, value } => {
+                if key != &path[..] {
+                    return Ok(Step::Done(None));
+                }
+                value.clone()
+            }
+            Node::Extension { path, child } => {
+                if !key.starts_with(path) {
+                    return Ok(Step::Done(None));
+                }
+                walk.depth += path.len();
+                walk.child = child.clone();
+                continue;
+            }
+            Node::Branch { children, value } => match key.first() {
+                None => match value {
+                    Some(value) => value.clone(),
+                    None => return Ok(Step::Done(None)),
+                },
+                Some(&nibble) => match &children[usize::from(nibble)] {
+                    Some(child) => {
+                        walk.depth += 1;
+                        walk.child = child.clone();
+                        continue;
+                    }
+                    None => return Ok(Step::Done(None)),
+                },
+            },
+        };
+        match (&walk.target, &found) {
+            (Target::Slot { slot_key }, Value::Account(account)) => {
+                let Some(storage) = account.storage else {
+                    return Ok(Step::Done(None));
+                };
+                walk.key = slot_key.clone();
+                walk.depth = 0;
+                walk.child = Child::Stored(storage);
+                walk.target = Target::Value;
+            }
+            (Target::Slot { .. }, Value::Raw(_)) => {
+                return Err(Error::InvalidValue("raw value in the account trie"));
+            }
+            (Target::Value, _) => return Ok(Step::Done(Some(found))),
+        }
+    }
+}
+
+/// One lookup, reading synchronously (pread) on cache misses.
+pub(crate) fn get(
+    shared: &Shared,
+    map: &ChunkMap,
+    root: Option<StoredRef>,
+    key: Vec<u8>,
+    target: Target,
+) -> Result<Option<Value>> {
+    let Some(root) = root else { return Ok(None) };
+    let mut walk = Walk {
+        index: 0,
+        key,
+        depth: 0,
+        child: Child::Stored(root),
+        target,
+    };
+    // The last pages read: a child written next to its parent is often in them.
+    let mut last: Option<(AlignedBuf, u64)> = None;
+    let mut given = None;
+    loop {
+        match advance(shared, &mut walk, given.take())? {
+            Step::Done(value) => return Ok(value),
+            Step::Need(stored) => {
+                let offset = map.offset(stored.loc)?;
+                if let Some((buf, start)) = &last
+                    && offset >= *start
+                    && offset + u64::from(stored.loc.len) <= start + buf.len() as u64
+                {
+                    given = Some(shared.decode_from_pages(stored.loc, buf, *start, offset)?);
+                    continue;
+                }
+                let (start, len) = page_span(offset, stored.loc.len);
+                let mut buf = AlignedBuf::new(len);
+                shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .storage
+                    .read_at(&mut buf, start)
+                    .map_err(|e| Error::io("reading a node", e))?;
+                given = Some(shared.decode_from_pages(stored.loc, &buf, start, offset)?);
+                last = Some((buf, start));
+            }
+        }
+    }
+}
+
+struct InFlight {
+    stored: StoredRef,
+    offset: u64,
+    start: u64,
+    waiters: Vec<Walk>,
+}
+
+/// Many lookups with up to `depth` reads in flight.
+pub(crate) fn get_many(
+    shared: &Shared,
+    map: &ChunkMap,
+    root: Option<StoredRef>,
+    lookups: Vec<(Vec<u8>, Target)>,
+    depth: usize,
+) -> Result<Vec<Option<Value>>> {
+    let mut results = vec![None; lookups.len()];
+    let Some(root) = root else { return Ok(results) };
+    let mut ready: VecDeque<(Walk, Option<Arc<Node>>)> = lookups
+        .into_iter()
+        .enumerate()
+        .map(|(index, (key, target))| {
+            (
+                Walk {
+                    index,
+                    key,
+                    depth: 0,
+                    child: Child::Stored(root),
+                    target,
+                },
+                None,
+            )
+        })
+        .collect();
+    shared
+        .engine
+        .with_queue(depth, |queue: &mut dyn ReadQueue| {
+            let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
+            // Walks whose read could not be queued yet (queue full).
+            let mut blocked: VecDeque<(Walk, StoredRef)> = VecDeque::new();
+            let mut failure: Option<Error> = None;
+            loop {
+                while failure.is_none()
+                    && let Some((mut walk, given)) = ready.pop_front()
+                {
+                    match advance(shared, &mut walk, given) {
+                        Ok(Step::Done(value)) => results[walk.index] = value,
+                        Ok(Step::Need(stored)) => match in_flight.get_mut(&stored.loc.key()) {
+                            Some(read) => read.waiters.push(walk),
+                            None => blocked.push_back((walk, stored)),
+                        },
+                        Err(err) => failure = Some(err),
+                    }
+                }
+                while failure.is_none() && queue.in_flight() < queue.depth() {
+                    let Some((walk, stored)) = blocked.pop_front() else {
+                        break;
+                    };
+                    let key = stored.loc.key();
+                    if let Some(read) = in_flight.get_mut(&key) {
+                        read.waiters.push(walk);
+                        continue;
+                    }
+                    let offset = match map.offset(stored.loc) {
+                        Ok(offset) => offset,
+                        Err(err) => {
+                            failure = Some(err);
+                            break;
+                        }
+                    };
+                    let (start, len) = page_span(offset, stored.loc.len);
+                    let req = ReadReq {
+                        token: key,
+                        offset: start,
+                        buf: AlignedBuf::new(len),
+                    };
+                    shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+                    match queue.submit(req) {
+                        Ok(()) => {
+                            in_flight.insert(
+                                key,
+                                InFlight {
+                                    stored,
+                                    offset,
+                                    start,
+                                    waiters: vec![walk],
+                                },
+                            );
+                        }
+                        Err((_, err)) => failure = Some(Error::io("queueing a read", err)),
+                    }
+                }
+                if queue.in_flight() == 0 {
+                    break;
+                }
+                let done = queue.wait();
+                let Some(read) = in_flight.remove(&done.token) else {
+                    continue;
+                };
+                if failure.is_some() {
+                    continue;
+                }
+                let node = done
+                    .result
+                    .map_err(|e| Error::io("reading a node", e))
+                    .and_then(|()| {
+                        shared.decode_from_pages(
+                            read.stored.loc,
+                            &done.buf,
+                            read.start,
+                            read.offset,
+                        )
+                    });
+                match node {
+                    Ok(node) => {
+                        for walk in read.waiters {
+                            ready.push_back((walk, Some(Arc::clone(&node))));
+                        }
+                    }
+                    Err(err) => failure = Some(err),
+                }
+            }
+            match failure {
+                Some(err) => Err(err),
+                None => {
+                    debug_assert!(blocked.is_empty() && ready.is_empty());
+                    Ok(())
+                }
+            }
+        })?;
+    Ok(results)
+}
+
+/// Ethereum RLP of every hashed node on the path to `key` (an EIP-1186 proof
+/// for one trie), and the value found.
+pub(crate) fn proof(
+    shared: &Shared,
+    map: &ChunkMap,
+    root: Option<StoredRef>,
+    key: &[u8],
+) -> Result<(Vec<alloy_primitives::Bytes>, Option<Value>)> {
+    let mut nodes = Vec::new();
+    let Some(root) = root else {
+        return Ok((nodes, None));
+    };
+    let mut child = Child::Stored(root);
+    let mut depth = 0;
+    loop {
+        let node = shared.load(map, &child)?;
+        if let Child::Stored(_) = child {
+            nodes.push(node.ethereum_rlp().into());
+        }
+        let rest = &key[depth..];
+        match &*node {
+            Node::Leaf { path, value } => {
+                let found = (rest == &path[..]).then(|| value.clone());
+                return Ok((nodes, found));
+            }
+            Node::Extension { path, child: next } => {
+                if !rest.starts_with(path) {
+                    return Ok((nodes, None));
+                }
+                depth += path.len();
+                child = next.clone();
+            }
+            Node::Branch { children, value } => {
+                let Some(&nibble) = rest.first() else {
+                    return Ok((nodes, value.clone()));
+                };
+                match &children[usize::from(nibble)] {
+                    Some(next) => {
+                        depth += 1;
+                        child = next.clone();
+                    }
+                    None => return Ok((nodes, None)),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The shared database state: storage, read engine, node cache, chunk map,
+//! and the append writer used by commits.
+
+use crate::db::Config;
+use crate::io::{AlignedBuf, PAGE_BYTES, ReadEngine, Storage};
+use crate::meta::{DATA_OFFSET, Meta, VersionRecord};
+use crate::node::{Loc, MAX_NODE_BYTES, Node, StoredRef, node_crc, node_weight};
+use crate::{Error, Result};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Logical chunk → physical chunk, for the chunks some retained version uses.
+#[derive(Clone, Debug)]
+pub(crate) struct ChunkMap {
+    pub lo: u32,
+    pub phys: Vec<u32>,
+    pub chunk_bytes: u64,
+}
+
+impl ChunkMap {
+    pub fn from_meta(meta: &Meta) -> ChunkMap {
+        ChunkMap {
+            lo: meta.chunk_lo,
+            phys: meta.map.clone(),
+            chunk_bytes: meta.chunk_bytes,
+        }
+    }
+
+    /// Absolute byte offset of `loc` in the file.
+    pub fn offset(&self, loc: Loc) -> Result<u64> {
+        let index = loc
+            .chunk
+            .checked_sub(self.lo)
+            .ok_or(Error::DanglingRef { chunk: loc.chunk })?;
+        let phys = *self
+            .phys
+            .get(index as usize)
+            .ok_or(Error::DanglingRef { chunk: loc.chunk })?;
+        if u64::from(loc.offset) + u64::from(loc.len) > self.chunk_bytes {
+            return Err(Error::CorruptNode {
+                chunk: loc.chunk,
+                offset: loc.offset,
+                reason: "node extends past its chunk",
+            });
+        }
+        Ok(DATA_OFFSET + u64::from(phys) * self.chunk_bytes + u64::from(loc.offset))
+    }
+}
+
+/// The page-aligned span covering `len` bytes at `offset`.
+pub(crate) fn page_span(offset: u64, len: u32) -> (u64, usize) {
+    let page = PAGE_BYTES as u64;
+    let start = offset / page * page;
+    let end = (offset + u64::from(len)).div_ceil(page) * page;
+    (start, (end - start) as usize)
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct NodeWeighter;
+
+impl quick_cache::Weighter<u64, Arc<Node>> for NodeWeighter {
+    fn weight(&self, _key: &u64, node: &Arc<Node>) -> u64 {
+        node_weight(node)
+    }
+}
+
+pub(crate) type NodeCache = quick_cache::sync::Cache<u64, Arc<Node>, NodeWeighter>;
+
+/// Counters since open.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub device_reads: AtomicU64,
+    pub nodes_compacted: AtomicU64,
+}
+
+/// What readers see: the durable metadata and the chunk map.
+pub(crate) struct Published {
+    pub meta: Meta,
+    pub map: Arc<ChunkMap>,
+}
+
+/// State shared by every handle of one open database.
+pub(crate) struct Shared {
+    pub storage: Arc<dyn Storage>,
+    pub engine: ReadEngine,
+    pub cache: NodeCache,
+    pub config: Config,
+    pub published: RwLock<Published>,
+    pub writer: Mutex<WriterState>,
+    /// Versions held by live snapshots: version → (count, min_chunk).
+    pub pins: Mutex<BTreeMap<u64, (usize, u32)>>,
+    pub poisoned: AtomicBool,
+    pub counters: Counters,
+}
+
+impl Shared {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        engine: ReadEngine,
+        config: Config,
+        meta: Meta,
+        meta_slot: u64,
+    ) -> Shared {
+        let cache_bytes = config.cache_bytes.max(1 << 20) as u64;
+        // ~600 bytes per cached node on average.
+        let estimated_items = (cache_bytes / 600).max(64) as usize;
+        let cache = NodeCache::with_weighter(estimated_items, cache_bytes, NodeWeighter);
+        let map = Arc::new(ChunkMap::from_meta(&meta));
+        let writer = WriterState::new(&meta, meta_slot);
+        Shared {
+            storage,
+            engine,
+            cache,
+            config,
+            published: RwLock::new(Published { meta, map }),
+            writer: Mutex::new(writer),
+            pins: Mutex::new(BTreeMap::new()),
+            poisoned: AtomicBool::new(false),
+            counters: Counters::default(),
+        }
+    }
+
+    /// A node, from the cache or read synchronously (pread).
+    pub fn node(&self, map: &ChunkMap, stored: &StoredRef) -> Result<Arc<Node>> {
+        let key = stored.loc.key();
+        if let Some(node) = self.cache.get(&key) {
+            self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(node);
+        }
+        self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let offset = map.offset(stored.loc)?;
+        let (start, len) = page_span(offset, stored.loc.len);
+        let mut buf = AlignedBuf::new(len);
+        self.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+        self.storage
+            .read_at(&mut buf, start)
+            .map_err(|e| Error::io("reading a node", e))?;
+        self.decode_from_pages(stored.loc, &buf, start, offset)
+    }
+
+    /// Decodes the node at absolute `offset` out of a page buffer read at
+    /// `buf_start`, and caches it.
+    pub fn decode_from_pages(
+        &self,
+        loc: Loc,
+        buf: &[u8],
+        buf_start: u64,
+        offset: u64,
+    ) -> Result<Arc<Node>> {
+        let at = (offset - buf_start) as usize;
+        let bytes = buf
+            .get(at..at + loc.len as usize)
+            .ok_or(Error::CorruptNode {
+                chunk: loc.chunk,
+                offset: loc.offset,
+                reason: "node outside the pages read",
+            })?;
+        let node = Arc::new(Node::decode(loc, bytes)?);
+        self.cache.insert(loc.key(), Arc::clone(&node));
+        Ok(node)
+    }
+
+    /// Resolves a child reference to a node (inline nodes decode in place).
+    pub fn load(&self, map: &ChunkMap, child: &crate::node::Child) -> Result<Arc<Node>> {
+        match child {
+            crate::node::Child::Stored(stored) => self.node(map, stored),
+            crate::node::Child::Inline(rlp) => Ok(Arc::new(Node::from_inline_rlp(rlp)?)),
+            crate::node::Child::Mem(node) => Ok(Arc::new((**node).clone())),
+        }
+    }
+
+    /// Pins `version` for a snapshot; `None` when it is not retained.
+    pub fn pin(&self, version: u64) -> Option<(VersionRecord, Arc<ChunkMap>)> {
+        let published = self.published.read();
+        let record = *published
+            .meta
+            .versions
+            .iter()
+            .find(|v| v.version == version)?;
+        let mut pins = self.pins.lock();
+        let entry = pins.entry(version).or_insert((0, record.min_chunk));
+        entry.0 += 1;
+        Some((record, Arc::clone(&published.map)))
+    }
+
+    pub fn unpin(&self, version: u64) {
+        let mut pins = self.pins.lock();
+        if let Some(entry) = pins.get_mut(&version) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
+                pins.remove(&version);
+            }
+        }
+    }
+}
+
+/// The committer's private state.
+pub(crate) struct WriterState {
+    /// Metadata as of the last durable commit, with the writer's changes.
+    pub meta: Meta,
+    /// Slot holding the newest durable metadata.
+    pub meta_slot: u64,
+    /// Physical chunks not in the map.
+    pub free: Vec<u32>,
+    pub buf: WriteBuf,
+}
+
+impl WriterState {
+    pub fn new(meta: &Meta, meta_slot: u64) -> WriterState {
+        let mut used = vec![false; meta.phys_chunks as usize];
+        for &p in &meta.map {
+            used[p as usize] = true;
+        }
+        // Highest first, so pop() hands out low chunks first.
+        let free = (0..meta.phys_chunks)
+            .rev()
+            .filter(|&p| !used[p as usize])
+            .collect();
+        WriterState {
+            meta: meta.clone(),
+            meta_slot,
+            free,
+            buf: WriteBuf::new(),
+        }
+    }
+}
+
+/// Appends nodes to the head chunk through a page-aligned staging buffer.
+///
+/// Every commit starts on a fresh page, so a torn write can only ever hit
+/// pages that no durable version refers to.
+pub(crate) struct WriteBuf {
+    staging: AlignedBuf,
+    /// Chunk offset that `staging[0]` maps to (page aligned).
+    stage_start: u32,
+    stage_len: usize,
+    /// Logical and physical head chunk, once one is open.
+    head: Option<(u32, u32)>,
+    scratch: Vec<u8>,
+    /// Bytes written by the commit in progress.
+    pub bytes_written: u64,
+    /// Bytes written by the previous commit (paces compaction).
+    pub bytes_written_last: u64,
+}
+
+const STAGING_BYTES: usize = 2 * MAX_NODE_BYTES;
+
+impl WriteBuf {
+    fn new() -> WriteBuf {
+        WriteBuf {
+            staging: AlignedBuf::new(STAGING_BYTES),
+            stage_start: 0,
+            stage_len: 0,
+            head: None,
+            scratch: Vec::with_capacity(1024),
+            bytes_written: 0,
+            bytes_written_last: 0,
+        }
+    }
+
+    /// Positions the buffer at the durable append point of `meta`.
+    pub fn reset(&mut self, meta: &Meta) {
+        self.stage_len = 0;
+        self.bytes_written = 0;
+        self.stage_start = meta.head_offset;
+        self.head = meta.map.last().map(|&phys| (meta.chunk_hi() - 1, phys));
+    }
+}
+
+impl WriterState {
+    /// Appends one node; returns where it landed.
+    pub fn append(&mut self, storage: &dyn Storage, node: &Node) -> Result<Loc> {
+        let mut body = std::mem::take(&mut self.buf.scratch);
+        body.clear();
+        node.encode_body(&mut body);
+        let result = self.append_body(storage, &body);
+        self.buf.scratch = body;
+        result
+    }
+
+    fn append_body(&mut self, storage: &dyn Storage, body: &[u8]) -> Result<Loc> {
+        let total = 4 + body.len();
+        if total > MAX_NODE_BYTES {
+            return Err(Error::InvalidValue("node larger than 1 MiB"));
+        }
+        let chunk_bytes = self.meta.chunk_bytes as usize;
+        // Keep small nodes inside one page: one read fetches them whole.
+        let cursor = self.buf.stage_start as usize + self.buf.stage_len;
+        let in_page = cursor % PAGE_BYTES;
+        if total <= PAGE_BYTES && in_page + total > PAGE_BYTES {
+            self.pad(PAGE_BYTES - in_page);
+        }
+        let cursor = self.buf.stage_start as usize + self.buf.stage_len;
+        if self.buf.head.is_none() || cursor + total > chunk_bytes {
+            self.finish(storage)?;
+            self.open_chunk(storage)?;
+        }
+        if self.buf.stage_len + total > self.buf.staging.len() {
+            self.flush_full_pages(storage)?;
+        }
+        let (chunk, _) = self.buf.head.expect("a head chunk is open");
+        let offset = self.buf.stage_start + self.buf.stage_len as u32;
+        let at = self.buf.stage_len;
+        let crc = node_crc(chunk, offset, body);
+        self.buf.staging[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        self.buf.staging[at + 4..at + total].copy_from_slice(body);
+        self.buf.stage_len += total;
+        Ok(Loc {
+            chunk,
+            offset,
+            len: total as u32,
+        })
+    }
+
+    fn pad(&mut self, n: usize) {
+        let at = self.buf.stage_len;
+        self.buf.staging[at..at + n].fill(0);
+        self.buf.stage_len += n;
+    }
+
+    fn open_chunk(&mut self, storage: &dyn Storage) -> Result<()> {
+        let phys = match self.free.pop() {
+            Some(phys) => phys,
+            None => {
+                let phys = self.meta.phys_chunks;
+                let len = DATA_OFFSET + (u64::from(phys) + 1) * self.meta.chunk_bytes;
+                storage
+                    .set_len(len)
+                    .map_err(|e| Error::io("growing the file", e))?;
+                self.meta.phys_chunks += 1;
+                phys
+            }
+        };
+        let logical = self.meta.chunk_hi();
+        self.meta.map.push(phys);
+        self.buf.head = Some((logical, phys));
+        self.buf.stage_start = 0;
+        self.buf.stage_len = 0;
+        self.meta.head_offset = 0;
+        Ok(())
+    }
+
+    fn write_staged(&mut self, storage: &dyn Storage, len: usize) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let (_, phys) = self.buf.head.expect("a head chunk is open");
+        let offset =
+            DATA_OFFSET + u64::from(phys) * self.meta.chunk_bytes + u64::from(self.buf.stage_start);
+        storage
+            .write_at(&self.buf.staging[..len], offset)
+            .map_err(|e| Error::io("writing nodes", e))?;
+        self.buf.bytes_written += len as u64;
+        Ok(())
+    }
+
+    /// Writes the whole pages staged so far, keeping the partial last page.
+    fn flush_full_pages(&mut self, storage: &dyn Storage) -> Result<()> {
+        let full = self.buf.stage_len / PAGE_BYTES * PAGE_BYTES;
+        self.write_staged(storage, full)?;
+        let tail = self.buf.stage_len - full;
+        self.buf.staging.copy_within(full..full + tail, 0);
+        self.buf.stage_start += full as u32;
+        self.buf.stage_len = tail;
+        Ok(())
+    }
+
+    /// Pads to a page boundary and writes everything staged.
+    pub fn finish(&mut self, storage: &dyn Storage) -> Result<()> {
+        if self.buf.head.is_none() {
+            return Ok(());
+        }
+        let rem = self.buf.stage_len % PAGE_BYTES;
+        if rem != 0 {
+            self.pad(PAGE_BYTES - rem);
+        }
+        let len = self.buf.stage_len;
+        self.write_staged(storage, len)?;
+        self.buf.stage_start += len as u32;
+        self.buf.stage_len = 0;
+        self.meta.head_offset = self.buf.stage_start;
+        Ok(())
+    }
+}
