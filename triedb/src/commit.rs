@@ -14,12 +14,16 @@
 //! reference says whether a subtree holds such nodes, so only those subtrees
 //! are visited.
 
-use crate::node::{AccountValue, Child, Loc, Node, StoredRef, Value, empty_branch, rlp_hash};
+use crate::io::AlignedBuf;
+use crate::node::{
+    AccountValue, Child, EMBED_MAX_BYTES, Loc, Node, StoredRef, Value, empty_branch, rlp_hash,
+};
 use crate::store::{ChunkMap, Shared, WriterState};
 use crate::{AccountUpdate, Error, Result};
 use alloy_primitives::{B256, U256, keccak256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// What one update does to the value under its key.
 pub(crate) enum LeafChange {
@@ -53,11 +57,7 @@ pub(crate) struct SlotOp(pub U256);
 impl LeafOp for SlotOp {
     fn apply(&self, _ctx: &mut CommitCtx<'_>, old: Option<&Value>) -> Result<LeafChange> {
         if self.0.is_zero() {
-            return Ok(if old.is_some() {
-                LeafChange::Delete
-            } else {
-                LeafChange::Same
-            });
+            return Ok(if old.is_some() { LeafChange::Delete } else { LeafChange::Same });
         }
         let encoded = crate::node::storage_value_rlp(self.0);
         Ok(match old {
@@ -87,11 +87,7 @@ impl LeafOp for AccountOp<'_> {
                     LeafChange::Delete
                 }
             }),
-            AccountUpdate::Set {
-                info,
-                wipe_storage,
-                storage,
-            } => {
+            AccountUpdate::Set { info, wipe_storage, storage } => {
                 let (base_root, base_bytes) = match old {
                     Some(account) if !wipe_storage => (account.storage, account.storage_bytes),
                     Some(account) => {
@@ -104,9 +100,7 @@ impl LeafOp for AccountOp<'_> {
                     (base_root, base_bytes)
                 } else {
                     let ops: Vec<(Vec<u8>, SlotOp)> = sorted_ops(
-                        storage
-                            .iter()
-                            .map(|(slot, value)| (keccak256(slot).0, SlotOp(*value))),
+                        storage.iter().map(|(slot, value)| (keccak256(slot).0, SlotOp(*value))),
                     );
                     let (added, removed) = (ctx.added_bytes, ctx.removed_bytes);
                     let root = ctx.update_root(base_root, &ops)?;
@@ -133,9 +127,7 @@ impl LeafOp for AccountOp<'_> {
 /// Turns hashed keys into sorted nibble keys (a later duplicate wins).
 pub(crate) fn sorted_ops<O>(items: impl Iterator<Item = ([u8; 32], O)>) -> Vec<(Vec<u8>, O)> {
     let map: BTreeMap<[u8; 32], O> = items.collect();
-    map.into_iter()
-        .map(|(k, op)| (crate::node::nibbles(&k), op))
-        .collect()
+    map.into_iter().map(|(k, op)| (crate::node::nibbles(&k), op)).collect()
 }
 
 enum Outcome {
@@ -154,10 +146,18 @@ pub(crate) struct CommitCtx<'a> {
     pub removed_bytes: u64,
     pub nodes_compacted: u64,
     /// Freshly written nodes to cache once the commit is durable.
-    pub fresh: Vec<(Loc, Arc<Node>)>,
+    pub fresh: Vec<(Loc, Arc<Node>, usize)>,
     /// Cache fresh nodes this close to a root (the always-hot upper levels).
     pub fresh_depth: usize,
+    /// Segments of old chunks read for compaction.
+    pub segments: HashMap<(u32, u32), AlignedBuf>,
+    pub scratch: Vec<u8>,
 }
+
+/// Compaction reads old chunks in segments of this size.
+const SEGMENT_BYTES: u32 = 256 << 10;
+/// At most this many segments (64 MiB) are held at once.
+const MAX_SEGMENTS: usize = 256;
 
 impl CommitCtx<'_> {
     /// Applies `ops` (sorted, unique nibble keys) to the trie under `root`,
@@ -175,12 +175,8 @@ impl CommitCtx<'_> {
         match new.as_mut() {
             None => Ok(None),
             Some(child) => {
-                self.compact(child)?;
-                match self.seal(
-                    std::mem::replace(child, Child::Inline(Box::new([]))),
-                    0,
-                    true,
-                )? {
+                self.compact(child, 0)?;
+                match self.seal(std::mem::replace(child, Child::Inline(Box::new([]))), 0, true)? {
                     Child::Stored(stored) => Ok(Some(stored)),
                     _ => unreachable!("roots are always stored"),
                 }
@@ -188,11 +184,44 @@ impl CommitCtx<'_> {
         }
     }
 
-    fn load(&self, child: &Child) -> Result<Node> {
+    fn load(&self, child: &Child, depth: usize) -> Result<Node> {
         match child {
             Child::Mem(node) => Ok((**node).clone()),
-            other => Ok((*self.shared.load(&self.map, other)?).clone()),
+            other => Ok((*self.shared.load(&self.map, other, depth)?).clone()),
         }
+    }
+
+    /// Loads a node that compaction is about to copy forward. Old chunks are
+    /// read in large segments, since compaction visits most of their nodes.
+    fn load_old(&mut self, stored: &StoredRef, depth: usize) -> Result<Node> {
+        if let Some(node) = self.shared.cache.get(stored.loc, depth) {
+            return Ok((*node).clone());
+        }
+        let loc = stored.loc;
+        let segment = loc.offset / SEGMENT_BYTES;
+        let end = loc.offset as usize + loc.len as usize;
+        if end > (segment as usize + 1) * SEGMENT_BYTES as usize {
+            // Straddles segments (only very large nodes): read it alone.
+            return self.load(&Child::Stored(*stored), depth);
+        }
+        let key = (loc.chunk, segment);
+        if !self.segments.contains_key(&key) {
+            if self.segments.len() >= MAX_SEGMENTS {
+                self.segments.clear();
+            }
+            let start = Loc { chunk: loc.chunk, offset: segment * SEGMENT_BYTES, len: 0 };
+            let offset = self.map.offset(start)?;
+            let mut buf = AlignedBuf::new(SEGMENT_BYTES as usize);
+            self.shared
+                .storage
+                .read_at(&mut buf, offset)
+                .map_err(|e| Error::io("reading a chunk for compaction", e))?;
+            self.shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+            self.segments.insert(key, buf);
+        }
+        let buf = &self.segments[&key];
+        let at = (loc.offset - segment * SEGMENT_BYTES) as usize;
+        Node::decode(loc, &buf[at..at + loc.len as usize])
     }
 
     fn replaced(&mut self, child: &Child) {
@@ -223,7 +252,7 @@ impl CommitCtx<'_> {
                 Outcome::Replaced(build(depth, items))
             });
         };
-        let node = self.load(child)?;
+        let node = self.load(child, depth)?;
         let outcome = match node {
             Node::Leaf { path, value } => self.update_leaf(depth, path, value, ops)?,
             Node::Extension { path, child: next } => {
@@ -244,10 +273,7 @@ impl CommitCtx<'_> {
                     children[usize::from(path[k])] = Some(if rest.is_empty() {
                         next
                     } else {
-                        Child::Mem(Box::new(Node::Extension {
-                            path: rest.to_vec(),
-                            child: next,
-                        }))
+                        Child::Mem(Box::new(Node::Extension { path: rest.to_vec(), child: next }))
                     });
                     match self.update_branch(depth + k, children, None, ops)? {
                         Outcome::Unchanged => Outcome::Unchanged,
@@ -328,10 +354,7 @@ impl CommitCtx<'_> {
         }
         while let Some((key, _)) = rest.first() {
             let nibble = key[depth];
-            let end = rest
-                .iter()
-                .position(|(k, _)| k[depth] != nibble)
-                .unwrap_or(rest.len());
+            let end = rest.iter().position(|(k, _)| k[depth] != nibble).unwrap_or(rest.len());
             let (group, tail) = rest.split_at(end);
             rest = tail;
             let slot = &mut children[usize::from(nibble)];
@@ -349,72 +372,70 @@ impl CommitCtx<'_> {
         let count = Node::child_count(&children);
         Ok(Outcome::Replaced(match (count, value) {
             (0, None) => None,
-            (0, Some(value)) => Some(Node::Leaf {
-                path: Vec::new(),
-                value,
-            }),
+            (0, Some(value)) => Some(Node::Leaf { path: Vec::new(), value }),
             (1, None) => {
                 let (nibble, only) = children
                     .iter_mut()
                     .enumerate()
                     .find_map(|(i, c)| c.take().map(|c| (i as u8, c)))
                     .expect("one child");
-                Some(self.collapse(nibble, only)?)
+                Some(self.collapse(nibble, only, depth + 1)?)
             }
             (_, value) => Some(Node::Branch { children, value }),
         }))
     }
 
     /// A branch left with one child and no value merges into that child.
-    fn collapse(&mut self, nibble: u8, only: Child) -> Result<Node> {
-        let node = self.load(&only)?;
+    fn collapse(&mut self, nibble: u8, only: Child, depth: usize) -> Result<Node> {
+        let node = self.load(&only, depth)?;
         Ok(match node {
             Node::Leaf { path, value } => {
                 self.replaced(&only);
-                Node::Leaf {
-                    path: prepend(nibble, &path),
-                    value,
-                }
+                Node::Leaf { path: prepend(nibble, &path), value }
             }
             Node::Extension { path, child } => {
                 self.replaced(&only);
-                Node::Extension {
-                    path: prepend(nibble, &path),
-                    child,
-                }
+                Node::Extension { path: prepend(nibble, &path), child }
             }
-            Node::Branch { .. } => Node::Extension {
-                path: vec![nibble],
-                child: only,
-            },
+            Node::Branch { .. } => Node::Extension { path: vec![nibble], child: only },
         })
     }
 
     /// Copies every node below `compact_below` forward (by turning it into a
     /// `Mem` node that sealing writes again).
-    fn compact(&mut self, child: &mut Child) -> Result<()> {
+    fn compact(&mut self, child: &mut Child, depth: usize) -> Result<()> {
         if let Child::Stored(stored) = child {
             if stored.min_chunk >= self.compact_below {
                 return Ok(());
             }
-            let node = self.load(child)?;
+            let stored = *stored;
+            let node = self.load_old(&stored, depth)?;
             self.replaced(child);
             self.nodes_compacted += 1;
             *child = Child::Mem(Box::new(node));
+        }
+        if let Child::Embedded { leaf, .. } = child
+            && let Node::Leaf { value: Value::Account(account), .. } = &**leaf
+            && account.storage.is_some_and(|s| s.min_chunk < self.compact_below)
+        {
+            // Its storage moves: the leaf is rewritten with its parent.
+            let Child::Embedded { leaf, .. } =
+                std::mem::replace(child, Child::Inline(Box::new([])))
+            else {
+                unreachable!("matched above")
+            };
+            *child = Child::Mem(leaf);
         }
         let Child::Mem(node) = child else {
             return Ok(());
         };
         match &mut **node {
-            Node::Leaf {
-                value: Value::Account(account),
-                ..
-            } => {
+            Node::Leaf { value: Value::Account(account), .. } => {
                 if let Some(storage) = account.storage
                     && storage.min_chunk < self.compact_below
                 {
                     let mut root = Child::Stored(storage);
-                    self.compact(&mut root)?;
+                    self.compact(&mut root, 0)?;
                     match self.seal(root, 0, true)? {
                         Child::Stored(stored) => account.storage = Some(stored),
                         _ => unreachable!("roots are always stored"),
@@ -422,10 +443,10 @@ impl CommitCtx<'_> {
                 }
             }
             Node::Leaf { .. } => {}
-            Node::Extension { child, .. } => self.compact(child)?,
+            Node::Extension { path, child } => self.compact(child, depth + path.len())?,
             Node::Branch { children, .. } => {
                 for child in children.iter_mut().flatten() {
-                    self.compact(child)?;
+                    self.compact(child, depth + 1)?;
                 }
             }
         }
@@ -438,10 +459,16 @@ impl CommitCtx<'_> {
             return Ok(child);
         };
         let mut min_chunk = u32::MAX;
-        let mut note = |c: &Child| {
-            if let Child::Stored(s) = c {
-                min_chunk = min_chunk.min(s.min_chunk);
+        let mut note = |c: &Child| match c {
+            Child::Stored(s) => min_chunk = min_chunk.min(s.min_chunk),
+            Child::Embedded { leaf, .. } => {
+                if let Node::Leaf { value: Value::Account(account), .. } = &**leaf
+                    && let Some(storage) = account.storage
+                {
+                    min_chunk = min_chunk.min(storage.min_chunk);
+                }
             }
+            _ => {}
         };
         match &mut *node {
             Node::Leaf { path: _, value } => {
@@ -470,10 +497,20 @@ impl CommitCtx<'_> {
         if !is_root && rlp.len() < 32 {
             return Ok(Child::Inline(rlp.into()));
         }
+        if !is_root && matches!(*node, Node::Leaf { .. }) {
+            let mut body = std::mem::take(&mut self.scratch);
+            body.clear();
+            node.encode_body(&mut body);
+            let small = body.len() <= EMBED_MAX_BYTES;
+            self.scratch = body;
+            if small {
+                return Ok(Child::Embedded { hash: rlp_hash(&rlp), leaf: node });
+            }
+        }
         let loc = self.writer.append(&*self.shared.storage, &node)?;
         self.added_bytes += u64::from(loc.len);
         if depth < self.fresh_depth {
-            self.fresh.push((loc, Arc::new(*node)));
+            self.fresh.push((loc, Arc::new(*node), depth));
         }
         Ok(Child::Stored(StoredRef {
             hash: rlp_hash(&rlp),
@@ -490,10 +527,7 @@ fn build(depth: usize, mut items: Vec<(Vec<u8>, Value)>) -> Option<Node> {
         0 => return None,
         1 => {
             let (key, value) = items.pop().expect("one item");
-            return Some(Node::Leaf {
-                path: key[depth..].to_vec(),
-                value,
-            });
+            return Some(Node::Leaf { path: key[depth..].to_vec(), value });
         }
         _ => {}
     }
@@ -503,10 +537,7 @@ fn build(depth: usize, mut items: Vec<(Vec<u8>, Value)>) -> Option<Node> {
     if shared > 0 {
         let path = first[depth..depth + shared].to_vec();
         let branch = build_branch(depth + shared, items);
-        return Some(Node::Extension {
-            path,
-            child: Child::Mem(Box::new(branch)),
-        });
+        return Some(Node::Extension { path, child: Child::Mem(Box::new(branch)) });
     }
     Some(build_branch(depth, items))
 }
@@ -535,18 +566,11 @@ fn prefix_with(prefix: &[u8], node: Option<Node>) -> Option<Node> {
         return node;
     }
     Some(match node? {
-        Node::Leaf { path, value } => Node::Leaf {
-            path: concat(prefix, &path),
-            value,
-        },
-        Node::Extension { path, child } => Node::Extension {
-            path: concat(prefix, &path),
-            child,
-        },
-        branch @ Node::Branch { .. } => Node::Extension {
-            path: prefix.to_vec(),
-            child: Child::Mem(Box::new(branch)),
-        },
+        Node::Leaf { path, value } => Node::Leaf { path: concat(prefix, &path), value },
+        Node::Extension { path, child } => Node::Extension { path: concat(prefix, &path), child },
+        branch @ Node::Branch { .. } => {
+            Node::Extension { path: prefix.to_vec(), child: Child::Mem(Box::new(branch)) }
+        }
     })
 }
 
@@ -568,4 +592,57 @@ pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 /// The state root of a version (the account root's hash).
 pub(crate) fn root_hash(root: &Option<StoredRef>) -> B256 {
     root.map_or(crate::EMPTY_ROOT, |r| r.hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{AccountInfo, AccountUpdate, Config, StateUpdates, TrieDb};
+    use alloy_primitives::{Address, U256};
+
+    #[test]
+    fn leaves_are_embedded_in_their_branch() {
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(base).unwrap();
+        let db = TrieDb::open(Config::new(dir.path().join("db"))).unwrap();
+        let mut updates = StateUpdates::default();
+        for i in 0..40u8 {
+            let info = AccountInfo { nonce: 1, balance: U256::from(i), ..Default::default() };
+            updates.accounts.insert(Address::repeat_byte(i), AccountUpdate::info(info));
+        }
+        db.commit(1, &updates).unwrap();
+        let stats = db.stats();
+        // 40 accounts under a root branch: the leaves live inside the
+        // branches, so far fewer than 40 nodes were written.
+        let published = db.inner.published.read();
+        let root = published.meta.latest().unwrap().account_root.unwrap();
+        fn count(
+            db: &TrieDb,
+            map: &crate::store::ChunkMap,
+            stored: &crate::node::StoredRef,
+        ) -> usize {
+            let node = db.inner.node(map, stored, 0).unwrap();
+            let children = match &*node {
+                crate::node::Node::Branch { children, .. } => children,
+                crate::node::Node::Extension {
+                    child: crate::node::Child::Stored(next), ..
+                } => {
+                    return count(db, map, next);
+                }
+                _ => panic!("inner nodes are branches and extensions"),
+            };
+            children
+                .iter()
+                .flatten()
+                .map(|child| match child {
+                    crate::node::Child::Embedded { .. } => 1,
+                    crate::node::Child::Stored(stored) => count(db, map, stored),
+                    _ => panic!("account leaves are never inline"),
+                })
+                .sum()
+        }
+        assert_eq!(count(&db, &published.map, &root), 40);
+        // One record per second-level branch, plus the root.
+        assert!(stats.live_bytes < 17 * 4096, "live bytes {}", stats.live_bytes);
+    }
 }

@@ -6,8 +6,11 @@ use crate::meta::{self, Meta, VersionRecord};
 use crate::node::{AccountValue, StoredRef, Value, nibbles};
 use crate::read::{self, Target};
 use crate::store::{ChunkMap, Shared};
-use crate::{Account, AccountProof, Error, Result, StateUpdates, StorageProof, VersionInfo};
+use crate::{
+    Account, AccountProof, AccountUpdate, Error, Result, StateUpdates, StorageProof, VersionInfo,
+};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -141,9 +144,7 @@ impl TrieDb {
             let meta = writer.meta.clone();
             writer.buf.reset(&meta);
         }
-        Ok(TrieDb {
-            inner: Arc::new(shared),
-        })
+        Ok(TrieDb { inner: Arc::new(shared) })
     }
 
     /// The newest committed version, if any.
@@ -153,14 +154,7 @@ impl TrieDb {
 
     /// All retained versions, oldest first.
     pub fn versions(&self) -> Vec<VersionInfo> {
-        self.inner
-            .published
-            .read()
-            .meta
-            .versions
-            .iter()
-            .map(info)
-            .collect()
+        self.inner.published.read().meta.versions.iter().map(info).collect()
     }
 
     /// Applies one block's state diff as `version` and returns the new state
@@ -173,11 +167,9 @@ impl TrieDb {
                 .map(|(address, update)| (keccak256(address).0, AccountOp(update))),
         );
         let codes = sorted_ops(
-            updates
-                .codes
-                .iter()
-                .map(|code| (keccak256(code).0, RawOp(Some(&code[..])))),
+            updates.codes.iter().map(|code| (keccak256(code).0, RawOp(Some(&code[..])))),
         );
+        self.prefetch(&accounts)?;
         self.commit_with(version, |ctx, base| {
             let account_root = ctx.update_root(base.and_then(|b| b.account_root), &accounts)?;
             let code_root = ctx.update_root(base.and_then(|b| b.code_root), &codes)?;
@@ -200,6 +192,31 @@ impl TrieDb {
         })
     }
 
+    /// Reads every node a commit will walk through, with the reads
+    /// overlapped, so the commit itself finds them in the cache.
+    fn prefetch(&self, accounts: &[(Vec<u8>, AccountOp<'_>)]) -> Result<()> {
+        let shared = &*self.inner;
+        let Some(latest) = self.latest() else { return Ok(()) };
+        // Pinned, so a concurrent commit cannot free what these reads walk.
+        let snapshot = match self.snapshot(latest.version) {
+            Ok(snapshot) => snapshot,
+            Err(Error::UnknownVersion(_)) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let mut lookups = Vec::with_capacity(accounts.len());
+        for (key, AccountOp(update)) in accounts {
+            lookups.push((key.clone(), Target::Value));
+            if let AccountUpdate::Set { storage, wipe_storage: false, .. } = update {
+                for slot in storage.keys() {
+                    let slot_key = nibbles(keccak256(slot).as_slice());
+                    lookups.push((key.clone(), Target::Slot { slot_key }));
+                }
+            }
+        }
+        let root = snapshot.record.account_root;
+        read::get_many(shared, &snapshot.map, root, lookups, shared.config.io_depth).map(drop)
+    }
+
     fn commit_with(
         &self,
         version: u64,
@@ -217,10 +234,7 @@ impl TrieDb {
         if let Some(latest) = durable.latest()
             && version <= latest.version
         {
-            return Err(Error::VersionNotIncreasing {
-                new: version,
-                latest: latest.version,
-            });
+            return Err(Error::VersionNotIncreasing { new: version, latest: latest.version });
         }
         let map = Arc::clone(&shared.published.read().map);
         let compact_below = compaction_floor(&durable, writer.buf.bytes_written_last);
@@ -235,18 +249,14 @@ impl TrieDb {
             nodes_compacted: 0,
             fresh: Vec::new(),
             fresh_depth: FRESH_CACHE_DEPTH,
+            segments: HashMap::new(),
+            scratch: Vec::new(),
         };
         let staged = apply(&mut ctx, base.as_ref()).and_then(|(account_root, code_root)| {
             ctx.writer.finish(&*shared.storage)?;
             Ok((account_root, code_root))
         });
-        let CommitCtx {
-            added_bytes,
-            removed_bytes,
-            nodes_compacted,
-            fresh,
-            ..
-        } = ctx;
+        let CommitCtx { added_bytes, removed_bytes, nodes_compacted, fresh, .. } = ctx;
         let (account_root, code_root) = match staged {
             Ok(roots) => roots,
             Err(err) => {
@@ -276,10 +286,7 @@ impl TrieDb {
         next.seq += 1;
         next.compact_floor = compact_below;
         next.versions.push(record);
-        let excess = next
-            .versions
-            .len()
-            .saturating_sub(shared.config.retain_versions as usize);
+        let excess = next.versions.len().saturating_sub(shared.config.retain_versions as usize);
         next.versions.drain(..excess);
         let slot = 1 - writer.meta_slot;
         let durable_result = shared
@@ -296,13 +303,10 @@ impl TrieDb {
         writer.meta_slot = slot;
         writer.buf.bytes_written_last = writer.buf.bytes_written;
         writer.buf.bytes_written = 0;
-        for (loc, node) in fresh {
-            shared.cache.insert(loc.key(), node);
+        for (loc, node, depth) in fresh {
+            shared.cache.insert(loc, node, depth);
         }
-        shared
-            .counters
-            .nodes_compacted
-            .fetch_add(nodes_compacted, Ordering::Relaxed);
+        shared.counters.nodes_compacted.fetch_add(nodes_compacted, Ordering::Relaxed);
         // Publish, and free the chunks no retained or pinned version uses,
         // under the lock that snapshots pin through.
         let mut published = shared.published.write();
@@ -331,18 +335,8 @@ impl TrieDb {
 
     /// A view of a retained version.
     pub fn snapshot(&self, version: u64) -> Result<Snapshot> {
-        let (record, map) = self
-            .inner
-            .pin(version)
-            .ok_or(Error::UnknownVersion(version))?;
-        Ok(Snapshot {
-            pin: Arc::new(Pin {
-                db: Arc::clone(&self.inner),
-                version,
-            }),
-            record,
-            map,
-        })
+        let (record, map) = self.inner.pin(version).ok_or(Error::UnknownVersion(version))?;
+        Ok(Snapshot { pin: Arc::new(Pin { db: Arc::clone(&self.inner), version }), record, map })
     }
 
     /// Sizes and counters.
@@ -390,10 +384,7 @@ fn compaction_floor(meta: &Meta, bytes_written_last: u64) -> u32 {
 }
 
 fn info(record: &VersionRecord) -> VersionInfo {
-    VersionInfo {
-        version: record.version,
-        state_root: record.state_root,
-    }
+    VersionInfo { version: record.version, state_root: record.state_root }
 }
 
 fn account_from(value: Option<Value>) -> Result<Option<Account>> {
@@ -445,28 +436,18 @@ impl Snapshot {
 
     /// One account, read synchronously (pread on a cache miss).
     pub fn account(&self, address: &Address) -> Result<Option<Account>> {
-        account_from(self.get(
-            self.record.account_root,
-            account_key(address),
-            Target::Value,
-        )?)
+        account_from(self.get(self.record.account_root, account_key(address), Target::Value)?)
     }
 
     /// One storage slot (zero when absent).
     pub fn storage(&self, address: &Address, slot: &B256) -> Result<U256> {
-        let target = Target::Slot {
-            slot_key: nibbles(keccak256(slot).as_slice()),
-        };
+        let target = Target::Slot { slot_key: nibbles(keccak256(slot).as_slice()) };
         slot_from(self.get(self.record.account_root, account_key(address), target)?)
     }
 
     /// Contract code by hash.
     pub fn code(&self, code_hash: &B256) -> Result<Option<Bytes>> {
-        match self.get(
-            self.record.code_root,
-            nibbles(code_hash.as_slice()),
-            Target::Value,
-        )? {
+        match self.get(self.record.code_root, nibbles(code_hash.as_slice()), Target::Value)? {
             None => Ok(None),
             Some(Value::Raw(code)) => Ok(Some(Bytes::copy_from_slice(&code))),
             Some(Value::Account(_)) => Err(Error::InvalidValue("account in the code trie")),
@@ -484,20 +465,11 @@ impl Snapshot {
         addresses: &[Address],
         depth: usize,
     ) -> Result<Vec<Option<Account>>> {
-        let lookups = addresses
-            .iter()
-            .map(|a| (account_key(a), Target::Value))
-            .collect();
-        read::get_many(
-            self.shared(),
-            &self.map,
-            self.record.account_root,
-            lookups,
-            depth,
-        )?
-        .into_iter()
-        .map(account_from)
-        .collect()
+        let lookups = addresses.iter().map(|a| (account_key(a), Target::Value)).collect();
+        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth)?
+            .into_iter()
+            .map(account_from)
+            .collect()
     }
 
     /// Many storage slots at once, reads overlapped.
@@ -507,23 +479,15 @@ impl Snapshot {
             .map(|(address, slot)| {
                 (
                     account_key(address),
-                    Target::Slot {
-                        slot_key: nibbles(keccak256(slot).as_slice()),
-                    },
+                    Target::Slot { slot_key: nibbles(keccak256(slot).as_slice()) },
                 )
             })
             .collect();
         let depth = self.shared().config.io_depth;
-        read::get_many(
-            self.shared(),
-            &self.map,
-            self.record.account_root,
-            lookups,
-            depth,
-        )?
-        .into_iter()
-        .map(slot_from)
-        .collect()
+        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth)?
+            .into_iter()
+            .map(slot_from)
+            .collect()
     }
 
     /// Raw mode read.
@@ -538,12 +502,8 @@ impl Snapshot {
     /// EIP-1186 proof of `address` and `slots`.
     pub fn proof(&self, address: &Address, slots: &[B256]) -> Result<AccountProof> {
         let shared = self.shared();
-        let (account_proof, found) = read::proof(
-            shared,
-            &self.map,
-            self.record.account_root,
-            &account_key(address),
-        )?;
+        let (account_proof, found) =
+            read::proof(shared, &self.map, self.record.account_root, &account_key(address))?;
         let storage_root = match &found {
             Some(Value::Account(account)) => account.storage,
             _ => None,
@@ -553,25 +513,16 @@ impl Snapshot {
         for slot in slots {
             let key = nibbles(keccak256(slot).as_slice());
             let (proof, value) = read::proof(shared, &self.map, storage_root, &key)?;
-            storage_proofs.push(StorageProof {
-                key: *slot,
-                value: slot_from(value)?,
-                proof,
-            });
+            storage_proofs.push(StorageProof { key: *slot, value: slot_from(value)?, proof });
         }
-        Ok(AccountProof {
-            address: *address,
-            account,
-            account_proof,
-            storage_proofs,
-        })
+        Ok(AccountProof { address: *address, account, account_proof, storage_proofs })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AccountInfo, AccountUpdate};
+    use crate::AccountInfo;
     use alloy_trie::{HashBuilder, Nibbles, TrieAccount};
     use rand::{Rng, SeedableRng, rngs::StdRng};
     use std::collections::BTreeMap;
@@ -580,10 +531,7 @@ mod tests {
 
     fn storage_root(slots: &BTreeMap<B256, U256>) -> B256 {
         alloy_trie::root::storage_root_unhashed(
-            slots
-                .iter()
-                .filter(|(_, v)| !v.is_zero())
-                .map(|(k, v)| (*k, *v)),
+            slots.iter().filter(|(_, v)| !v.is_zero()).map(|(k, v)| (*k, *v)),
         )
     }
 
@@ -623,9 +571,8 @@ mod tests {
         config.cache_bytes = 1 << 20;
         config.retain_versions = 8;
         let mut rng = StdRng::seed_from_u64(7);
-        let pool: Vec<Address> = (0..300)
-            .map(|_| Address::from(rng.random::<[u8; 20]>()))
-            .collect();
+        let pool: Vec<Address> =
+            (0..300).map(|_| Address::from(rng.random::<[u8; 20]>())).collect();
         let mut model = Model::new();
         let mut history = Vec::new();
         {
@@ -667,11 +614,7 @@ mod tests {
                                 entry.1.insert(*slot, *value);
                             }
                         }
-                        AccountUpdate::Set {
-                            info: entry.0,
-                            wipe_storage: wipe,
-                            storage,
-                        }
+                        AccountUpdate::Set { info: entry.0, wipe_storage: wipe, storage }
                     };
                     updates.accounts.insert(address, update);
                 }
@@ -685,11 +628,7 @@ mod tests {
                 for address in pool.iter().take(100) {
                     let got = snap.account(address).unwrap();
                     let want = model.get(address);
-                    assert_eq!(
-                        got.map(|a| a.info()),
-                        want.map(|w| w.0),
-                        "v{version} {address}"
-                    );
+                    assert_eq!(got.map(|a| a.info()), want.map(|w| w.0), "v{version} {address}");
                     if let Some((_, slots)) = want {
                         for (slot, value) in slots {
                             assert_eq!(snap.storage(address, slot).unwrap(), *value);
@@ -705,12 +644,6 @@ mod tests {
         }
         let db = TrieDb::open(config).unwrap();
         let (version, root, _) = history.last().unwrap();
-        assert_eq!(
-            db.latest().unwrap(),
-            VersionInfo {
-                version: *version,
-                state_root: *root
-            }
-        );
+        assert_eq!(db.latest().unwrap(), VersionInfo { version: *version, state_root: *root });
     }
 }

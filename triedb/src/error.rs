@@ -11,16 +11,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// An I/O error from the device, with what triedb was doing.
     #[error("i/o error while {context}: {source}")]
-    Io {
-        context: &'static str,
-        source: io::Error,
-    },
+    Io { context: &'static str, source: io::Error },
     /// The device is full (ENOSPC / EDQUOT / EFBIG). The previous version is intact.
     #[error("storage full while {context}: {source}")]
-    StorageFull {
-        context: &'static str,
-        source: io::Error,
-    },
+    StorageFull { context: &'static str, source: io::Error },
     /// The file does not start with triedb's magic bytes.
     #[error("not a triedb file (bad magic)")]
     NotTrieDb,
@@ -32,11 +26,7 @@ pub enum Error {
     MetadataCorrupt,
     /// A node read from disk fails its checksum or does not decode.
     #[error("corrupt node at chunk {chunk} offset {offset}: {reason}")]
-    CorruptNode {
-        chunk: u32,
-        offset: u32,
-        reason: &'static str,
-    },
+    CorruptNode { chunk: u32, offset: u32, reason: &'static str },
     /// A reference points outside the live part of the file.
     #[error("dangling node reference to chunk {chunk}")]
     DanglingRef { chunk: u32 },

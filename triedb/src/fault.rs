@@ -249,8 +249,7 @@ impl FaultyStorage {
             page[..partial].copy_from_slice(&buf[whole..prefix]);
             self.inner.write_at(&page, at)?;
         }
-        self.bytes_written
-            .fetch_add(prefix as u64, Ordering::Relaxed);
+        self.bytes_written.fetch_add(prefix as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -283,8 +282,7 @@ impl Storage for FaultyStorage {
         match self.plan_write(buf.len() as u64, offset)? {
             WritePlan::Write { offset } => {
                 self.inner.write_at(buf, offset)?;
-                self.bytes_written
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
                 Ok(())
             }
             WritePlan::Torn => {
@@ -347,10 +345,8 @@ pub(crate) mod test_util {
     /// A fresh file storage in a temporary directory under `std::env::temp_dir()`
     /// (on disk here, so O_DIRECT applies), holding `pages` patterned pages.
     pub(crate) fn patterned_storage(pages: u64) -> (tempfile::TempDir, Arc<FileStorage>) {
-        let dir = tempfile::Builder::new()
-            .prefix("triedb-io-")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
+        let dir =
+            tempfile::Builder::new().prefix("triedb-io-").tempdir_in(std::env::temp_dir()).unwrap();
         let storage = FileStorage::open(&dir.path().join("data"), true).unwrap();
         storage.set_len(pages * PAGE_BYTES as u64).unwrap();
         let mut buf = AlignedBuf::new(64 * PAGE_BYTES);
@@ -360,10 +356,7 @@ pub(crate) mod test_util {
                 fill_page(&mut buf[i as usize * PAGE_BYTES..][..PAGE_BYTES], first + i);
             }
             storage
-                .write_at(
-                    &buf[..count as usize * PAGE_BYTES],
-                    first * PAGE_BYTES as u64,
-                )
+                .write_at(&buf[..count as usize * PAGE_BYTES], first * PAGE_BYTES as u64)
                 .unwrap();
         }
         storage.sync_data().unwrap();
@@ -419,14 +412,9 @@ pub(crate) mod test_util {
                     most_in_flight = most_in_flight.max(queue.in_flight());
                 }
                 if !refused_once && queue.in_flight() == depth {
-                    let extra = ReadReq {
-                        token: 0,
-                        offset: 0,
-                        buf: AlignedBuf::with_pages(1),
-                    };
-                    let (back, err) = queue
-                        .submit(extra)
-                        .expect_err("a full queue must refuse a read");
+                    let extra = ReadReq { token: 0, offset: 0, buf: AlignedBuf::with_pages(1) };
+                    let (back, err) =
+                        queue.submit(extra).expect_err("a full queue must refuse a read");
                     assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
                     assert_eq!(back.buf.len(), PAGE_BYTES);
                     refused_once = true;
@@ -438,10 +426,7 @@ pub(crate) mod test_util {
                 check_pages(&done.buf, first);
                 finished += 1;
             }
-            assert!(
-                most_in_flight <= depth,
-                "{most_in_flight} reads in flight at depth {depth}"
-            );
+            assert!(most_in_flight <= depth, "{most_in_flight} reads in flight at depth {depth}");
             assert_eq!(most_in_flight, depth.min(count));
             assert_eq!(queue.in_flight(), 0);
         });
@@ -459,11 +444,7 @@ pub(crate) mod test_util {
                 (4, (pages - 1) * page, 1), // the last page: fine
             ];
             for (token, offset, n) in reqs {
-                let req = ReadReq {
-                    token,
-                    offset,
-                    buf: AlignedBuf::with_pages(n),
-                };
+                let req = ReadReq { token, offset, buf: AlignedBuf::with_pages(n) };
                 assert!(queue.submit(req).is_ok());
             }
             let mut seen = 0;
@@ -522,12 +503,7 @@ mod tests {
         check_pages(&read_pages(&storage, 1, 1), 100);
         check_pages(&read_pages(&storage, 2, 2), 2);
         assert_eq!(
-            (
-                storage.writes(),
-                storage.syncs(),
-                storage.bytes_written(),
-                storage.reads()
-            ),
+            (storage.writes(), storage.syncs(), storage.bytes_written(), storage.reads()),
             (1, 1, PAGE, 2)
         );
         storage.reset_counters();
@@ -575,10 +551,7 @@ mod tests {
         assert!(storage.is_crashed());
         let on_disk = read_pages(&**storage.inner(), 1, 3);
         check_pages(&on_disk[..PAGE_BYTES], 20);
-        assert_eq!(
-            &on_disk[PAGE_BYTES..PAGE_BYTES + 2048],
-            &three[PAGE_BYTES..PAGE_BYTES + 2048]
-        );
+        assert_eq!(&on_disk[PAGE_BYTES..PAGE_BYTES + 2048], &three[PAGE_BYTES..PAGE_BYTES + 2048]);
         let mut old = vec![0u8; PAGE_BYTES];
         fill_page(&mut old, 2);
         assert_eq!(&on_disk[PAGE_BYTES + 2048..2 * PAGE_BYTES], &old[2048..]);
@@ -586,14 +559,8 @@ mod tests {
         assert_eq!(storage.bytes_written(), 6144);
 
         // The machine is down: writes, syncs and growth fail; reads work.
-        assert_eq!(
-            storage.write_at(&page_of(1), 0).unwrap_err().raw_os_error(),
-            Some(libc::EIO)
-        );
-        assert_eq!(
-            storage.sync_data().unwrap_err().raw_os_error(),
-            Some(libc::EIO)
-        );
+        assert_eq!(storage.write_at(&page_of(1), 0).unwrap_err().raw_os_error(), Some(libc::EIO));
+        assert_eq!(storage.sync_data().unwrap_err().raw_os_error(), Some(libc::EIO));
         assert!(storage.set_len(100 * PAGE).is_err());
         check_pages(&read_pages(&storage, 4, 1), 4);
 
@@ -622,14 +589,8 @@ mod tests {
     fn sync_fails_n_times() {
         let (_dir, storage) = faulty(1);
         storage.fail_sync(2);
-        assert_eq!(
-            storage.sync_data().unwrap_err().raw_os_error(),
-            Some(libc::EIO)
-        );
-        assert_eq!(
-            storage.sync_data().unwrap_err().raw_os_error(),
-            Some(libc::EIO)
-        );
+        assert_eq!(storage.sync_data().unwrap_err().raw_os_error(), Some(libc::EIO));
+        assert_eq!(storage.sync_data().unwrap_err().raw_os_error(), Some(libc::EIO));
         storage.sync_data().unwrap();
         assert_eq!(storage.syncs(), 3);
         storage.fail_sync(1);
@@ -667,10 +628,7 @@ mod tests {
         let (_dir, storage) = faulty(4);
         storage.fail_read_at(PAGE + 5);
         let mut buf = AlignedBuf::with_pages(2);
-        assert_eq!(
-            storage.read_at(&mut buf, 0).unwrap_err().raw_os_error(),
-            Some(libc::EIO)
-        );
+        assert_eq!(storage.read_at(&mut buf, 0).unwrap_err().raw_os_error(), Some(libc::EIO));
         check_pages(&read_pages(&storage, 2, 2), 2);
         storage.clear();
         check_pages(&read_pages(&storage, 0, 2), 0);
@@ -688,10 +646,7 @@ mod tests {
             assert_eq!(before[i] != after[i], inside, "byte {i}");
         }
         assert_eq!(storage.writes(), 0);
-        assert!(
-            storage.corrupt_on_disk(4 * PAGE, 1).is_err(),
-            "past the end"
-        );
+        assert!(storage.corrupt_on_disk(4 * PAGE, 1).is_err(), "past the end");
     }
 
     #[test]
@@ -711,26 +666,16 @@ mod tests {
         let storage = Arc::new(storage);
         storage.flip_bit_on_read(5 * PAGE);
         assert!(
-            ReadEngine::new(
-                Arc::clone(&storage) as Arc<dyn Storage>,
-                IoBackendChoice::IoUring,
-                8
-            )
-            .is_err()
+            ReadEngine::new(Arc::clone(&storage) as Arc<dyn Storage>, IoBackendChoice::IoUring, 8)
+                .is_err()
         );
-        let engine = ReadEngine::new(
-            Arc::clone(&storage) as Arc<dyn Storage>,
-            IoBackendChoice::Auto,
-            8,
-        )
-        .unwrap();
+        let engine =
+            ReadEngine::new(Arc::clone(&storage) as Arc<dyn Storage>, IoBackendChoice::Auto, 8)
+                .unwrap();
         assert_eq!(engine.backend(), IoBackend::Pread);
         engine.with_queue(8, |queue| {
-            let req = crate::io::ReadReq {
-                token: 5,
-                offset: 5 * PAGE,
-                buf: AlignedBuf::with_pages(1),
-            };
+            let req =
+                crate::io::ReadReq { token: 5, offset: 5 * PAGE, buf: AlignedBuf::with_pages(1) };
             assert!(queue.submit(req).is_ok());
             let done = queue.wait();
             done.result.unwrap();

@@ -131,9 +131,7 @@ impl Meta {
     }
 
     fn decode(bytes: &[u8]) -> Option<Meta> {
-        let mut r = Cursor {
-            buf: &bytes[FIXED_HEADER_BYTES..],
-        };
+        let mut r = Cursor { buf: &bytes[FIXED_HEADER_BYTES..] };
         let seq = r.u64()?;
         let chunk_bytes = r.u64()?;
         let phys_chunks = r.u32()?;
@@ -209,17 +207,9 @@ fn get_root(r: &mut Cursor<'_>) -> Option<Option<StoredRef>> {
         0 => Some(None),
         1 => {
             let hash = B256::from_slice(r.take(32)?);
-            let loc = Loc {
-                chunk: r.u32()?,
-                offset: r.u32()?,
-                len: r.u32()?,
-            };
+            let loc = Loc { chunk: r.u32()?, offset: r.u32()?, len: r.u32()? };
             let min_chunk = r.u32()?;
-            Some(Some(StoredRef {
-                hash,
-                loc,
-                min_chunk,
-            }))
+            Some(Some(StoredRef { hash, loc, min_chunk }))
         }
         _ => None,
     }
@@ -242,12 +232,10 @@ impl<'a> Cursor<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 }
 
@@ -267,13 +255,9 @@ enum Slot {
 fn read_slot(storage: &dyn Storage, index: u64) -> Result<Slot> {
     let base = index * META_SLOT_BYTES;
     let mut first = AlignedBuf::new(PAGE_BYTES);
-    storage
-        .read_at(&mut first, base)
-        .map_err(|e| Error::io("reading metadata", e))?;
+    storage.read_at(&mut first, base).map_err(|e| Error::io("reading metadata", e))?;
     if first[..8] != MAGIC {
-        return Ok(Slot::Foreign {
-            all_zero: first.iter().all(|&b| b == 0),
-        });
+        return Ok(Slot::Foreign { all_zero: first.iter().all(|&b| b == 0) });
     }
     let format = u32::from_le_bytes(first[8..12].try_into().expect("4 bytes"));
     if format > FORMAT_VERSION {
@@ -292,9 +276,7 @@ fn read_slot(storage: &dyn Storage, index: u64) -> Result<Slot> {
         first
     } else {
         let mut all = AlignedBuf::new(padded);
-        storage
-            .read_at(&mut all, base)
-            .map_err(|e| Error::io("reading metadata", e))?;
+        storage.read_at(&mut all, base).map_err(|e| Error::io("reading metadata", e))?;
         all
     };
     let record = &record[..record_len];
@@ -307,9 +289,7 @@ fn read_slot(storage: &dyn Storage, index: u64) -> Result<Slot> {
 /// The newest valid metadata and the slot it is in; `None` for a file that
 /// was never initialised (both slots zero and no data written).
 pub(crate) fn load(storage: &dyn Storage) -> Result<Option<(Meta, u64)>> {
-    let len = storage
-        .len()
-        .map_err(|e| Error::io("reading the file size", e))?;
+    let len = storage.len().map_err(|e| Error::io("reading the file size", e))?;
     if len < DATA_OFFSET {
         // Too short to hold both slots: accept only an empty or all-zero
         // prefix (a crash during creation), anything else is foreign.
@@ -321,21 +301,17 @@ pub(crate) fn load(storage: &dyn Storage) -> Result<Option<(Meta, u64)>> {
         }
     }
     let a = read_slot(storage, 0)?;
-    let b = if len >= DATA_OFFSET {
-        read_slot(storage, 1)?
-    } else {
-        Slot::Foreign { all_zero: true }
-    };
+    let b =
+        if len >= DATA_OFFSET { read_slot(storage, 1)? } else { Slot::Foreign { all_zero: true } };
     match (a, b) {
         (Slot::Valid(ma), Slot::Valid(mb)) => {
             Ok(Some(if ma.seq >= mb.seq { (ma, 0) } else { (mb, 1) }))
         }
         (Slot::Valid(m), _) => Ok(Some((m, 0))),
         (_, Slot::Valid(m)) => Ok(Some((m, 1))),
-        (Slot::Newer(found), _) | (_, Slot::Newer(found)) => Err(Error::UnsupportedFormat {
-            found,
-            supported: FORMAT_VERSION,
-        }),
+        (Slot::Newer(found), _) | (_, Slot::Newer(found)) => {
+            Err(Error::UnsupportedFormat { found, supported: FORMAT_VERSION })
+        }
         (Slot::Foreign { all_zero: true }, Slot::Foreign { all_zero: true })
             if len <= DATA_OFFSET =>
         {
@@ -354,7 +330,5 @@ pub(crate) fn store(storage: &dyn Storage, meta: &Meta, index: u64) -> Result<()
     storage
         .write_at(&buf, index * META_SLOT_BYTES)
         .map_err(|e| Error::io("writing metadata", e))?;
-    storage
-        .sync_data()
-        .map_err(|e| Error::io("syncing metadata", e))
+    storage.sync_data().map_err(|e| Error::io("syncing metadata", e))
 }

@@ -64,6 +64,9 @@ pub(crate) enum Child {
     Inline(Box<[u8]>),
     /// A node on disk.
     Stored(StoredRef),
+    /// A small leaf kept inside its parent branch's record on disk, with its
+    /// hash. A lookup that reads a bottom branch has its leaf in hand.
+    Embedded { hash: B256, leaf: Box<Node> },
     /// A node built by the commit in progress, not yet hashed or written.
     Mem(Box<Node>),
 }
@@ -102,11 +105,7 @@ impl AccountValue {
             + storage_root.length()
             + self.code_hash.length();
         let mut out = Vec::with_capacity(payload_length + 3);
-        Header {
-            list: true,
-            payload_length,
-        }
-        .encode(&mut out);
+        Header { list: true, payload_length }.encode(&mut out);
         self.nonce.encode(&mut out);
         self.balance.encode(&mut out);
         storage_root.encode(&mut out);
@@ -128,18 +127,9 @@ impl Value {
 /// A trie node. Paths hold one nibble per byte.
 #[derive(Clone, Debug)]
 pub(crate) enum Node {
-    Leaf {
-        path: Vec<u8>,
-        value: Value,
-    },
-    Extension {
-        path: Vec<u8>,
-        child: Child,
-    },
-    Branch {
-        children: Box<[Option<Child>; 16]>,
-        value: Option<Value>,
-    },
+    Leaf { path: Vec<u8>, value: Value },
+    Extension { path: Vec<u8>, child: Child },
+    Branch { children: Box<[Option<Child>; 16]>, value: Option<Value> },
 }
 
 /// Most bytes of a node on disk; bigger values are refused.
@@ -153,6 +143,9 @@ const TAG_BRANCH_VALUE: u8 = 4;
 const REF_NONE: u8 = 0;
 const REF_INLINE: u8 = 1;
 const REF_STORED: u8 = 2;
+const REF_EMBEDDED: u8 = 3;
+/// Leaves with bodies up to this size are embedded in their parent branch.
+pub(crate) const EMBED_MAX_BYTES: usize = 512;
 
 pub(crate) fn empty_branch() -> Box<[Option<Child>; 16]> {
     Box::default()
@@ -192,7 +185,7 @@ fn child_rlp_len(child: Option<&Child>) -> usize {
     match child {
         None => 1,
         Some(Child::Inline(rlp)) => rlp.len(),
-        Some(Child::Stored(_)) => 33,
+        Some(Child::Stored(_)) | Some(Child::Embedded { .. }) => 33,
         Some(Child::Mem(_)) => unreachable!("children are sealed before their parent is encoded"),
     }
 }
@@ -201,9 +194,9 @@ fn encode_child_rlp(child: Option<&Child>, out: &mut Vec<u8>) {
     match child {
         None => out.push(alloy_rlp::EMPTY_STRING_CODE),
         Some(Child::Inline(rlp)) => out.extend_from_slice(rlp),
-        Some(Child::Stored(stored)) => {
+        Some(Child::Stored(StoredRef { hash, .. })) | Some(Child::Embedded { hash, .. }) => {
             out.push(alloy_rlp::EMPTY_STRING_CODE + 32);
-            out.extend_from_slice(stored.hash.as_slice());
+            out.extend_from_slice(hash.as_slice());
         }
         Some(Child::Mem(_)) => unreachable!("children are sealed before their parent is encoded"),
     }
@@ -219,11 +212,7 @@ impl Node {
                 hex_prefix(path, true, &mut hp);
                 let value = value.ethereum_bytes();
                 let payload_length = bytes_string_len(&hp) + bytes_string_len(&value);
-                Header {
-                    list: true,
-                    payload_length,
-                }
-                .encode(&mut out);
+                Header { list: true, payload_length }.encode(&mut out);
                 encode_bytes_string(&hp, &mut out);
                 encode_bytes_string(&value, &mut out);
             }
@@ -231,27 +220,16 @@ impl Node {
                 let mut hp = Vec::with_capacity(path.len() / 2 + 1);
                 hex_prefix(path, false, &mut hp);
                 let payload_length = bytes_string_len(&hp) + child_rlp_len(Some(child));
-                Header {
-                    list: true,
-                    payload_length,
-                }
-                .encode(&mut out);
+                Header { list: true, payload_length }.encode(&mut out);
                 encode_bytes_string(&hp, &mut out);
                 encode_child_rlp(Some(child), &mut out);
             }
             Node::Branch { children, value } => {
                 let value_bytes = value.as_ref().map(|v| v.ethereum_bytes());
                 let value_len = value_bytes.as_ref().map_or(1, |v| bytes_string_len(v));
-                let payload_length = children
-                    .iter()
-                    .map(|c| child_rlp_len(c.as_ref()))
-                    .sum::<usize>()
-                    + value_len;
-                Header {
-                    list: true,
-                    payload_length,
-                }
-                .encode(&mut out);
+                let payload_length =
+                    children.iter().map(|c| child_rlp_len(c.as_ref())).sum::<usize>() + value_len;
+                Header { list: true, payload_length }.encode(&mut out);
                 for child in children.iter() {
                     encode_child_rlp(child.as_ref(), &mut out);
                 }
@@ -268,6 +246,20 @@ impl Node {
     /// are self-contained: their children are inline too.
     pub fn from_inline_rlp(rlp: &[u8]) -> Result<Node> {
         decode_eth_node(rlp).ok_or(Error::InvalidValue("malformed inline node"))
+    }
+
+    /// True for a node that holds leaf data (a leaf, or a branch with
+    /// embedded leaves): the bottom of a trie, as opposed to its inner
+    /// structure, which the cache favours.
+    pub fn holds_leaves(&self) -> bool {
+        match self {
+            Node::Leaf { .. } => true,
+            Node::Extension { .. } => false,
+            Node::Branch { children, value } => {
+                value.is_some()
+                    || children.iter().flatten().any(|c| matches!(c, Child::Embedded { .. }))
+            }
+        }
     }
 
     /// The number of children present (branches only).
@@ -305,10 +297,7 @@ fn decode_eth_node(mut rlp: &[u8]) -> Option<Node> {
             return Some(None);
         }
         // Inside an inline node every child is an embedded list.
-        if raw
-            .first()
-            .is_some_and(|b| *b >= alloy_rlp::EMPTY_LIST_CODE)
-        {
+        if raw.first().is_some_and(|b| *b >= alloy_rlp::EMPTY_LIST_CODE) {
             Some(Some(Child::Inline(raw.into())))
         } else {
             None
@@ -319,15 +308,9 @@ fn decode_eth_node(mut rlp: &[u8]) -> Option<Node> {
             let hp = string(items[0])?;
             let (path, leaf) = decode_hex_prefix(&hp)?;
             if leaf {
-                Some(Node::Leaf {
-                    path,
-                    value: Value::Raw(string(items[1])?.into()),
-                })
+                Some(Node::Leaf { path, value: Value::Raw(string(items[1])?.into()) })
             } else {
-                Some(Node::Extension {
-                    path,
-                    child: child(items[1])??,
-                })
+                Some(Node::Extension { path, child: child(items[1])?? })
             }
         }
         17 => {
@@ -401,6 +384,15 @@ fn put_child(child: &Child, out: &mut Vec<u8>) {
             out.extend_from_slice(rlp);
         }
         Child::Stored(stored) => put_stored(stored, out),
+        Child::Embedded { hash, leaf } => {
+            out.push(REF_EMBEDDED);
+            out.extend_from_slice(hash.as_slice());
+            let at = out.len();
+            out.extend_from_slice(&[0; 2]);
+            leaf.encode_body(out);
+            let len = (out.len() - at - 2) as u16;
+            out[at..at + 2].copy_from_slice(&len.to_le_bytes());
+        }
         Child::Mem(_) => unreachable!("children are sealed before their parent is written"),
     }
 }
@@ -418,18 +410,12 @@ impl Node {
     /// the node lands). Every child must be sealed.
     pub fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
-            Node::Leaf {
-                path,
-                value: Value::Raw(bytes),
-            } => {
+            Node::Leaf { path, value: Value::Raw(bytes) } => {
                 out.push(TAG_LEAF_RAW);
                 put_path(path, out);
                 put_value_bytes(bytes, out);
             }
-            Node::Leaf {
-                path,
-                value: Value::Account(account),
-            } => {
+            Node::Leaf { path, value: Value::Account(account) } => {
                 out.push(TAG_LEAF_ACCOUNT);
                 put_path(path, out);
                 out.extend_from_slice(&account.nonce.to_le_bytes());
@@ -447,11 +433,7 @@ impl Node {
                 put_child(child, out);
             }
             Node::Branch { children, value } => {
-                out.push(if value.is_some() {
-                    TAG_BRANCH_VALUE
-                } else {
-                    TAG_BRANCH
-                });
+                out.push(if value.is_some() { TAG_BRANCH_VALUE } else { TAG_BRANCH });
                 let mut bitmap = 0u16;
                 for (i, child) in children.iter().enumerate() {
                     if child.is_some() {
@@ -475,11 +457,7 @@ impl Node {
 
     /// Decodes a node read from `loc`; `bytes` is exactly `loc.len` long.
     pub fn decode(loc: Loc, bytes: &[u8]) -> Result<Node> {
-        let corrupt = |reason| Error::CorruptNode {
-            chunk: loc.chunk,
-            offset: loc.offset,
-            reason,
-        };
+        let corrupt = |reason| Error::CorruptNode { chunk: loc.chunk, offset: loc.offset, reason };
         if bytes.len() < 5 {
             return Err(corrupt("node shorter than its header"));
         }
@@ -513,12 +491,10 @@ impl<'a> Reader<'a> {
         self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
     fn b256(&mut self) -> Option<B256> {
         self.take(32).map(B256::from_slice)
@@ -550,11 +526,7 @@ impl<'a> Reader<'a> {
         if len < 5 || len as usize > MAX_NODE_BYTES || min_chunk > chunk {
             return None;
         }
-        Some(StoredRef {
-            hash,
-            loc: Loc { chunk, offset, len },
-            min_chunk,
-        })
+        Some(StoredRef { hash, loc: Loc { chunk, offset, len }, min_chunk })
     }
     fn child(&mut self) -> Option<Child> {
         match self.u8()? {
@@ -566,6 +538,19 @@ impl<'a> Reader<'a> {
                 Some(Child::Inline(self.take(len)?.into()))
             }
             REF_STORED => Some(Child::Stored(self.stored()?)),
+            REF_EMBEDDED => {
+                let hash = self.b256()?;
+                let len = usize::from(self.u16()?);
+                if len > EMBED_MAX_BYTES {
+                    return None;
+                }
+                let mut inner = Reader { buf: self.take(len)? };
+                let leaf = decode_body(&mut inner)?;
+                if !matches!(leaf, Node::Leaf { .. }) {
+                    return None;
+                }
+                Some(Child::Embedded { hash, leaf: Box::new(leaf) })
+            }
             _ => None,
         }
     }
@@ -575,10 +560,7 @@ fn decode_body(r: &mut Reader<'_>) -> Option<Node> {
     let node = match r.u8()? {
         TAG_LEAF_RAW => {
             let path = r.path()?;
-            Node::Leaf {
-                path,
-                value: Value::Raw(r.value_bytes()?),
-            }
+            Node::Leaf { path, value: Value::Raw(r.value_bytes()?) }
         }
         TAG_LEAF_ACCOUNT => {
             let path = r.path()?;
@@ -591,27 +573,15 @@ fn decode_body(r: &mut Reader<'_>) -> Option<Node> {
                 REF_STORED => Some(r.stored()?),
                 _ => return None,
             };
-            let account = AccountValue {
-                nonce,
-                balance,
-                code_hash,
-                storage_bytes,
-                storage,
-            };
-            Node::Leaf {
-                path,
-                value: Value::Account(Box::new(account)),
-            }
+            let account = AccountValue { nonce, balance, code_hash, storage_bytes, storage };
+            Node::Leaf { path, value: Value::Account(Box::new(account)) }
         }
         TAG_EXTENSION => {
             let path = r.path()?;
             if path.is_empty() {
                 return None;
             }
-            Node::Extension {
-                path,
-                child: r.child()?,
-            }
+            Node::Extension { path, child: r.child()? }
         }
         tag @ (TAG_BRANCH | TAG_BRANCH_VALUE) => {
             let bitmap = r.u16()?;
@@ -621,11 +591,8 @@ fn decode_body(r: &mut Reader<'_>) -> Option<Node> {
                     *slot = Some(r.child()?);
                 }
             }
-            let value = if tag == TAG_BRANCH_VALUE {
-                Some(Value::Raw(r.value_bytes()?))
-            } else {
-                None
-            };
+            let value =
+                if tag == TAG_BRANCH_VALUE { Some(Value::Raw(r.value_bytes()?)) } else { None };
             Node::Branch { children, value }
         }
         _ => return None,
@@ -657,6 +624,7 @@ fn value_weight(value: &Value) -> u64 {
 fn child_weight(child: &Child) -> u64 {
     match child {
         Child::Inline(rlp) => rlp.len() as u64,
+        Child::Embedded { leaf, .. } => 32 + node_weight(leaf),
         _ => 0,
     }
 }
@@ -681,20 +649,13 @@ mod tests {
     use super::*;
 
     fn roundtrip(node: &Node) -> Node {
-        let loc = Loc {
-            chunk: 7,
-            offset: 4096,
-            len: 0,
-        };
+        let loc = Loc { chunk: 7, offset: 4096, len: 0 };
         let mut body = Vec::new();
         node.encode_body(&mut body);
         let crc = node_crc(loc.chunk, loc.offset, &body);
         let mut bytes = crc.to_le_bytes().to_vec();
         bytes.extend_from_slice(&body);
-        let loc = Loc {
-            len: bytes.len() as u32,
-            ..loc
-        };
+        let loc = Loc { len: bytes.len() as u32, ..loc };
         Node::decode(loc, &bytes).expect("decodes")
     }
 
@@ -702,21 +663,18 @@ mod tests {
     fn disk_roundtrip_preserves_rlp() {
         let stored = StoredRef {
             hash: B256::repeat_byte(0xab),
-            loc: Loc {
-                chunk: 3,
-                offset: 100,
-                len: 200,
-            },
+            loc: Loc { chunk: 3, offset: 100, len: 200 },
             min_chunk: 1,
         };
         let mut children = empty_branch();
         children[0] = Some(Child::Stored(stored));
         children[9] = Some(Child::Inline(vec![0xc2, 0x20, 0x01].into()));
+        children[4] = Some(Child::Embedded {
+            hash: B256::repeat_byte(9),
+            leaf: Box::new(Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) }),
+        });
         let nodes = [
-            Node::Leaf {
-                path: vec![1, 2, 3],
-                value: Value::Raw(vec![0x82, 1, 2].into()),
-            },
+            Node::Leaf { path: vec![1, 2, 3], value: Value::Raw(vec![0x82, 1, 2].into()) },
             Node::Leaf {
                 path: vec![0xf; 63],
                 value: Value::Account(Box::new(AccountValue {
@@ -727,18 +685,9 @@ mod tests {
                     storage: Some(stored),
                 })),
             },
-            Node::Extension {
-                path: vec![4, 5],
-                child: Child::Stored(stored),
-            },
-            Node::Branch {
-                children: children.clone(),
-                value: None,
-            },
-            Node::Branch {
-                children,
-                value: Some(Value::Raw(vec![7; 40].into())),
-            },
+            Node::Extension { path: vec![4, 5], child: Child::Stored(stored) },
+            Node::Branch { children: children.clone(), value: None },
+            Node::Branch { children, value: Some(Value::Raw(vec![7; 40].into())) },
         ];
         for node in &nodes {
             assert_eq!(roundtrip(node).ethereum_rlp(), node.ethereum_rlp());
@@ -747,42 +696,23 @@ mod tests {
 
     #[test]
     fn corruption_and_misplacement_are_detected() {
-        let node = Node::Leaf {
-            path: vec![1, 2],
-            value: Value::Raw(vec![1].into()),
-        };
+        let node = Node::Leaf { path: vec![1, 2], value: Value::Raw(vec![1].into()) };
         let mut body = Vec::new();
         node.encode_body(&mut body);
         let mut bytes = node_crc(1, 0, &body).to_le_bytes().to_vec();
         bytes.extend_from_slice(&body);
-        let loc = Loc {
-            chunk: 1,
-            offset: 0,
-            len: bytes.len() as u32,
-        };
+        let loc = Loc { chunk: 1, offset: 0, len: bytes.len() as u32 };
         assert!(Node::decode(loc, &bytes).is_ok());
-        let moved = Loc {
-            offset: 4096,
-            ..loc
-        };
-        assert!(matches!(
-            Node::decode(moved, &bytes),
-            Err(Error::CorruptNode { .. })
-        ));
+        let moved = Loc { offset: 4096, ..loc };
+        assert!(matches!(Node::decode(moved, &bytes), Err(Error::CorruptNode { .. })));
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(matches!(
-            Node::decode(loc, &bytes),
-            Err(Error::CorruptNode { .. })
-        ));
+        assert!(matches!(Node::decode(loc, &bytes), Err(Error::CorruptNode { .. })));
     }
 
     #[test]
     fn inline_rlp_roundtrip() {
-        let leaf = Node::Leaf {
-            path: vec![3],
-            value: Value::Raw(vec![0x01].into()),
-        };
+        let leaf = Node::Leaf { path: vec![3], value: Value::Raw(vec![0x01].into()) };
         let rlp = leaf.ethereum_rlp();
         assert!(rlp.len() < 32);
         assert_eq!(Node::from_inline_rlp(&rlp).unwrap().ethereum_rlp(), rlp);

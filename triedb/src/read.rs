@@ -31,6 +31,16 @@ struct Walk {
     depth: usize,
     child: Child,
     target: Target,
+    /// The pages of this walk's last read: a child written next to its
+    /// parent (the bottom of a subtree is packed into one page) is decoded
+    /// from them without another read.
+    page: Option<(Arc<AlignedBuf>, u64)>,
+}
+
+impl Walk {
+    fn new(index: usize, key: Vec<u8>, root: StoredRef, target: Target) -> Walk {
+        Walk { index, key, depth: 0, child: Child::Stored(root), target, page: None }
+    }
 }
 
 enum Step {
@@ -38,23 +48,42 @@ enum Step {
     Need(StoredRef),
 }
 
-/// Walks from `child` as far as the cache, inline nodes and `given` allow.
-fn advance(shared: &Shared, walk: &mut Walk, mut given: Option<Arc<Node>>) -> Result<Step> {
+/// Walks from `walk.child` as far as the cache, inline nodes, the last pages
+/// read and `given` allow.
+fn advance(
+    shared: &Shared,
+    map: &ChunkMap,
+    walk: &mut Walk,
+    mut given: Option<Arc<Node>>,
+) -> Result<Step> {
     loop {
         let node = match given.take() {
             Some(node) => node,
             None => match &walk.child {
-                Child::Stored(stored) => match shared.cache.get(&stored.loc.key()) {
+                Child::Stored(stored) => match shared.cache.get(stored.loc, walk.depth) {
                     Some(node) => {
                         shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
                         node
                     }
                     None => {
                         shared.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
-                        return Ok(Step::Need(*stored));
+                        let offset = map.offset(stored.loc)?;
+                        match &walk.page {
+                            Some((buf, start))
+                                if offset >= *start
+                                    && offset + u64::from(stored.loc.len)
+                                        <= start + buf.len() as u64 =>
+                            {
+                                shared.decode_from_pages(
+                                    stored.loc, buf, *start, offset, walk.depth,
+                                )?
+                            }
+                            _ => return Ok(Step::Need(*stored)),
+                        }
                     }
                 },
                 Child::Inline(rlp) => Arc::new(Node::from_inline_rlp(rlp)?),
+                Child::Embedded { leaf, .. } => Arc::new((**leaf).clone()),
                 Child::Mem(_) => unreachable!("published tries hold no in-memory nodes"),
             },
         };
@@ -80,6 +109,11 @@ fn advance(shared: &Shared, walk: &mut Walk, mut given: Option<Arc<Node>>) -> Re
                     None => return Ok(Step::Done(None)),
                 },
                 Some(&nibble) => match &children[usize::from(nibble)] {
+                    // Looked at in place: no copy of the leaf.
+                    Some(Child::Embedded { leaf, .. }) => match &**leaf {
+                        Node::Leaf { path, value } if key[1..] == path[..] => value.clone(),
+                        _ => return Ok(Step::Done(None)),
+                    },
                     Some(child) => {
                         walk.depth += 1;
                         walk.child = child.clone();
@@ -91,9 +125,7 @@ fn advance(shared: &Shared, walk: &mut Walk, mut given: Option<Arc<Node>>) -> Re
         };
         match (&walk.target, &found) {
             (Target::Slot { slot_key }, Value::Account(account)) => {
-                let Some(storage) = account.storage else {
-                    return Ok(Step::Done(None));
-                };
+                let Some(storage) = account.storage else { return Ok(Step::Done(None)) };
                 walk.key = slot_key.clone();
                 walk.depth = 0;
                 walk.child = Child::Stored(storage);
@@ -116,28 +148,13 @@ pub(crate) fn get(
     target: Target,
 ) -> Result<Option<Value>> {
     let Some(root) = root else { return Ok(None) };
-    let mut walk = Walk {
-        index: 0,
-        key,
-        depth: 0,
-        child: Child::Stored(root),
-        target,
-    };
-    // The last pages read: a child written next to its parent is often in them.
-    let mut last: Option<(AlignedBuf, u64)> = None;
+    let mut walk = Walk::new(0, key, root, target);
     let mut given = None;
     loop {
-        match advance(shared, &mut walk, given.take())? {
+        match advance(shared, map, &mut walk, given.take())? {
             Step::Done(value) => return Ok(value),
             Step::Need(stored) => {
                 let offset = map.offset(stored.loc)?;
-                if let Some((buf, start)) = &last
-                    && offset >= *start
-                    && offset + u64::from(stored.loc.len) <= start + buf.len() as u64
-                {
-                    given = Some(shared.decode_from_pages(stored.loc, buf, *start, offset)?);
-                    continue;
-                }
                 let (start, len) = page_span(offset, stored.loc.len);
                 let mut buf = AlignedBuf::new(len);
                 shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
@@ -145,8 +162,9 @@ pub(crate) fn get(
                     .storage
                     .read_at(&mut buf, start)
                     .map_err(|e| Error::io("reading a node", e))?;
-                given = Some(shared.decode_from_pages(stored.loc, &buf, start, offset)?);
-                last = Some((buf, start));
+                given =
+                    Some(shared.decode_from_pages(stored.loc, &buf, start, offset, walk.depth)?);
+                walk.page = Some((Arc::new(buf), start));
             }
         }
     }
@@ -154,6 +172,7 @@ pub(crate) fn get(
 
 struct InFlight {
     stored: StoredRef,
+    depth: usize,
     offset: u64,
     start: u64,
     waiters: Vec<Walk>,
@@ -172,115 +191,93 @@ pub(crate) fn get_many(
     let mut ready: VecDeque<(Walk, Option<Arc<Node>>)> = lookups
         .into_iter()
         .enumerate()
-        .map(|(index, (key, target))| {
-            (
-                Walk {
-                    index,
-                    key,
-                    depth: 0,
-                    child: Child::Stored(root),
-                    target,
-                },
-                None,
-            )
-        })
+        .map(|(index, (key, target))| (Walk::new(index, key, root, target), None))
         .collect();
-    shared
-        .engine
-        .with_queue(depth, |queue: &mut dyn ReadQueue| {
-            let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
-            // Walks whose read could not be queued yet (queue full).
-            let mut blocked: VecDeque<(Walk, StoredRef)> = VecDeque::new();
-            let mut failure: Option<Error> = None;
-            loop {
-                while failure.is_none()
-                    && let Some((mut walk, given)) = ready.pop_front()
-                {
-                    match advance(shared, &mut walk, given) {
-                        Ok(Step::Done(value)) => results[walk.index] = value,
-                        Ok(Step::Need(stored)) => match in_flight.get_mut(&stored.loc.key()) {
-                            Some(read) => read.waiters.push(walk),
-                            None => blocked.push_back((walk, stored)),
-                        },
-                        Err(err) => failure = Some(err),
-                    }
-                }
-                while failure.is_none() && queue.in_flight() < queue.depth() {
-                    let Some((walk, stored)) = blocked.pop_front() else {
-                        break;
-                    };
-                    let key = stored.loc.key();
-                    if let Some(read) = in_flight.get_mut(&key) {
-                        read.waiters.push(walk);
-                        continue;
-                    }
-                    let offset = match map.offset(stored.loc) {
-                        Ok(offset) => offset,
-                        Err(err) => {
-                            failure = Some(err);
-                            break;
-                        }
-                    };
-                    let (start, len) = page_span(offset, stored.loc.len);
-                    let req = ReadReq {
-                        token: key,
-                        offset: start,
-                        buf: AlignedBuf::new(len),
-                    };
-                    shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
-                    match queue.submit(req) {
-                        Ok(()) => {
-                            in_flight.insert(
-                                key,
-                                InFlight {
-                                    stored,
-                                    offset,
-                                    start,
-                                    waiters: vec![walk],
-                                },
-                            );
-                        }
-                        Err((_, err)) => failure = Some(Error::io("queueing a read", err)),
-                    }
-                }
-                if queue.in_flight() == 0 {
-                    break;
-                }
-                let done = queue.wait();
-                let Some(read) = in_flight.remove(&done.token) else {
-                    continue;
-                };
-                if failure.is_some() {
-                    continue;
-                }
-                let node = done
-                    .result
-                    .map_err(|e| Error::io("reading a node", e))
-                    .and_then(|()| {
-                        shared.decode_from_pages(
-                            read.stored.loc,
-                            &done.buf,
-                            read.start,
-                            read.offset,
-                        )
-                    });
-                match node {
-                    Ok(node) => {
-                        for walk in read.waiters {
-                            ready.push_back((walk, Some(Arc::clone(&node))));
-                        }
-                    }
+    shared.engine.with_queue(depth, |queue: &mut dyn ReadQueue| {
+        let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
+        // Walks whose read could not be queued yet (queue full).
+        let mut blocked: VecDeque<(Walk, StoredRef)> = VecDeque::new();
+        let mut failure: Option<Error> = None;
+        loop {
+            while failure.is_none()
+                && let Some((mut walk, given)) = ready.pop_front()
+            {
+                match advance(shared, map, &mut walk, given) {
+                    Ok(Step::Done(value)) => results[walk.index] = value,
+                    Ok(Step::Need(stored)) => match in_flight.get_mut(&stored.loc.key()) {
+                        Some(read) => read.waiters.push(walk),
+                        None => blocked.push_back((walk, stored)),
+                    },
                     Err(err) => failure = Some(err),
                 }
             }
-            match failure {
-                Some(err) => Err(err),
-                None => {
-                    debug_assert!(blocked.is_empty() && ready.is_empty());
-                    Ok(())
+            while failure.is_none() && queue.in_flight() < queue.depth() {
+                let Some((walk, stored)) = blocked.pop_front() else { break };
+                let key = stored.loc.key();
+                if let Some(read) = in_flight.get_mut(&key) {
+                    read.waiters.push(walk);
+                    continue;
+                }
+                let offset = match map.offset(stored.loc) {
+                    Ok(offset) => offset,
+                    Err(err) => {
+                        failure = Some(err);
+                        break;
+                    }
+                };
+                let (start, len) = page_span(offset, stored.loc.len);
+                let req = ReadReq { token: key, offset: start, buf: AlignedBuf::new(len) };
+                shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+                match queue.submit(req) {
+                    Ok(()) => {
+                        let read = InFlight {
+                            stored,
+                            depth: walk.depth,
+                            offset,
+                            start,
+                            waiters: vec![walk],
+                        };
+                        in_flight.insert(key, read);
+                    }
+                    Err((_, err)) => failure = Some(Error::io("queueing a read", err)),
                 }
             }
-        })?;
+            if queue.in_flight() == 0 {
+                break;
+            }
+            let done = queue.wait();
+            let Some(read) = in_flight.remove(&done.token) else { continue };
+            if failure.is_some() {
+                continue;
+            }
+            let node = done.result.map_err(|e| Error::io("reading a node", e)).and_then(|()| {
+                shared.decode_from_pages(
+                    read.stored.loc,
+                    &done.buf,
+                    read.start,
+                    read.offset,
+                    read.depth,
+                )
+            });
+            match node {
+                Ok(node) => {
+                    let page = Arc::new(done.buf);
+                    for mut walk in read.waiters {
+                        walk.page = Some((Arc::clone(&page), read.start));
+                        ready.push_back((walk, Some(Arc::clone(&node))));
+                    }
+                }
+                Err(err) => failure = Some(err),
+            }
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => {
+                debug_assert!(blocked.is_empty() && ready.is_empty());
+                Ok(())
+            }
+        }
+    })?;
     Ok(results)
 }
 
@@ -299,8 +296,8 @@ pub(crate) fn proof(
     let mut child = Child::Stored(root);
     let mut depth = 0;
     loop {
-        let node = shared.load(map, &child)?;
-        if let Child::Stored(_) = child {
+        let node = shared.load(map, &child, depth)?;
+        if let Child::Stored(_) | Child::Embedded { .. } = child {
             nodes.push(node.ethereum_rlp().into());
         }
         let rest = &key[depth..];

@@ -21,23 +21,14 @@ pub(crate) struct ChunkMap {
 
 impl ChunkMap {
     pub fn from_meta(meta: &Meta) -> ChunkMap {
-        ChunkMap {
-            lo: meta.chunk_lo,
-            phys: meta.map.clone(),
-            chunk_bytes: meta.chunk_bytes,
-        }
+        ChunkMap { lo: meta.chunk_lo, phys: meta.map.clone(), chunk_bytes: meta.chunk_bytes }
     }
 
     /// Absolute byte offset of `loc` in the file.
     pub fn offset(&self, loc: Loc) -> Result<u64> {
-        let index = loc
-            .chunk
-            .checked_sub(self.lo)
-            .ok_or(Error::DanglingRef { chunk: loc.chunk })?;
-        let phys = *self
-            .phys
-            .get(index as usize)
-            .ok_or(Error::DanglingRef { chunk: loc.chunk })?;
+        let index =
+            loc.chunk.checked_sub(self.lo).ok_or(Error::DanglingRef { chunk: loc.chunk })?;
+        let phys = *self.phys.get(index as usize).ok_or(Error::DanglingRef { chunk: loc.chunk })?;
         if u64::from(loc.offset) + u64::from(loc.len) > self.chunk_bytes {
             return Err(Error::CorruptNode {
                 chunk: loc.chunk,
@@ -66,7 +57,44 @@ impl quick_cache::Weighter<u64, Arc<Node>> for NodeWeighter {
     }
 }
 
-pub(crate) type NodeCache = quick_cache::sync::Cache<u64, Arc<Node>, NodeWeighter>;
+type Tier = quick_cache::sync::Cache<u64, Arc<Node>, NodeWeighter>;
+
+/// The node cache, under a fixed memory budget, in two tiers. The inner
+/// structure of the tries (branches and extensions without leaf data: few
+/// nodes, on every path) gets three quarters of the budget, so a stream of
+/// cold lookups, whose bottom branches are each read once, cannot push it
+/// out. With the inner nodes resident a cold lookup costs one read.
+pub(crate) struct NodeCache {
+    upper: Tier,
+    lower: Tier,
+}
+
+impl NodeCache {
+    fn new(budget_bytes: u64) -> NodeCache {
+        let upper_bytes = budget_bytes / 4 * 3;
+        let lower_bytes = budget_bytes - upper_bytes;
+        // ~600 bytes per cached node on average.
+        let tier =
+            |bytes: u64| Tier::with_weighter((bytes / 600).max(64) as usize, bytes, NodeWeighter);
+        NodeCache { upper: tier(upper_bytes), lower: tier(lower_bytes) }
+    }
+
+    /// `_depth` (nibbles below the root) is kept for policies that want it.
+    pub fn get(&self, loc: Loc, _depth: usize) -> Option<Arc<Node>> {
+        let key = loc.key();
+        self.upper.get(&key).or_else(|| self.lower.get(&key))
+    }
+
+    pub fn insert(&self, loc: Loc, node: Arc<Node>, _depth: usize) {
+        let tier = if node.holds_leaves() { &self.lower } else { &self.upper };
+        tier.insert(loc.key(), node);
+    }
+
+    /// Bytes held.
+    pub fn weight(&self) -> u64 {
+        self.upper.weight() + self.lower.weight()
+    }
+}
 
 /// Counters since open.
 #[derive(Default)]
@@ -105,10 +133,7 @@ impl Shared {
         meta: Meta,
         meta_slot: u64,
     ) -> Shared {
-        let cache_bytes = config.cache_bytes.max(1 << 20) as u64;
-        // ~600 bytes per cached node on average.
-        let estimated_items = (cache_bytes / 600).max(64) as usize;
-        let cache = NodeCache::with_weighter(estimated_items, cache_bytes, NodeWeighter);
+        let cache = NodeCache::new(config.cache_bytes.max(1 << 20) as u64);
         let map = Arc::new(ChunkMap::from_meta(&meta));
         let writer = WriterState::new(&meta, meta_slot);
         Shared {
@@ -124,10 +149,10 @@ impl Shared {
         }
     }
 
-    /// A node, from the cache or read synchronously (pread).
-    pub fn node(&self, map: &ChunkMap, stored: &StoredRef) -> Result<Arc<Node>> {
-        let key = stored.loc.key();
-        if let Some(node) = self.cache.get(&key) {
+    /// A node `depth` nibbles below its root, from the cache or read
+    /// synchronously (pread).
+    pub fn node(&self, map: &ChunkMap, stored: &StoredRef, depth: usize) -> Result<Arc<Node>> {
+        if let Some(node) = self.cache.get(stored.loc, depth) {
             self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(node);
         }
@@ -136,10 +161,8 @@ impl Shared {
         let (start, len) = page_span(offset, stored.loc.len);
         let mut buf = AlignedBuf::new(len);
         self.counters.device_reads.fetch_add(1, Ordering::Relaxed);
-        self.storage
-            .read_at(&mut buf, start)
-            .map_err(|e| Error::io("reading a node", e))?;
-        self.decode_from_pages(stored.loc, &buf, start, offset)
+        self.storage.read_at(&mut buf, start).map_err(|e| Error::io("reading a node", e))?;
+        self.decode_from_pages(stored.loc, &buf, start, offset, depth)
     }
 
     /// Decodes the node at absolute `offset` out of a page buffer read at
@@ -150,37 +173,39 @@ impl Shared {
         buf: &[u8],
         buf_start: u64,
         offset: u64,
+        depth: usize,
     ) -> Result<Arc<Node>> {
         let at = (offset - buf_start) as usize;
-        let bytes = buf
-            .get(at..at + loc.len as usize)
-            .ok_or(Error::CorruptNode {
-                chunk: loc.chunk,
-                offset: loc.offset,
-                reason: "node outside the pages read",
-            })?;
+        let bytes = buf.get(at..at + loc.len as usize).ok_or(Error::CorruptNode {
+            chunk: loc.chunk,
+            offset: loc.offset,
+            reason: "node outside the pages read",
+        })?;
         let node = Arc::new(Node::decode(loc, bytes)?);
-        self.cache.insert(loc.key(), Arc::clone(&node));
+        self.cache.insert(loc, Arc::clone(&node), depth);
         Ok(node)
     }
 
     /// Resolves a child reference to a node (inline nodes decode in place).
-    pub fn load(&self, map: &ChunkMap, child: &crate::node::Child) -> Result<Arc<Node>> {
+    pub fn load(
+        &self,
+        map: &ChunkMap,
+        child: &crate::node::Child,
+        depth: usize,
+    ) -> Result<Arc<Node>> {
         match child {
-            crate::node::Child::Stored(stored) => self.node(map, stored),
+            crate::node::Child::Stored(stored) => self.node(map, stored, depth),
             crate::node::Child::Inline(rlp) => Ok(Arc::new(Node::from_inline_rlp(rlp)?)),
-            crate::node::Child::Mem(node) => Ok(Arc::new((**node).clone())),
+            crate::node::Child::Embedded { leaf, .. } | crate::node::Child::Mem(leaf) => {
+                Ok(Arc::new((**leaf).clone()))
+            }
         }
     }
 
     /// Pins `version` for a snapshot; `None` when it is not retained.
     pub fn pin(&self, version: u64) -> Option<(VersionRecord, Arc<ChunkMap>)> {
         let published = self.published.read();
-        let record = *published
-            .meta
-            .versions
-            .iter()
-            .find(|v| v.version == version)?;
+        let record = *published.meta.versions.iter().find(|v| v.version == version)?;
         let mut pins = self.pins.lock();
         let entry = pins.entry(version).or_insert((0, record.min_chunk));
         entry.0 += 1;
@@ -216,16 +241,8 @@ impl WriterState {
             used[p as usize] = true;
         }
         // Highest first, so pop() hands out low chunks first.
-        let free = (0..meta.phys_chunks)
-            .rev()
-            .filter(|&p| !used[p as usize])
-            .collect();
-        WriterState {
-            meta: meta.clone(),
-            meta_slot,
-            free,
-            buf: WriteBuf::new(),
-        }
+        let free = (0..meta.phys_chunks).rev().filter(|&p| !used[p as usize]).collect();
+        WriterState { meta: meta.clone(), meta_slot, free, buf: WriteBuf::new() }
     }
 }
 
@@ -288,6 +305,7 @@ impl WriterState {
             return Err(Error::InvalidValue("node larger than 1 MiB"));
         }
         let chunk_bytes = self.meta.chunk_bytes as usize;
+        self.make_room(storage, total + PAGE_BYTES)?;
         // Keep small nodes inside one page: one read fetches them whole.
         let cursor = self.buf.stage_start as usize + self.buf.stage_len;
         let in_page = cursor % PAGE_BYTES;
@@ -309,11 +327,15 @@ impl WriterState {
         self.buf.staging[at..at + 4].copy_from_slice(&crc.to_le_bytes());
         self.buf.staging[at + 4..at + total].copy_from_slice(body);
         self.buf.stage_len += total;
-        Ok(Loc {
-            chunk,
-            offset,
-            len: total as u32,
-        })
+        Ok(Loc { chunk, offset, len: total as u32 })
+    }
+
+    /// Flushes whole pages if fewer than `bytes` are free in the staging buffer.
+    fn make_room(&mut self, storage: &dyn Storage, bytes: usize) -> Result<()> {
+        if self.buf.head.is_some() && self.buf.stage_len + bytes > self.buf.staging.len() {
+            self.flush_full_pages(storage)?;
+        }
+        Ok(())
     }
 
     fn pad(&mut self, n: usize) {
@@ -328,9 +350,7 @@ impl WriterState {
             None => {
                 let phys = self.meta.phys_chunks;
                 let len = DATA_OFFSET + (u64::from(phys) + 1) * self.meta.chunk_bytes;
-                storage
-                    .set_len(len)
-                    .map_err(|e| Error::io("growing the file", e))?;
+                storage.set_len(len).map_err(|e| Error::io("growing the file", e))?;
                 self.meta.phys_chunks += 1;
                 phys
             }
@@ -384,5 +404,29 @@ impl WriterState {
         self.buf.stage_len = 0;
         self.meta.head_offset = self.buf.stage_start;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{Value, empty_branch};
+
+    #[test]
+    fn cache_keeps_inner_nodes_apart_from_leaf_data() {
+        let cache = NodeCache::new(8 << 20);
+        let inner = Arc::new(Node::Branch { children: empty_branch(), value: None });
+        let leafy = Arc::new(Node::Leaf { path: vec![1], value: Value::Raw(vec![1].into()) });
+        let loc = |offset| Loc { chunk: 1, offset, len: 100 };
+        cache.insert(loc(0), Arc::clone(&inner), 0);
+        cache.insert(loc(4096), Arc::clone(&leafy), 9);
+        assert!(cache.get(loc(0), 0).is_some());
+        assert!(cache.get(loc(4096), 9).is_some());
+        // A flood of leaf data evicts leaf data, not the inner node.
+        for i in 0..100_000u32 {
+            cache.insert(Loc { chunk: 2, offset: i * 8, len: 100 }, Arc::clone(&leafy), 9);
+        }
+        assert!(cache.get(loc(0), 0).is_some());
+        assert!(cache.weight() <= 8 << 20);
     }
 }

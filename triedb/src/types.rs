@@ -18,11 +18,7 @@ pub struct AccountInfo {
 
 impl Default for AccountInfo {
     fn default() -> Self {
-        AccountInfo {
-            nonce: 0,
-            balance: U256::ZERO,
-            code_hash: KECCAK_EMPTY,
-        }
+        AccountInfo { nonce: 0, balance: U256::ZERO, code_hash: KECCAK_EMPTY }
     }
 }
 
@@ -37,11 +33,7 @@ pub struct Account {
 
 impl Account {
     pub fn info(&self) -> AccountInfo {
-        AccountInfo {
-            nonce: self.nonce,
-            balance: self.balance,
-            code_hash: self.code_hash,
-        }
+        AccountInfo { nonce: self.nonce, balance: self.balance, code_hash: self.code_hash }
     }
 }
 
@@ -64,11 +56,7 @@ pub enum AccountUpdate {
 impl AccountUpdate {
     /// An update of the account fields only.
     pub fn info(info: AccountInfo) -> Self {
-        AccountUpdate::Set {
-            info,
-            wipe_storage: false,
-            storage: BTreeMap::new(),
-        }
+        AccountUpdate::Set { info, wipe_storage: false, storage: BTreeMap::new() }
     }
 }
 

@@ -41,10 +41,7 @@ impl AlignedBuf {
     pub fn new(len: usize) -> AlignedBuf {
         let len = round_up_to_page(len);
         if len == 0 {
-            return AlignedBuf {
-                ptr: dangling_page(),
-                len: 0,
-            };
+            return AlignedBuf { ptr: dangling_page(), len: 0 };
         }
         let layout = layout_for(len);
         // SAFETY: `layout` has a non-zero size (len > 0) and a valid alignment.
@@ -58,9 +55,7 @@ impl AlignedBuf {
     /// A zeroed buffer of `pages` pages.
     pub fn with_pages(pages: usize) -> AlignedBuf {
         AlignedBuf::new(
-            pages
-                .checked_mul(PAGE_BYTES)
-                .expect("AlignedBuf: page count overflows usize"),
+            pages.checked_mul(PAGE_BYTES).expect("AlignedBuf: page count overflows usize"),
         )
     }
 
@@ -139,11 +134,7 @@ impl AlignedBuf {
         if new_len > self.len {
             // SAFETY: the new block is valid for `new_len` bytes; the bytes in
             // `self.len..new_len` are uninitialised and get zeroed here.
-            unsafe {
-                ptr.as_ptr()
-                    .add(self.len)
-                    .write_bytes(0, new_len - self.len)
-            };
+            unsafe { ptr.as_ptr().add(self.len).write_bytes(0, new_len - self.len) };
         }
         self.ptr = ptr;
         self.len = new_len;
@@ -210,9 +201,7 @@ impl Default for AlignedBuf {
 
 impl fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AlignedBuf")
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("AlignedBuf").field("len", &self.len).finish()
     }
 }
 
@@ -226,8 +215,7 @@ impl Eq for AlignedBuf {}
 
 /// Rounds `len` up to a multiple of `PAGE_BYTES`.
 fn round_up_to_page(len: usize) -> usize {
-    len.checked_next_multiple_of(PAGE_BYTES)
-        .expect("AlignedBuf: length overflows usize")
+    len.checked_next_multiple_of(PAGE_BYTES).expect("AlignedBuf: length overflows usize")
 }
 
 /// The allocation layout of a buffer of `len` bytes (`len` a page multiple).
@@ -304,8 +292,6 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<AlignedBuf>();
         let buf = AlignedBuf::with_pages(1);
-        std::thread::spawn(move || assert_eq!(buf.len(), PAGE_BYTES))
-            .join()
-            .unwrap();
+        std::thread::spawn(move || assert_eq!(buf.len(), PAGE_BYTES)).join().unwrap();
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! triedb keeps its own node cache, so the page cache would only hold a
 //! second copy of the same data: the file is opened with `O_DIRECT`. Some
-//! filesystems (tmpfs, some FUSE and overlay setups) refuse it with `EINVAL`;
+//! filesystems (tmpfs before Linux 6.6, some FUSE and overlay setups) refuse
+//! it with `EINVAL`;
 //! the file is then reopened without it and one warning says that the page
 //! cache is in use. Everything else behaves the same either way, including
 //! the alignment rules below, so a test on tmpfs catches the same bugs as a
@@ -68,8 +69,9 @@ impl FileStorage {
                 let file = open_with_flags(path, create, 0)?;
                 if try_direct {
                     tracing::warn!(
-                    path = %path.display(),
-                    "the filesystem refuses O_DIRECT; triedb reads and writes this file through the page cache"
+                        path = %path.display(),
+                        "the filesystem refuses O_DIRECT; triedb reads and writes this file \
+                         through the page cache"
                     );
                 }
                 (file, false)
@@ -84,19 +86,10 @@ impl FileStorage {
         } else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is neither a regular file nor a block device",
-                    path.display()
-                ),
+                format!("{} is neither a regular file nor a block device", path.display()),
             ));
         };
-        Ok(FileStorage {
-            file,
-            path: path.to_path_buf(),
-            kind,
-            direct,
-            grow_lock: Mutex::new(()),
-        })
+        Ok(FileStorage { file, path: path.to_path_buf(), kind, direct, grow_lock: Mutex::new(()) })
     }
 
     /// `true` when the file is open with `O_DIRECT` (the page cache is bypassed).
@@ -126,18 +119,12 @@ impl FileStorage {
     fn read_bounced(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let start = offset - offset % PAGE_BYTES as u64;
         let head = (offset - start) as usize;
-        let end = offset
-            .checked_add(buf.len() as u64)
-            .ok_or_else(offset_overflow)?;
+        let end = offset.checked_add(buf.len() as u64).ok_or_else(offset_overflow)?;
         // Read only whole pages, and stop at the end of the storage so that a
         // read ending exactly at EOF is not reported as short.
         let storage_len = self.len()?;
         if end > storage_len {
-            return Err(eof_error(
-                offset,
-                buf.len(),
-                storage_len.saturating_sub(offset),
-            ));
+            return Err(eof_error(offset, buf.len(), storage_len.saturating_sub(offset)));
         }
         let mut bounce = AlignedBuf::new(head + buf.len());
         // Whole pages only: O_DIRECT refuses a length that is not a block multiple.
@@ -145,11 +132,7 @@ impl FileStorage {
         let want = usize::try_from(to_eof).map_or(bounce.len(), |to_eof| to_eof.min(bounce.len()));
         let got = pread_full(&self.file, &mut bounce[..want], start)?;
         if got < head + buf.len() {
-            return Err(eof_error(
-                offset,
-                buf.len(),
-                got.saturating_sub(head) as u64,
-            ));
+            return Err(eof_error(offset, buf.len(), got.saturating_sub(head) as u64));
         }
         buf.copy_from_slice(&bounce[head..head + buf.len()]);
         Ok(())
@@ -205,10 +188,7 @@ impl Storage for FileStorage {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let _guard = self
-            .grow_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self.grow_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.len()?;
         if len <= current {
             return Ok(());
@@ -231,12 +211,7 @@ impl Storage for FileStorage {
 }
 
 fn open_with_flags(path: &Path, create: bool, flags: i32) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .custom_flags(flags)
-        .open(path)
+    OpenOptions::new().read(true).write(true).create(create).custom_flags(flags).open(path)
 }
 
 /// `pread` until `buf` is full or end of file; returns the bytes read.
@@ -245,9 +220,7 @@ fn open_with_flags(path: &Path, create: bool, flags: i32) -> io::Result<File> {
 fn pread_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        let at = offset
-            .checked_add(done as u64)
-            .ok_or_else(offset_overflow)?;
+        let at = offset.checked_add(done as u64).ok_or_else(offset_overflow)?;
         match file.read_at(&mut buf[done..], at) {
             Ok(0) => break,
             Ok(n) => done += n,
@@ -265,9 +238,7 @@ fn pread_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 fn pwrite_full(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
-        let at = offset
-            .checked_add(done as u64)
-            .ok_or_else(offset_overflow)?;
+        let at = offset.checked_add(done as u64).ok_or_else(offset_overflow)?;
         match file.write_at(&buf[done..], at) {
             Ok(0) => {
                 return Err(io::Error::new(
@@ -301,10 +272,7 @@ mod tests {
     use crate::fault::test_util::*;
 
     fn temp_dir() -> tempfile::TempDir {
-        tempfile::Builder::new()
-            .prefix("triedb-file-")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap()
+        tempfile::Builder::new().prefix("triedb-file-").tempdir_in(std::env::temp_dir()).unwrap()
     }
 
     #[test]
@@ -355,19 +323,12 @@ mod tests {
             fill_page(&mut expected[p * PAGE_BYTES..][..PAGE_BYTES], p as u64);
         }
         // Odd offsets and lengths, into a plain Vec (unaligned address).
-        for (offset, len) in [
-            (100usize, 50usize),
-            (4000, 200),
-            (1, 4 * PAGE_BYTES - 1),
-            (PAGE_BYTES, PAGE_BYTES),
-        ] {
+        for (offset, len) in
+            [(100usize, 50usize), (4000, 200), (1, 4 * PAGE_BYTES - 1), (PAGE_BYTES, PAGE_BYTES)]
+        {
             let mut out = vec![0u8; len + 1];
             storage.read_at(&mut out[1..], offset as u64).unwrap();
-            assert_eq!(
-                &out[1..],
-                &expected[offset..offset + len],
-                "offset {offset} len {len}"
-            );
+            assert_eq!(&out[1..], &expected[offset..offset + len], "offset {offset} len {len}");
         }
         // A page-multiple write from an unaligned buffer is fine.
         let mut data = vec![0u8; PAGE_BYTES + 1];
@@ -395,11 +356,7 @@ mod tests {
         ] {
             let mut buf = AlignedBuf::new(len);
             let err = storage.read_at(&mut buf[..len], offset).unwrap_err();
-            assert_eq!(
-                err.kind(),
-                io::ErrorKind::UnexpectedEof,
-                "offset {offset} len {len}"
-            );
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "offset {offset} len {len}");
         }
         // Ending exactly at the end is fine, aligned or not.
         let mut buf = vec![0u8; 10];
@@ -429,10 +386,7 @@ mod tests {
         let dir = temp_dir();
         let missing = FileStorage::open(&dir.path().join("missing"), false).unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
-        assert!(
-            FileStorage::open(dir.path(), false).is_err(),
-            "a directory is not storage"
-        );
+        assert!(FileStorage::open(dir.path(), false).is_err(), "a directory is not storage");
     }
 
     #[test]
@@ -441,10 +395,7 @@ mod tests {
         if !shm.is_dir() {
             return;
         }
-        let Ok(dir) = tempfile::Builder::new()
-            .prefix("triedb-shm-")
-            .tempdir_in(shm)
-        else {
+        let Ok(dir) = tempfile::Builder::new().prefix("triedb-shm-").tempdir_in(shm) else {
             return;
         };
         let storage = FileStorage::open(&dir.path().join("db"), true).unwrap();
@@ -495,9 +446,7 @@ mod tests {
             io::ErrorKind::InvalidInput
         );
         let mut past = AlignedBuf::with_pages(2);
-        let err = storage
-            .read_at(&mut past, 2 * PAGE_BYTES as u64)
-            .unwrap_err();
+        let err = storage.read_at(&mut past, 2 * PAGE_BYTES as u64).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
 
         // io_uring reads a page-cache file just as well.
@@ -544,14 +493,10 @@ mod tests {
         storage.write_at(&buf, last * PAGE_BYTES as u64).unwrap();
         storage.sync_data().unwrap();
         let mut back = AlignedBuf::with_pages(1);
-        storage
-            .read_at(&mut back, last * PAGE_BYTES as u64)
-            .unwrap();
+        storage.read_at(&mut back, last * PAGE_BYTES as u64).unwrap();
         check_pages(&back, last);
         let mut past = AlignedBuf::with_pages(2);
-        let err = storage
-            .read_at(&mut past, last * PAGE_BYTES as u64)
-            .unwrap_err();
+        let err = storage.read_at(&mut past, last * PAGE_BYTES as u64).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
 
         let storage: std::sync::Arc<dyn Storage> = std::sync::Arc::new(storage);
@@ -559,11 +504,7 @@ mod tests {
             crate::io::ReadEngine::new(storage, crate::io::IoBackendChoice::IoUring, 4).unwrap();
         engine.with_queue(4, |queue| {
             let offset = last * PAGE_BYTES as u64;
-            let req = crate::io::ReadReq {
-                token: 1,
-                offset,
-                buf: AlignedBuf::with_pages(1),
-            };
+            let req = crate::io::ReadReq { token: 1, offset, buf: AlignedBuf::with_pages(1) };
             assert!(queue.submit(req).is_ok());
             let done = queue.wait();
             done.result.unwrap();

@@ -123,14 +123,10 @@ impl ReadEngine {
             IoBackendChoice::Pread => Ok(Self::pool(storage, depth)),
             IoBackendChoice::IoUring => {
                 let engine = uring::UringEngine::new(Arc::clone(&storage), depth)?;
-                Ok(ReadEngine {
-                    inner: EngineInner::Uring(engine),
-                })
+                Ok(ReadEngine { inner: EngineInner::Uring(engine) })
             }
             IoBackendChoice::Auto => match uring::UringEngine::new(Arc::clone(&storage), depth) {
-                Ok(engine) => Ok(ReadEngine {
-                    inner: EngineInner::Uring(engine),
-                }),
+                Ok(engine) => Ok(ReadEngine { inner: EngineInner::Uring(engine) }),
                 Err(err) => {
                     tracing::warn!(
                         error = %err,
@@ -143,9 +139,7 @@ impl ReadEngine {
     }
 
     fn pool(storage: Arc<dyn Storage>, depth: usize) -> ReadEngine {
-        ReadEngine {
-            inner: EngineInner::Pool(pool::PoolEngine::new(storage, depth)),
-        }
+        ReadEngine { inner: EngineInner::Pool(pool::PoolEngine::new(storage, depth)) }
     }
 
     pub fn backend(&self) -> IoBackend {

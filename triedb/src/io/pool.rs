@@ -7,7 +7,7 @@
 //! batches on different threads never see each other's reads. The threads
 //! exit when the engine drops.
 
-use super::uring::{nothing_in_flight, queue_full};
+use super::uring::{check_offset, nothing_in_flight, queue_full};
 use super::{AlignedBuf, ReadDone, ReadQueue, ReadReq, Storage};
 use parking_lot::Mutex;
 use std::io;
@@ -60,12 +60,7 @@ impl PoolEngine {
             }
         }
         let jobs = if workers.is_empty() { None } else { Some(jobs) };
-        PoolEngine {
-            storage,
-            depth,
-            jobs,
-            workers,
-        }
+        PoolEngine { storage, depth, jobs, workers }
     }
 
     /// Configured depth (most reads in flight per queue).
@@ -142,26 +137,20 @@ impl ReadQueue for PoolQueue<'_> {
         if self.in_flight >= self.depth {
             return Err((req, queue_full(self.depth)));
         }
+        if let Err(err) = check_offset(req.offset) {
+            return Err((req, err));
+        }
         let ReadReq { token, offset, buf } = req;
         match &self.engine.jobs {
             Some(jobs) => {
-                let job = Job {
-                    token,
-                    offset,
-                    buf,
-                    reply: self.reply.clone(),
-                };
+                let job = Job { token, offset, buf, reply: self.reply.clone() };
                 if let Err(mpsc::SendError(job)) = jobs.send(job) {
                     let err = io::Error::new(
                         io::ErrorKind::BrokenPipe,
                         "the pread worker threads are gone",
                     );
                     return Err((
-                        ReadReq {
-                            token: job.token,
-                            offset: job.offset,
-                            buf: job.buf,
-                        },
+                        ReadReq { token: job.token, offset: job.offset, buf: job.buf },
                         err,
                     ));
                 }
@@ -312,11 +301,7 @@ mod tests {
         let threads: Vec<_> = engine.workers.iter().map(|h| h.thread().clone()).collect();
         drop(engine); // joins every worker
         assert_eq!(threads.len(), WORKERS_MAX);
-        assert_eq!(
-            Arc::strong_count(&storage),
-            1,
-            "workers released the storage"
-        );
+        assert_eq!(Arc::strong_count(&storage), 1, "workers released the storage");
 
         let engine = PoolEngine::new(storage, 3);
         assert_eq!(engine.workers.len(), 3);
@@ -338,5 +323,17 @@ mod tests {
             }
         });
         read_random_pages(&engine, 8, 100, 64, 7);
+    }
+
+    #[test]
+    fn unaligned_offsets_are_refused() {
+        let (_dir, storage) = patterned_storage(4);
+        let engine = pool_engine(storage, 4);
+        engine.with_queue(4, |queue| {
+            let req = ReadReq { token: 1, offset: 100, buf: AlignedBuf::with_pages(1) };
+            let (_, err) = queue.submit(req).expect_err("unaligned offset");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert_eq!(queue.in_flight(), 0);
+        });
     }
 }

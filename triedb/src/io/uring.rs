@@ -10,9 +10,12 @@
 //! * `submit` puts a `Read` SQE into the submission queue without entering
 //!   the kernel; its `user_data` is the index of a slot that owns the buffer
 //!   until the read completes;
-//! * `wait` first hands out reads that already finished, then reaps the
-//!   completion queue, and only when that is empty enters the kernel once to
-//!   submit every queued SQE and wait for one completion;
+//! * `wait` hands out a read that already finished (after one non-blocking
+//!   submit if SQEs are queued, so that the queue stays full in the kernel),
+//!   else reaps the completion queue, and only when that is empty enters the
+//!   kernel once to submit every queued SQE and wait for one completion; so a
+//!   `wait` costs at most one `io_uring_enter`, and a batch of submits costs
+//!   one;
 //! * a short read is resubmitted for the rest of the buffer; a read that
 //!   stops at end of file is an `UnexpectedEof` error; `EINTR`/`EAGAIN` are
 //!   retried;
@@ -26,7 +29,7 @@
 //! batches run the reads synchronously with `pread` and say so once.
 
 use super::file::eof_error;
-use super::{AlignedBuf, ReadDone, ReadQueue, ReadReq, Storage};
+use super::{AlignedBuf, PAGE_BYTES, ReadDone, ReadQueue, ReadReq, Storage};
 use io_uring::{IoUring, Probe, opcode, types};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -96,11 +99,7 @@ impl UringEngine {
                         "cannot create an io_uring ring on this thread; its reads run one at a time with pread"
                     );
                 }
-                let mut queue = SyncQueue {
-                    storage: &*self.storage,
-                    depth,
-                    done: VecDeque::new(),
-                };
+                let mut queue = SyncQueue { storage: &*self.storage, depth, done: VecDeque::new() };
                 f(&mut queue)
             }
         }
@@ -112,11 +111,7 @@ fn new_ring(depth: usize) -> io::Result<IoUring> {
     let entries = u32::try_from(depth.next_power_of_two()).unwrap_or(u32::MAX);
     // COOP_TASKRUN (5.19) and SINGLE_ISSUER (6.0) save interrupts; the ring
     // only ever serves the thread that made it. Older kernels get a plain one.
-    let ring = match IoUring::builder()
-        .setup_coop_taskrun()
-        .setup_single_issuer()
-        .build(entries)
-    {
+    let ring = match IoUring::builder().setup_coop_taskrun().setup_single_issuer().build(entries) {
         Ok(ring) => ring,
         Err(_) => IoUring::new(entries)?,
     };
@@ -133,10 +128,7 @@ fn new_ring(depth: usize) -> io::Result<IoUring> {
 
 /// This thread's cached ring when it is large enough, else a new one.
 fn take_ring(depth: usize) -> io::Result<IoUring> {
-    let cached = RING
-        .try_with(|slot| slot.borrow_mut().take())
-        .ok()
-        .flatten();
+    let cached = RING.try_with(|slot| slot.borrow_mut().take()).ok().flatten();
     match cached {
         Some(ring) if ring.params().sq_entries() as usize >= depth => Ok(ring),
         _ => new_ring(depth),
@@ -178,6 +170,8 @@ struct UringQueue {
     free: Vec<usize>,
     /// Slots that hold a read (SQE queued, submitted, or being resubmitted).
     in_kernel: usize,
+    /// SQEs queued since the kernel last took them.
+    unsubmitted: usize,
     /// Finished reads not yet handed out by `wait`.
     ready: VecDeque<ReadDone>,
     /// Set when `io_uring_enter` fails for good: the ring is unusable.
@@ -195,6 +189,7 @@ impl UringQueue {
             slots: Vec::with_capacity(depth),
             free: Vec::with_capacity(depth),
             in_kernel: 0,
+            unsubmitted: 0,
             ready: VecDeque::with_capacity(depth),
             broken: None,
             cqes: Vec::with_capacity(depth),
@@ -228,11 +223,13 @@ impl UringQueue {
             // not move its heap block. The fd stays open: the engine holds the
             // storage for the whole batch.
             if unsafe { ring.submission().push(&entry) }.is_ok() {
+                self.unsubmitted += 1;
                 return Ok(());
             }
             // Full: hand the queued SQEs to the kernel to make room. Cannot
             // happen while the ring has at least `depth` entries, kept anyway.
-            submit_retrying(ring)?;
+            let taken = submit_retrying(ring)?;
+            self.unsubmitted = self.unsubmitted.saturating_sub(taken);
         }
         Err(io::Error::other("io_uring submission queue stays full"))
     }
@@ -243,8 +240,7 @@ impl UringQueue {
             return;
         };
         self.cqes.clear();
-        self.cqes
-            .extend(ring.completion().map(|cqe| (cqe.user_data(), cqe.result())));
+        self.cqes.extend(ring.completion().map(|cqe| (cqe.user_data(), cqe.result())));
         let cqes = std::mem::take(&mut self.cqes);
         for &(user_data, result) in &cqes {
             self.complete(user_data as usize, result);
@@ -265,27 +261,15 @@ impl UringQueue {
                 None
             } else if errno == libc::EINVAL && !slot.done.is_multiple_of(512) {
                 // O_DIRECT after a read that stopped mid-block: end of file.
-                Some(Err(eof_error(
-                    slot.offset,
-                    slot.buf.len(),
-                    slot.done as u64,
-                )))
+                Some(Err(eof_error(slot.offset, slot.buf.len(), slot.done as u64)))
             } else {
                 Some(Err(io::Error::from_raw_os_error(errno)))
             }
         } else if result == 0 {
-            Some(Err(eof_error(
-                slot.offset,
-                slot.buf.len(),
-                slot.done as u64,
-            )))
+            Some(Err(eof_error(slot.offset, slot.buf.len(), slot.done as u64)))
         } else {
             slot.done += result as usize;
-            if slot.done >= slot.buf.len() {
-                Some(Ok(()))
-            } else {
-                None
-            }
+            if slot.done >= slot.buf.len() { Some(Ok(())) } else { None }
         };
         match outcome {
             Some(result) => self.finish(index, result),
@@ -302,22 +286,34 @@ impl UringQueue {
         if let Some(slot) = self.slots[index].take() {
             self.free.push(index);
             self.in_kernel -= 1;
-            self.ready.push_back(ReadDone {
-                token: slot.token,
-                buf: slot.buf,
-                result,
-            });
+            self.ready.push_back(ReadDone { token: slot.token, buf: slot.buf, result });
         }
     }
 
     /// Submits queued SQEs and blocks until at least one CQE is available
     /// (or a transient error says to try again). A permanent error breaks the ring.
     fn enter_and_wait(&mut self) {
-        let Some(ring) = self.ring.as_mut() else {
-            return;
+        self.enter(1);
+    }
+
+    /// Hands queued SQEs to the kernel without waiting, so that reads queued
+    /// while finished ones were being handed out start now.
+    fn submit_queued(&mut self) {
+        if self.unsubmitted > 0 && self.broken.is_none() {
+            self.enter(0);
+        }
+    }
+
+    /// One `io_uring_enter`: submits every queued SQE and waits for `want`
+    /// completions. Transient errors return (the caller loops); a permanent
+    /// one breaks the ring.
+    fn enter(&mut self, want: usize) {
+        let ring = match (&self.broken, self.ring.as_mut()) {
+            (None, Some(ring)) => ring,
+            _ => return,
         };
-        match ring.submit_and_wait(1) {
-            Ok(_) => {}
+        match ring.submit_and_wait(want) {
+            Ok(taken) => self.unsubmitted = self.unsubmitted.saturating_sub(taken),
             Err(err) => match err.raw_os_error() {
                 Some(libc::EINTR) => {}
                 // EAGAIN: the kernel is short of resources; EBUSY: completions
@@ -365,6 +361,9 @@ impl ReadQueue for UringQueue {
         if self.in_flight() >= self.depth {
             return Err((req, queue_full(self.depth)));
         }
+        if let Err(err) = check_offset(req.offset) {
+            return Err((req, err));
+        }
         if self.broken.is_some() {
             let err = broken_error(self.broken.as_ref());
             return Err((req, err));
@@ -374,11 +373,7 @@ impl ReadQueue for UringQueue {
             return Err((req, err));
         }
         if req.buf.is_empty() {
-            self.ready.push_back(ReadDone {
-                token: req.token,
-                buf: req.buf,
-                result: Ok(()),
-            });
+            self.ready.push_back(ReadDone { token: req.token, buf: req.buf, result: Ok(()) });
             return Ok(());
         }
         let index = self.free.pop().unwrap_or_else(|| {
@@ -386,13 +381,7 @@ impl ReadQueue for UringQueue {
             self.slots.len() - 1
         });
         let ReadReq { token, offset, buf } = req;
-        self.slots[index] = Some(Slot {
-            token,
-            offset,
-            buf,
-            done: 0,
-            retries: 0,
-        });
+        self.slots[index] = Some(Slot { token, offset, buf, done: 0, retries: 0 });
         self.in_kernel += 1;
         match self.push_sqe(index) {
             Ok(()) => Ok(()),
@@ -402,21 +391,10 @@ impl ReadQueue for UringQueue {
                 self.free.push(index);
                 match self.slots[index].take() {
                     Some(slot) => Err((
-                        ReadReq {
-                            token: slot.token,
-                            offset: slot.offset,
-                            buf: slot.buf,
-                        },
+                        ReadReq { token: slot.token, offset: slot.offset, buf: slot.buf },
                         err,
                     )),
-                    None => Err((
-                        ReadReq {
-                            token,
-                            offset,
-                            buf: AlignedBuf::new(0),
-                        },
-                        err,
-                    )),
+                    None => Err((ReadReq { token, offset, buf: AlignedBuf::new(0) }, err)),
                 }
             }
         }
@@ -425,6 +403,9 @@ impl ReadQueue for UringQueue {
     fn wait(&mut self) -> ReadDone {
         loop {
             if let Some(done) = self.ready.pop_front() {
+                // At most one syscall per `wait`: here when reads are ready,
+                // else the `enter_and_wait` below submits them too.
+                self.submit_queued();
                 return done;
             }
             if self.in_kernel == 0 {
@@ -485,11 +466,10 @@ impl ReadQueue for SyncQueue<'_> {
         if self.done.len() >= self.depth {
             return Err((req, queue_full(self.depth)));
         }
-        let ReadReq {
-            token,
-            offset,
-            mut buf,
-        } = req;
+        if let Err(err) = check_offset(req.offset) {
+            return Err((req, err));
+        }
+        let ReadReq { token, offset, mut buf } = req;
         let result = self.storage.read_at(&mut buf, offset);
         self.done.push_back(ReadDone { token, buf, result });
         Ok(())
@@ -498,6 +478,18 @@ impl ReadQueue for SyncQueue<'_> {
     fn wait(&mut self) -> ReadDone {
         self.done.pop_front().unwrap_or_else(nothing_in_flight)
     }
+}
+
+/// Both engines refuse a read offset that is not a page multiple, so that
+/// a test on the pread pool fails where io_uring with O_DIRECT would.
+pub(super) fn check_offset(offset: u64) -> io::Result<()> {
+    if offset.is_multiple_of(PAGE_BYTES as u64) {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("read offset {offset} is not a multiple of {PAGE_BYTES}"),
+    ))
 }
 
 pub(super) fn queue_full(depth: usize) -> io::Error {
@@ -548,7 +540,6 @@ fn submit_retrying(ring: &IoUring) -> io::Result<usize> {
 mod tests {
     use super::*;
     use crate::fault::test_util::*;
-    use crate::io::PAGE_BYTES;
     use crate::io::{IoBackend, IoBackendChoice, ReadEngine};
 
     const PAGES: u64 = 512;
@@ -605,18 +596,12 @@ mod tests {
             .unwrap();
         let engine = uring_engine(storage, 4);
         engine.with_queue(4, |queue| {
-            let req = ReadReq {
-                token: 1,
-                offset: PAGE_BYTES as u64,
-                buf: AlignedBuf::with_pages(3),
-            };
+            let req =
+                ReadReq { token: 1, offset: PAGE_BYTES as u64, buf: AlignedBuf::with_pages(3) };
             assert!(queue.submit(req).is_ok());
             let done = queue.wait();
             assert_eq!(done.token, 1);
-            assert_eq!(
-                done.result.unwrap_err().kind(),
-                io::ErrorKind::UnexpectedEof
-            );
+            assert_eq!(done.result.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         });
     }
 
@@ -647,11 +632,8 @@ mod tests {
         let (_dir, storage) = patterned_storage(PAGES);
         let engine = uring_engine(storage, 8);
         engine.with_queue(8, |outer| {
-            let req = ReadReq {
-                token: 7,
-                offset: 3 * PAGE_BYTES as u64,
-                buf: AlignedBuf::with_pages(1),
-            };
+            let req =
+                ReadReq { token: 7, offset: 3 * PAGE_BYTES as u64, buf: AlignedBuf::with_pages(1) };
             assert!(outer.submit(req).is_ok());
             read_random_pages(&engine, 4, 100, PAGES, 3);
             let done = outer.wait();
@@ -669,15 +651,7 @@ mod tests {
                 queue.wait().result.is_err(),
                 "wait with nothing in flight is an error, not a hang"
             );
-            assert!(
-                queue
-                    .submit(ReadReq {
-                        token: 5,
-                        offset: 0,
-                        buf: AlignedBuf::new(0)
-                    })
-                    .is_ok()
-            );
+            assert!(queue.submit(ReadReq { token: 5, offset: 0, buf: AlignedBuf::new(0) }).is_ok());
             assert_eq!(queue.in_flight(), 1);
             let done = queue.wait();
             assert_eq!(done.token, 5);
@@ -696,6 +670,19 @@ mod tests {
                 read_random_pages(&large, 64, 500, PAGES, 2);
                 read_random_pages(&small, 2, 50, PAGES, 3);
             });
+        });
+    }
+
+    #[test]
+    fn unaligned_offsets_are_refused() {
+        let (_dir, storage) = patterned_storage(4);
+        let engine = uring_engine(storage, 4);
+        engine.with_queue(4, |queue| {
+            let req = ReadReq { token: 1, offset: 512, buf: AlignedBuf::with_pages(1) };
+            let (back, err) = queue.submit(req).expect_err("unaligned offset");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert_eq!((back.token, back.buf.len()), (1, PAGE_BYTES));
+            assert_eq!(queue.in_flight(), 0);
         });
     }
 }
