@@ -28,7 +28,8 @@ pub struct Config {
     pub io_backend: IoBackendChoice,
     /// How many newest versions stay readable (default 256, at least 1).
     pub retain_versions: u64,
-    /// Size of one chunk, used only when creating a file (default 16 MiB).
+    /// Size of one chunk, used only when creating a file (default 16 MiB; a
+    /// multiple of 4 KiB from 1 MiB to 1 GiB). Compaction frees whole chunks.
     pub chunk_bytes: u64,
 }
 

@@ -51,11 +51,8 @@ pub enum Error {
 impl Error {
     /// Classifies an `io::Error`: a full device becomes [`Error::StorageFull`].
     pub(crate) fn io(context: &'static str, source: io::Error) -> Error {
-        match source.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => {
-                Error::StorageFull { context, source }
-            }
-            _ => Error::Io { context, source },
-        }
+        let full = matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG))
+            || source.kind() == io::ErrorKind::StorageFull;
+        if full { Error::StorageFull { context, source } } else { Error::Io { context, source } }
     }
 }

@@ -1,10 +1,56 @@
 //! # wake-triedb
 //!
 //! The Ethereum state — an account trie keyed by `keccak(address)` and one
-//! storage trie per account keyed by `keccak(slot)` — kept in one file (or raw
-//! block device) on SSD, with roots bit-identical to Ethereum's.
+//! storage trie per account keyed by `keccak(slot)`, plus contract code by
+//! hash — kept in one file (or raw block device) on SSD. Roots are
+//! bit-identical to Ethereum's.
 //!
-//! (Design notes are completed with the implementation.)
+//! ## Main types
+//! * [`TrieDb`]: an open database. [`TrieDb::commit`] applies one block's
+//!   [`StateUpdates`] as a new version and returns the state root;
+//!   [`TrieDb::snapshot`] opens any retained version for reading while
+//!   commits go on.
+//! * [`Snapshot`]: reads of one version: [`Snapshot::account`],
+//!   [`Snapshot::storage`], [`Snapshot::code`] (synchronous), the batched
+//!   [`Snapshot::accounts`] / [`Snapshot::storage_batch`] (many reads in
+//!   flight at once), and EIP-1186 proofs ([`Snapshot::proof`]).
+//! * [`io`]: the storage trait, the O_DIRECT file, and the read engine
+//!   (io_uring, or a pread pool where io_uring is unavailable).
+//! * [`fault::FaultyStorage`]: a storage that injects torn writes, ENOSPC,
+//!   failed syncs and bit flips, for tests.
+//!
+//! ## Design decisions
+//! * **Append-only, copy-on-write.** A commit rewrites only the nodes on the
+//!   paths it changes and appends them to the head chunk. Untouched subtrees
+//!   are shared with older versions, so every retained version stays
+//!   readable without copies, and a crash can only hit bytes no durable
+//!   version refers to (each commit starts on a fresh page).
+//! * **A parent stores its children's hashes and locations.** Re-hashing a
+//!   path never reads a sibling, and a lookup costs one read per level that
+//!   is not cached.
+//! * **Leaves live inside their parent branch on disk** (when small, as
+//!   every account and slot is). With the inner nodes of the tries resident
+//!   in the cache's upper tier, a cold lookup is one 4 KiB read.
+//! * **Our own cache, O_DIRECT, fixed budget.** The page cache is bypassed;
+//!   the node cache ([`Config::cache_bytes`]) keeps three quarters of its
+//!   budget for inner nodes, so streams of cold leaves cannot evict them.
+//! * **Our own io_uring ring**, bounded depth (default 32), no SQPOLL. A
+//!   batch runs one state machine per key; keys waiting on the same node
+//!   share one read.
+//! * **Compaction by chunk floor.** Each reference records the lowest chunk
+//!   its subtree touches (`min_chunk`). When the chunks between the
+//!   compaction floor and the head hold more than twice the live data, the
+//!   floor moves forward a few chunks per commit and the commit copies every
+//!   node below it forward, visiting only subtrees whose `min_chunk` is
+//!   below the floor. A chunk is reused once no retained version (and no
+//!   open snapshot) reaches below it.
+//! * **Durability:** nodes → `fdatasync` → metadata record (versions, chunk
+//!   map, write cursor; crc32c) into the older of two slots → `fdatasync`.
+//!   Every node carries a crc32c seeded with its own location, so corrupt or
+//!   misplaced data is a typed [`Error::CorruptNode`], never a wrong answer.
+//!   A commit that fails before its metadata write rolls back in memory; one
+//!   that fails during it poisons the handle ([`Error::Poisoned`]) until a
+//!   reopen tells what reached the disk.
 
 mod commit;
 mod db;
