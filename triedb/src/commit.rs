@@ -152,6 +152,8 @@ pub(crate) struct CommitCtx<'a> {
     /// Segments of old chunks read for compaction.
     pub segments: HashMap<(u32, u32), AlignedBuf>,
     pub scratch: Vec<u8>,
+    /// Nodes the prefetch read, by location key.
+    pub prefetched: crate::read::Kept,
 }
 
 /// Compaction reads old chunks in segments of this size.
@@ -187,6 +189,9 @@ impl CommitCtx<'_> {
     fn load(&self, child: &Child, depth: usize) -> Result<Node> {
         match child {
             Child::Mem(node) => Ok((**node).clone()),
+            Child::Stored(stored) if let Some(node) = self.prefetched.get(&stored.loc.key()) => {
+                Ok((**node).clone())
+            }
             other => Ok((*self.shared.load(&self.map, other, depth)?).clone()),
         }
     }

@@ -4,7 +4,7 @@ use crate::commit::{AccountOp, CommitCtx, RawOp, root_hash, sorted_ops};
 use crate::io::{FileStorage, IoBackend, IoBackendChoice, ReadEngine, Storage};
 use crate::meta::{self, Meta, VersionRecord};
 use crate::node::{AccountValue, StoredRef, Value, nibbles};
-use crate::read::{self, Target};
+use crate::read::{self, Kept, Target};
 use crate::store::{ChunkMap, Shared};
 use crate::{
     Account, AccountProof, AccountUpdate, Error, Result, StateUpdates, StorageProof, VersionInfo,
@@ -170,8 +170,8 @@ impl TrieDb {
         let codes = sorted_ops(
             updates.codes.iter().map(|code| (keccak256(code).0, RawOp(Some(&code[..])))),
         );
-        self.prefetch(&accounts)?;
-        self.commit_with(version, |ctx, base| {
+        let prefetched = self.prefetch(&accounts)?;
+        self.commit_with(version, prefetched, |ctx, base| {
             let account_root = ctx.update_root(base.and_then(|b| b.account_root), &accounts)?;
             let code_root = ctx.update_root(base.and_then(|b| b.code_root), &codes)?;
             Ok((account_root, code_root))
@@ -187,7 +187,7 @@ impl TrieDb {
             map.insert(nibbles(key), RawOp(value.as_deref()));
         }
         let ops: Vec<_> = map.into_iter().collect();
-        self.commit_with(version, |ctx, base| {
+        self.commit_with(version, Kept::new(), |ctx, base| {
             let root = ctx.update_root(base.and_then(|b| b.account_root), &ops)?;
             Ok((root, base.and_then(|b| b.code_root)))
         })
@@ -195,13 +195,14 @@ impl TrieDb {
 
     /// Reads every node a commit will walk through, with the reads
     /// overlapped, so the commit itself finds them in the cache.
-    fn prefetch(&self, accounts: &[(Vec<u8>, AccountOp<'_>)]) -> Result<()> {
+    fn prefetch(&self, accounts: &[(Vec<u8>, AccountOp<'_>)]) -> Result<Kept> {
         let shared = &*self.inner;
-        let Some(latest) = self.latest() else { return Ok(()) };
+        let mut kept = Kept::new();
+        let Some(latest) = self.latest() else { return Ok(kept) };
         // Pinned, so a concurrent commit cannot free what these reads walk.
         let snapshot = match self.snapshot(latest.version) {
             Ok(snapshot) => snapshot,
-            Err(Error::UnknownVersion(_)) => return Ok(()),
+            Err(Error::UnknownVersion(_)) => return Ok(kept),
             Err(err) => return Err(err),
         };
         let mut lookups = Vec::with_capacity(accounts.len());
@@ -215,12 +216,15 @@ impl TrieDb {
             }
         }
         let root = snapshot.record.account_root;
-        read::get_many(shared, &snapshot.map, root, lookups, shared.config.io_depth).map(drop)
+        let depth = shared.config.io_depth;
+        read::get_many(shared, &snapshot.map, root, lookups, depth, Some(&mut kept))?;
+        Ok(kept)
     }
 
     fn commit_with(
         &self,
         version: u64,
+        prefetched: Kept,
         apply: impl FnOnce(
             &mut CommitCtx<'_>,
             Option<&VersionRecord>,
@@ -252,6 +256,7 @@ impl TrieDb {
             fresh_depth: FRESH_CACHE_DEPTH,
             segments: HashMap::new(),
             scratch: Vec::new(),
+            prefetched,
         };
         let staged = apply(&mut ctx, base.as_ref()).and_then(|(account_root, code_root)| {
             ctx.writer.finish(&*shared.storage)?;
@@ -467,7 +472,7 @@ impl Snapshot {
         depth: usize,
     ) -> Result<Vec<Option<Account>>> {
         let lookups = addresses.iter().map(|a| (account_key(a), Target::Value)).collect();
-        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth)?
+        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth, None)?
             .into_iter()
             .map(account_from)
             .collect()
@@ -485,7 +490,7 @@ impl Snapshot {
             })
             .collect();
         let depth = self.shared().config.io_depth;
-        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth)?
+        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth, None)?
             .into_iter()
             .map(slot_from)
             .collect()

@@ -48,6 +48,9 @@ enum Step {
     Need(StoredRef),
 }
 
+/// Nodes a batch read from disk, by location key (see [`get_many`]).
+pub(crate) type Kept = HashMap<u64, Arc<Node>>;
+
 /// Walks from `walk.child` as far as the cache, inline nodes, the last pages
 /// read and `given` allow.
 fn advance(
@@ -55,6 +58,7 @@ fn advance(
     map: &ChunkMap,
     walk: &mut Walk,
     mut given: Option<Arc<Node>>,
+    mut keep: Option<&mut Kept>,
 ) -> Result<Step> {
     loop {
         let node = match given.take() {
@@ -87,6 +91,9 @@ fn advance(
                 Child::Mem(_) => unreachable!("published tries hold no in-memory nodes"),
             },
         };
+        if let (Some(keep), Child::Stored(stored)) = (keep.as_deref_mut(), &walk.child) {
+            keep.insert(stored.loc.key(), Arc::clone(&node));
+        }
         let key = &walk.key[walk.depth..];
         let found = match &*node {
             Node::Leaf { path, value } => {
@@ -151,7 +158,7 @@ pub(crate) fn get(
     let mut walk = Walk::new(0, key, root, target);
     let mut given = None;
     loop {
-        match advance(shared, map, &mut walk, given.take())? {
+        match advance(shared, map, &mut walk, given.take(), None)? {
             Step::Done(value) => return Ok(value),
             Step::Need(stored) => {
                 let offset = map.offset(stored.loc)?;
@@ -178,13 +185,16 @@ struct InFlight {
     waiters: Vec<Walk>,
 }
 
-/// Many lookups with up to `depth` reads in flight.
+/// Many lookups with up to `depth` reads in flight. With `keep`, every
+/// stored node the walks pass through is also handed back there (a commit's prefetch keeps them
+/// for the commit, whatever the cache evicts meanwhile).
 pub(crate) fn get_many(
     shared: &Shared,
     map: &ChunkMap,
     root: Option<StoredRef>,
     lookups: Vec<(Vec<u8>, Target)>,
     depth: usize,
+    mut keep: Option<&mut Kept>,
 ) -> Result<Vec<Option<Value>>> {
     let mut results = vec![None; lookups.len()];
     let Some(root) = root else { return Ok(results) };
@@ -202,7 +212,7 @@ pub(crate) fn get_many(
             while failure.is_none()
                 && let Some((mut walk, given)) = ready.pop_front()
             {
-                match advance(shared, map, &mut walk, given) {
+                match advance(shared, map, &mut walk, given, keep.as_deref_mut()) {
                     Ok(Step::Done(value)) => results[walk.index] = value,
                     Ok(Step::Need(stored)) => match in_flight.get_mut(&stored.loc.key()) {
                         Some(read) => read.waiters.push(walk),
