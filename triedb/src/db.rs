@@ -103,6 +103,10 @@ impl TrieDb {
     pub fn open(config: Config) -> Result<TrieDb> {
         let storage = FileStorage::open(&config.path, true)
             .map_err(|e| Error::io("opening the database file", e))?;
+        storage.lock_exclusive().map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::Locked(config.path.clone()),
+            _ => Error::io("locking the database file", e),
+        })?;
         Self::open_with_storage(config, Arc::new(storage))
     }
 
@@ -651,5 +655,15 @@ mod tests {
         let db = TrieDb::open(config).unwrap();
         let (version, root, _) = history.last().unwrap();
         assert_eq!(db.latest().unwrap(), VersionInfo { version: *version, state_root: *root });
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_refused_until_the_first_closes() {
+        let dir = test_dir();
+        let config = Config::new(dir.path().join("db"));
+        let first = TrieDb::open(config.clone()).unwrap();
+        assert!(matches!(TrieDb::open(config.clone()), Err(Error::Locked(_))));
+        drop(first);
+        TrieDb::open(config).unwrap();
     }
 }

@@ -42,6 +42,9 @@ pub enum Error {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// Another process (or handle) has the database open.
+    #[error("database {0} is open elsewhere (locked)")]
+    Locked(std::path::PathBuf),
     /// The database was poisoned by an earlier failed commit whose outcome on
     /// disk is unknown; reopen it.
     #[error("database must be reopened after a failed commit")]

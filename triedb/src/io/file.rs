@@ -97,6 +97,17 @@ impl FileStorage {
         self.direct
     }
 
+    /// Takes an exclusive advisory lock (`flock`) on the file, so a second
+    /// process cannot open the same database. The kernel drops it when the
+    /// process exits, however it exits. `WouldBlock` means another holder.
+    pub fn lock_exclusive(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this struct owns and keeps open; it
+        // touches no memory.
+        let rc = unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    }
+
     /// `true` when the path is a raw block device.
     pub fn is_block_device(&self) -> bool {
         self.kind == Kind::BlockDevice
