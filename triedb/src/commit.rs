@@ -254,7 +254,7 @@ impl CommitCtx<'_> {
             return Ok(if items.is_empty() {
                 Outcome::Unchanged
             } else {
-                Outcome::Replaced(build(depth, items))
+                Outcome::Replaced(build(depth, &mut items))
             });
         };
         let node = self.load(child, depth)?;
@@ -329,7 +329,7 @@ impl CommitCtx<'_> {
             items.push((key, value));
             items.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        Ok(Outcome::Replaced(build(depth, items)))
+        Ok(Outcome::Replaced(build(depth, &mut items)))
     }
 
     fn update_branch<O: LeafOp>(
@@ -429,7 +429,7 @@ impl CommitCtx<'_> {
             else {
                 unreachable!("matched above")
             };
-            *child = Child::Mem(leaf);
+            *child = Child::Mem(Box::new(Arc::unwrap_or_clone(leaf)));
         }
         let Child::Mem(node) = child else {
             return Ok(());
@@ -509,7 +509,7 @@ impl CommitCtx<'_> {
             let small = body.len() <= EMBED_MAX_BYTES;
             self.scratch = body;
             if small {
-                return Ok(Child::Embedded { hash: rlp_hash(&rlp), leaf: node });
+                return Ok(Child::Embedded { hash: rlp_hash(&rlp), leaf: Arc::from(node) });
             }
         }
         let loc = self.writer.append(&*self.shared.storage, &node)?;
@@ -527,12 +527,15 @@ impl CommitCtx<'_> {
 
 /// Builds a fresh subtree from sorted, unique `(key, value)` items that all
 /// share the first `depth` nibbles.
-fn build(depth: usize, mut items: Vec<(Vec<u8>, Value)>) -> Option<Node> {
-    match items.len() {
-        0 => return None,
-        1 => {
-            let (key, value) = items.pop().expect("one item");
-            return Some(Node::Leaf { path: key[depth..].to_vec(), value });
+fn build(depth: usize, items: &mut [(Vec<u8>, Value)]) -> Option<Node> {
+    match items {
+        [] => return None,
+        [(key, value)] => {
+            // Reuse the key's allocation for the leaf's path.
+            let mut path = std::mem::take(key);
+            path.drain(..depth);
+            let value = std::mem::replace(value, Value::Raw(Box::new([])));
+            return Some(Node::Leaf { path, value });
         }
         _ => {}
     }
@@ -547,19 +550,22 @@ fn build(depth: usize, mut items: Vec<(Vec<u8>, Value)>) -> Option<Node> {
     Some(build_branch(depth, items))
 }
 
-fn build_branch(depth: usize, items: Vec<(Vec<u8>, Value)>) -> Node {
+/// The items are sorted, so each child's keys are one contiguous run.
+fn build_branch(depth: usize, mut items: &mut [(Vec<u8>, Value)]) -> Node {
     let mut children = empty_branch();
     let mut value = None;
-    let mut groups: [Vec<(Vec<u8>, Value)>; 16] = Default::default();
-    for (key, v) in items {
-        if key.len() == depth {
-            value = Some(v);
-        } else {
-            groups[usize::from(key[depth])].push((key, v));
-        }
+    if let Some((key, v)) = items.first_mut()
+        && key.len() == depth
+    {
+        value = Some(std::mem::replace(v, Value::Raw(Box::new([]))));
+        items = &mut items[1..];
     }
-    for (slot, group) in children.iter_mut().zip(groups) {
-        *slot = build(depth + 1, group).map(|n| Child::Mem(Box::new(n)));
+    while let Some((key, _)) = items.first() {
+        let nibble = key[depth];
+        let end = items.iter().position(|(k, _)| k[depth] != nibble).unwrap_or(items.len());
+        let (group, rest) = items.split_at_mut(end);
+        children[usize::from(nibble)] = build(depth + 1, group).map(|n| Child::Mem(Box::new(n)));
+        items = rest;
     }
     Node::Branch { children, value }
 }

@@ -91,6 +91,8 @@ impl Drop for Pin {
     }
 }
 
+/// How long `open` waits for a lock a just-killed process still holds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Cache freshly written nodes this many nibbles below a root.
 const FRESH_CACHE_DEPTH: usize = 4;
 /// Compaction keeps the chunks between its floor and the head within this
@@ -103,10 +105,21 @@ impl TrieDb {
     pub fn open(config: Config) -> Result<TrieDb> {
         let storage = FileStorage::open(&config.path, true)
             .map_err(|e| Error::io("opening the database file", e))?;
-        storage.lock_exclusive().map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock => Error::Locked(config.path.clone()),
-            _ => Error::io("locking the database file", e),
-        })?;
+        // A process killed a moment ago may hold the lock a little longer
+        // (the kernel tears its io_uring down first): retry briefly.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match storage.lock_exclusive() {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::Locked(config.path.clone()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(Error::io("locking the database file", e)),
+            }
+        }
         Self::open_with_storage(config, Arc::new(storage))
     }
 
@@ -240,6 +253,7 @@ impl TrieDb {
         }
         let mut writer = shared.writer.lock();
         let durable = writer.meta.clone();
+        let free_before = writer.free.clone();
         if let Some(latest) = durable.latest()
             && version <= latest.version
         {
@@ -272,6 +286,7 @@ impl TrieDb {
             Err(err) => {
                 // Nothing durable refers to what was written: roll back.
                 writer.meta = durable;
+                writer.free = free_before;
                 let meta = writer.meta.clone();
                 writer.buf.reset(&meta);
                 return Err(err);

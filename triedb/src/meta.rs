@@ -14,7 +14,7 @@
 //! Record (little-endian), padded to whole pages:
 //!
 //! ```text
-//! magic "WAKETRIE" | format u32 | record_len u32 | crc32c u32 (of what follows)
+//! magic "WAKETRIE" | format u32 | record_len u32 | crc32c u32 (of format + what follows)
 //! seq u64 | chunk_bytes u64 | phys_chunks u32 | chunk_lo u32 | head_offset u32
 //! compact_floor u32 | live_bytes u64 | map_len u32 | map [u32; map_len]
 //! versions u32 | per version: version u64, state_root [32], min_chunk u32,
@@ -125,7 +125,7 @@ impl Meta {
         }
         let record_len = out.len() as u32;
         out[12..16].copy_from_slice(&record_len.to_le_bytes());
-        let crc = crc32c::crc32c(&out[FIXED_HEADER_BYTES..]);
+        let crc = record_crc(&out);
         out[16..20].copy_from_slice(&crc.to_le_bytes());
         Ok(out)
     }
@@ -239,6 +239,13 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Checksum of a record: the format field and everything after the fixed
+/// header. Every future format keeps magic, format, length and this checksum
+/// where they are, so any build can tell a newer file from a corrupt one.
+fn record_crc(record: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&record[8..12]), &record[FIXED_HEADER_BYTES..])
+}
+
 /// What one metadata slot holds.
 enum Slot {
     Valid(Meta),
@@ -260,14 +267,8 @@ fn read_slot(storage: &dyn Storage, index: u64) -> Result<Slot> {
         return Ok(Slot::Foreign { all_zero: first.iter().all(|&b| b == 0) });
     }
     let format = u32::from_le_bytes(first[8..12].try_into().expect("4 bytes"));
-    if format > FORMAT_VERSION {
-        return Ok(Slot::Newer(format));
-    }
     let record_len = u32::from_le_bytes(first[12..16].try_into().expect("4 bytes")) as usize;
-    if format != FORMAT_VERSION
-        || record_len < FIXED_HEADER_BYTES
-        || record_len as u64 > META_SLOT_BYTES
-    {
+    if record_len < FIXED_HEADER_BYTES || record_len as u64 > META_SLOT_BYTES {
         return Ok(Slot::Corrupt);
     }
     let crc = u32::from_le_bytes(first[16..20].try_into().expect("4 bytes"));
@@ -280,7 +281,15 @@ fn read_slot(storage: &dyn Storage, index: u64) -> Result<Slot> {
         all
     };
     let record = &record[..record_len];
-    if crc32c::crc32c(&record[FIXED_HEADER_BYTES..]) != crc {
+    if record_crc(record) != crc {
+        return Ok(Slot::Corrupt);
+    }
+    // Checked after the checksum, which covers the format field: a flipped
+    // bit is corruption, not a file from the future.
+    if format > FORMAT_VERSION {
+        return Ok(Slot::Newer(format));
+    }
+    if format != FORMAT_VERSION {
         return Ok(Slot::Corrupt);
     }
     Ok(Meta::decode(record).map_or(Slot::Corrupt, Slot::Valid))
@@ -304,14 +313,16 @@ pub(crate) fn load(storage: &dyn Storage) -> Result<Option<(Meta, u64)>> {
     let b =
         if len >= DATA_OFFSET { read_slot(storage, 1)? } else { Slot::Foreign { all_zero: true } };
     match (a, b) {
+        // A newer build wrote here: opening an older slot would roll its
+        // commits back, and our next commit would overwrite its record.
+        (Slot::Newer(found), _) | (_, Slot::Newer(found)) => {
+            Err(Error::UnsupportedFormat { found, supported: FORMAT_VERSION })
+        }
         (Slot::Valid(ma), Slot::Valid(mb)) => {
             Ok(Some(if ma.seq >= mb.seq { (ma, 0) } else { (mb, 1) }))
         }
         (Slot::Valid(m), _) => Ok(Some((m, 0))),
         (_, Slot::Valid(m)) => Ok(Some((m, 1))),
-        (Slot::Newer(found), _) | (_, Slot::Newer(found)) => {
-            Err(Error::UnsupportedFormat { found, supported: FORMAT_VERSION })
-        }
         (Slot::Foreign { all_zero: true }, Slot::Foreign { all_zero: true })
             if len <= DATA_OFFSET =>
         {

@@ -31,6 +31,7 @@
 use crate::{Error, Result};
 use alloy_primitives::{B256, U256, keccak256};
 use alloy_rlp::{Encodable, Header};
+use std::sync::Arc;
 
 /// Location of a stored node: logical chunk, byte offset in it, length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,7 +67,7 @@ pub(crate) enum Child {
     Stored(StoredRef),
     /// A small leaf kept inside its parent branch's record on disk, with its
     /// hash. A lookup that reads a bottom branch has its leaf in hand.
-    Embedded { hash: B256, leaf: Box<Node> },
+    Embedded { hash: B256, leaf: Arc<Node> },
     /// A node built by the commit in progress, not yet hashed or written.
     Mem(Box<Node>),
 }
@@ -549,7 +550,7 @@ impl<'a> Reader<'a> {
                 if !matches!(leaf, Node::Leaf { .. }) {
                     return None;
                 }
-                Some(Child::Embedded { hash, leaf: Box::new(leaf) })
+                Some(Child::Embedded { hash, leaf: Arc::new(leaf) })
             }
             _ => None,
         }
@@ -671,7 +672,7 @@ mod tests {
         children[9] = Some(Child::Inline(vec![0xc2, 0x20, 0x01].into()));
         children[4] = Some(Child::Embedded {
             hash: B256::repeat_byte(9),
-            leaf: Box::new(Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) }),
+            leaf: Arc::new(Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) }),
         });
         let nodes = [
             Node::Leaf { path: vec![1, 2, 3], value: Value::Raw(vec![0x82, 1, 2].into()) },

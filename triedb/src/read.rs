@@ -87,7 +87,7 @@ fn advance(
                     }
                 },
                 Child::Inline(rlp) => Arc::new(Node::from_inline_rlp(rlp)?),
-                Child::Embedded { leaf, .. } => Arc::new((**leaf).clone()),
+                Child::Embedded { leaf, .. } => Arc::clone(leaf),
                 Child::Mem(_) => unreachable!("published tries hold no in-memory nodes"),
             },
         };

@@ -196,9 +196,8 @@ impl Shared {
         match child {
             crate::node::Child::Stored(stored) => self.node(map, stored, depth),
             crate::node::Child::Inline(rlp) => Ok(Arc::new(Node::from_inline_rlp(rlp)?)),
-            crate::node::Child::Embedded { leaf, .. } | crate::node::Child::Mem(leaf) => {
-                Ok(Arc::new((**leaf).clone()))
-            }
+            crate::node::Child::Embedded { leaf, .. } => Ok(Arc::clone(leaf)),
+            crate::node::Child::Mem(node) => Ok(Arc::new((**node).clone())),
         }
     }
 

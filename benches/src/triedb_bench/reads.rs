@@ -1,0 +1,174 @@
+//! Cold account lookups through triedb's public API.
+//!
+//! What is timed, exactly:
+//! * depth 1: each call `Snapshot::accounts_with_depth(&[a], 1)` on its own;
+//!   its wall time is one lookup's latency (percentiles are per lookup);
+//! * depth d > 1: calls `Snapshot::accounts_with_depth(&batch, d)` on
+//!   batches of `BATCH_PER_DEPTH × d` random addresses; percentiles are of
+//!   the *batch* wall time; the mean per-lookup latency at that depth follows
+//!   from Little's law (`d / reads_per_s`);
+//! * the sync path: each call `Snapshot::account(&a)` (pread on a miss).
+//!
+//! Throughput is lookups divided by the summed wall time of those calls.
+//! Addresses are drawn (and hashed) outside the timed calls, and every
+//! result is checked against the workload before it counts.
+
+use super::Ctx;
+use crate::stats::{Percentiles, Samples};
+use crate::workload::account_info;
+use alloy_primitives::Address;
+use anyhow::{Result, bail};
+use indicatif::ProgressBar;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::{Duration, Instant};
+use wake_triedb::{Account, Snapshot, TrieDb};
+
+/// At depth d > 1 a batch holds this many × d lookups.
+pub const BATCH_PER_DEPTH: usize = 32;
+
+/// Outcome of one read phase.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadResult {
+    pub lookups: u64,
+    /// Summed wall time of the timed calls.
+    pub busy: Duration,
+    /// Per call (a lookup at depth 1, a batch above).
+    pub latency: Percentiles,
+    /// `TrieDb::stats().device_reads` delta over the phase.
+    pub device_reads: u64,
+}
+
+impl ReadResult {
+    pub fn reads_per_s(&self) -> f64 {
+        per_s(self.lookups, self.busy)
+    }
+
+    pub fn device_reads_per_lookup(&self) -> f64 {
+        if self.lookups == 0 { 0.0 } else { self.device_reads as f64 / self.lookups as f64 }
+    }
+}
+
+pub fn per_s(count: u64, time: Duration) -> f64 {
+    let secs = time.as_secs_f64();
+    if secs > 0.0 { count as f64 / secs } else { 0.0 }
+}
+
+/// Checks that a lookup of account `i` returned the loaded fields.
+pub fn check(i: u64, got: Option<&Account>) -> Result<()> {
+    let want = account_info(i, 0);
+    match got {
+        Some(a) if a.nonce == want.nonce && a.balance == want.balance => Ok(()),
+        other => bail!("account #{i} read back as {other:?}; the load wrote {want:?}"),
+    }
+}
+
+/// How the lookups of a phase are issued.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// `accounts_with_depth(batch, depth)`.
+    Batched { depth: usize },
+    /// `account(a)`, one at a time (the synchronous pread path).
+    Sync,
+}
+
+impl Mode {
+    fn batch_len(&self) -> usize {
+        match *self {
+            Mode::Batched { depth: 1 } | Mode::Sync => 1,
+            Mode::Batched { depth } => BATCH_PER_DEPTH * depth,
+        }
+    }
+}
+
+/// How long a phase runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    /// This much wall time.
+    Time(Duration),
+    /// This many lookups.
+    Lookups(u64),
+}
+
+/// Runs lookups of random loaded accounts until `until` and measures them.
+pub fn phase(
+    ctx: &Ctx,
+    db: &TrieDb,
+    snap: &Snapshot,
+    mode: Mode,
+    bar: &ProgressBar,
+    until: Until,
+    rng_tag: u64,
+) -> Result<ReadResult> {
+    let (duration, max_lookups) = match until {
+        Until::Time(d) => (d, None),
+        Until::Lookups(n) => (Duration::MAX, Some(n)),
+    };
+    let n = ctx.opts.accounts;
+    let batch = mode.batch_len();
+    let mut rng = StdRng::seed_from_u64(ctx.opts.seed ^ rng_tag);
+    let mut indices = Vec::with_capacity(batch);
+    let mut addresses: Vec<Address> = Vec::with_capacity(batch);
+    let mut samples = Samples::with_capacity(1 << 16);
+    let reads_before = db.stats().device_reads;
+    let start = Instant::now();
+    let mut lookups = 0u64;
+    let mut busy = Duration::ZERO;
+    let mut last_draw = Instant::now();
+    loop {
+        let elapsed = start.elapsed();
+        let done = match max_lookups {
+            Some(max) => lookups >= max,
+            None => elapsed >= duration,
+        };
+        if done {
+            break;
+        }
+        let this_batch = match max_lookups {
+            Some(max) => batch.min((max - lookups) as usize),
+            None => batch,
+        };
+        indices.clear();
+        addresses.clear();
+        for _ in 0..this_batch {
+            let i = rng.random_range(0..n);
+            indices.push(i);
+            addresses.push(ctx.workload.address(i));
+        }
+        let t = Instant::now();
+        match mode {
+            Mode::Batched { depth } => {
+                let got = snap.accounts_with_depth(&addresses, depth)?;
+                let dt = t.elapsed();
+                for (i, account) in indices.iter().zip(&got) {
+                    check(*i, account.as_ref())?;
+                }
+                samples.push(dt);
+                busy += dt;
+            }
+            Mode::Sync => {
+                let got = snap.account(&addresses[0])?;
+                let dt = t.elapsed();
+                check(indices[0], got.as_ref())?;
+                samples.push(dt);
+                busy += dt;
+            }
+        }
+        lookups += this_batch as u64;
+        if last_draw.elapsed() >= Duration::from_millis(200) {
+            last_draw = Instant::now();
+            match max_lookups {
+                Some(_) => bar.set_position(lookups),
+                None => bar.set_position(start.elapsed().as_millis() as u64),
+            }
+            bar.set_message(format!("{:.0} lookups/s", per_s(lookups, busy)));
+        }
+    }
+    let device_reads = db.stats().device_reads - reads_before;
+    bar.finish_with_message(format!(
+        "{:.0} lookups/s, {:.2} device reads/lookup",
+        per_s(lookups, busy),
+        if lookups == 0 { 0.0 } else { device_reads as f64 / lookups as f64 }
+    ));
+    Ok(ReadResult { lookups, busy, latency: samples.summary(), device_reads })
+}

@@ -1,0 +1,106 @@
+//! `wake bench ...`: the benchmark subcommands. The drivers live in the
+//! `wake-benches` crate; this module maps the command line onto them and
+//! prints the results (a table, or one JSON line on stdout with `--json`).
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use wake_benches::{TrieDbBenchOptions, run_triedb_bench};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Storage benchmark: cold reads (depth 1/8/32) vs the raw device and
+    /// pread, durable commits, root of fresh accounts vs alloy-trie, and the
+    /// NOMT peer, all in one run.
+    Triedb(TriedbArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TriedbArgs {
+    /// Accounts to load [default: 10000000, or 1000000 with --quick].
+    #[arg(long, value_name = "N")]
+    accounts: Option<u64>,
+    /// Smaller run: 1M accounts, 64 MiB cache, 20 blocks, 5 s phases.
+    #[arg(long)]
+    quick: bool,
+    /// Working directory [default: a new temporary directory, removed at the end].
+    #[arg(long, value_name = "D")]
+    dir: Option<PathBuf>,
+    /// Keep the databases at the end.
+    #[arg(long)]
+    keep: bool,
+    /// Cache budget in MiB [default: 256, or 64 with --quick].
+    #[arg(long, value_name = "MIB")]
+    cache_mib: Option<u64>,
+    /// Update blocks of the commit phase [default: 50, or 20 with --quick].
+    #[arg(long, value_name = "B")]
+    blocks: Option<u64>,
+    /// Accounts updated per block.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    block_updates: usize,
+    /// Accounts committed per version during the load.
+    #[arg(long, value_name = "N", default_value_t = 500_000)]
+    load_block: u64,
+    /// Seconds per timed read phase [default: 10, or 5 with --quick].
+    #[arg(long, value_name = "S")]
+    phase_secs: Option<f64>,
+    /// Random lookups that warm the cache before the read phases
+    /// [default: 500000, or 300000 with --quick].
+    #[arg(long, value_name = "N")]
+    warmup: Option<u64>,
+    /// Fresh accounts of the root-vs-HashBuilder phase (0 skips it).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    root_accounts: u64,
+    /// Skip the NOMT peer.
+    #[arg(long)]
+    no_nomt: bool,
+    /// Also measure a database opened with the pread thread-pool backend.
+    #[arg(long)]
+    pread_pool: bool,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 0x77a4e)]
+    seed: u64,
+    /// Print one JSON line on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+impl TriedbArgs {
+    pub fn options(&self) -> TrieDbBenchOptions {
+        let base =
+            if self.quick { TrieDbBenchOptions::quick() } else { TrieDbBenchOptions::full() };
+        TrieDbBenchOptions {
+            accounts: self.accounts.unwrap_or(base.accounts),
+            dir: self.dir.clone(),
+            keep: self.keep,
+            cache_mib: self.cache_mib.unwrap_or(base.cache_mib),
+            blocks: self.blocks.unwrap_or(base.blocks),
+            block_updates: self.block_updates,
+            load_block: self.load_block,
+            phase_secs: self.phase_secs.unwrap_or(base.phase_secs),
+            warmup_lookups: self.warmup.unwrap_or(base.warmup_lookups),
+            root_accounts: self.root_accounts,
+            nomt: !self.no_nomt,
+            pread_pool: self.pread_pool,
+            seed: self.seed,
+            progress: !self.no_progress,
+        }
+    }
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Triedb(args) => {
+            let report = run_triedb_bench(&args.options())?;
+            if args.json {
+                eprint!("{}", report.table());
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(())
+        }
+    }
+}
