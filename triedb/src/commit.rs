@@ -527,7 +527,7 @@ impl CommitCtx<'_> {
 
 /// Builds a fresh subtree from sorted, unique `(key, value)` items that all
 /// share the first `depth` nibbles.
-fn build(depth: usize, items: &mut [(Vec<u8>, Value)]) -> Option<Node> {
+pub(crate) fn build(depth: usize, items: &mut [(Vec<u8>, Value)]) -> Option<Node> {
     match items {
         [] => return None,
         [(key, value)] => {

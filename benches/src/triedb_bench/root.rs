@@ -8,7 +8,9 @@
 //! durable; HashBuilder writes nothing. To show how much of triedb's time the
 //! device takes, the same number of bytes is then written sequentially to a
 //! scratch file (O_DIRECT, 1 MiB writes) and synced: `write_baseline_ms`.
-//! The two roots must be equal, or the run fails.
+//! The same root is also computed in memory with triedb's merkleization code
+//! (`wake_triedb::trie_root`, no disk): that is the like-for-like comparison
+//! with HashBuilder. All roots must be equal, or the run fails.
 
 use super::Ctx;
 use crate::workload::{Workload, account_info, trie_account};
@@ -28,10 +30,26 @@ const ROOT_CACHE_BYTES: usize = 1 << 30;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RootResult {
     pub accounts: u64,
+    /// Durable commit into an empty database (disk write + fsync included).
     pub triedb_ms: f64,
+    /// The same root in memory (`wake_triedb::trie_root`), no disk.
+    pub triedb_memory_ms: f64,
     pub hashbuilder_ms: f64,
     pub file_bytes: u64,
     pub write_baseline_ms: f64,
+}
+
+/// triedb's in-memory merkleization (`wake_triedb::trie_root`) from the same
+/// input, hashing and encoding inside the timed part as HashBuilder does.
+fn triedb_memory_root(accounts: &[(Address, AccountInfo)]) -> B256 {
+    let leaves: Vec<(B256, Vec<u8>)> = accounts
+        .iter()
+        .map(|(address, info)| {
+            let account = trie_account(info, EMPTY_ROOT);
+            (keccak256(address), alloy_rlp::encode(account))
+        })
+        .collect();
+    wake_triedb::trie_root(leaves)
 }
 
 fn hash_builder_root(accounts: &[(Address, AccountInfo)]) -> B256 {
@@ -114,7 +132,22 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<RootResult> {
         bail!("triedb root {root} differs from alloy-trie's {oracle} for {m} fresh accounts");
     }
 
+    tracing::info!(accounts = m, "root: triedb in-memory root over the same accounts");
+    let start = Instant::now();
+    let memory_root = triedb_memory_root(&accounts);
+    let triedb_memory_ms = start.elapsed().as_secs_f64() * 1e3;
+    if memory_root != oracle {
+        bail!("triedb in-memory root {memory_root} differs from alloy-trie's {oracle}");
+    }
+
     tracing::info!(bytes = file_bytes, "root: sequential write + fdatasync baseline");
     let write_baseline_ms = write_baseline(&dir.join("write-baseline.bin"), file_bytes)?;
-    Ok(RootResult { accounts: m, triedb_ms, hashbuilder_ms, file_bytes, write_baseline_ms })
+    Ok(RootResult {
+        accounts: m,
+        triedb_ms,
+        triedb_memory_ms,
+        hashbuilder_ms,
+        file_bytes,
+        write_baseline_ms,
+    })
 }
