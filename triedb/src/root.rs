@@ -32,7 +32,7 @@ pub fn trie_root(leaves: Vec<(B256, Vec<u8>)>) -> B256 {
 
 /// Replaces every child by its hash reference, bottom-up; returns the RLP.
 fn seal(mut node: Node) -> Vec<u8> {
-    let mut seal_child = |child: &mut Child| {
+    let seal_child = |child: &mut Child| {
         if let Child::Mem(inner) = child {
             let inner = std::mem::replace(
                 &mut **inner,
