@@ -14,4 +14,6 @@ pub mod stats;
 pub mod triedb_bench;
 pub mod workload;
 
-pub use triedb_bench::{Report, TrieDbBenchOptions, run_triedb_bench};
+pub use triedb_bench::{
+    LOAD_CHILD_ENV, Report, TrieDbBenchOptions, run_triedb_bench, run_triedb_load_child,
+};

@@ -4,7 +4,7 @@
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use wake_benches::{TrieDbBenchOptions, run_triedb_bench};
+use wake_benches::{LOAD_CHILD_ENV, TrieDbBenchOptions, run_triedb_bench, run_triedb_load_child};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -93,6 +93,10 @@ impl TriedbArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Triedb(args) => {
+            // The benchmark runs its load in a child process: this one.
+            if let Some(db_path) = std::env::var_os(LOAD_CHILD_ENV) {
+                return run_triedb_load_child(&args.options(), std::path::Path::new(&db_path));
+            }
             let report = run_triedb_bench(&args.options())?;
             if args.json {
                 eprint!("{}", report.table());

@@ -419,17 +419,12 @@ impl CommitCtx<'_> {
             self.nodes_compacted += 1;
             *child = Child::Mem(Box::new(node));
         }
-        if let Child::Embedded { leaf, .. } = child
-            && let Node::Leaf { value: Value::Account(account), .. } = &**leaf
-            && account.storage.is_some_and(|s| s.min_chunk < self.compact_below)
+        if let Child::Embedded { node, .. } = child
+            && node.storage_min_chunk() < self.compact_below
         {
-            // Its storage moves: the leaf is rewritten with its parent.
-            let Child::Embedded { leaf, .. } =
-                std::mem::replace(child, Child::Inline(Box::new([])))
-            else {
-                unreachable!("matched above")
-            };
-            *child = Child::Mem(Box::new(Arc::unwrap_or_clone(leaf)));
+            // A storage trie under it moves: it is rewritten with its parent.
+            let node = Node::clone(node);
+            *child = Child::Mem(Box::new(node));
         }
         let Child::Mem(node) = child else {
             return Ok(());
@@ -466,13 +461,7 @@ impl CommitCtx<'_> {
         let mut min_chunk = u32::MAX;
         let mut note = |c: &Child| match c {
             Child::Stored(s) => min_chunk = min_chunk.min(s.min_chunk),
-            Child::Embedded { leaf, .. } => {
-                if let Node::Leaf { value: Value::Account(account), .. } = &**leaf
-                    && let Some(storage) = account.storage
-                {
-                    min_chunk = min_chunk.min(storage.min_chunk);
-                }
-            }
+            Child::Embedded { node, .. } => min_chunk = min_chunk.min(node.storage_min_chunk()),
             _ => {}
         };
         match &mut *node {
@@ -502,14 +491,14 @@ impl CommitCtx<'_> {
         if !is_root && rlp.len() < 32 {
             return Ok(Child::Inline(rlp.into()));
         }
-        if !is_root && matches!(*node, Node::Leaf { .. }) {
+        if !is_root && node.self_contained() {
             let mut body = std::mem::take(&mut self.scratch);
             body.clear();
             node.encode_body(&mut body);
             let small = body.len() <= EMBED_MAX_BYTES;
             self.scratch = body;
             if small {
-                return Ok(Child::Embedded { hash: rlp_hash(&rlp), leaf: Arc::from(node) });
+                return Ok(Child::Embedded { hash: rlp_hash(&rlp), node: Arc::from(node) });
             }
         }
         let loc = self.writer.append(&*self.shared.storage, &node)?;
@@ -627,32 +616,34 @@ mod tests {
         // branches, so far fewer than 40 nodes were written.
         let published = db.inner.published.read();
         let root = published.meta.latest().unwrap().account_root.unwrap();
+        use crate::node::{Child, Node};
+        /// Leaves under `node`, and how many were found embedded.
         fn count(
             db: &TrieDb,
             map: &crate::store::ChunkMap,
-            stored: &crate::node::StoredRef,
-        ) -> usize {
-            let node = db.inner.node(map, stored, 0).unwrap();
-            let children = match &*node {
-                crate::node::Node::Branch { children, .. } => children,
-                crate::node::Node::Extension {
-                    child: crate::node::Child::Stored(next), ..
-                } => {
-                    return count(db, map, next);
-                }
-                _ => panic!("inner nodes are branches and extensions"),
+            node: &Node,
+            embedded: bool,
+        ) -> (usize, usize) {
+            let children: Vec<&Child> = match node {
+                Node::Leaf { .. } => return (1, usize::from(embedded)),
+                Node::Branch { children, .. } => children.iter().flatten().collect(),
+                Node::Extension { child, .. } => vec![child],
             };
-            children
-                .iter()
-                .flatten()
-                .map(|child| match child {
-                    crate::node::Child::Embedded { .. } => 1,
-                    crate::node::Child::Stored(stored) => count(db, map, stored),
+            let mut total = (0, 0);
+            for child in children {
+                let (leaves, inside) = match child {
+                    Child::Embedded { node, .. } => count(db, map, node, true),
+                    Child::Stored(stored) => {
+                        count(db, map, &db.inner.node(map, stored, 0).unwrap(), false)
+                    }
                     _ => panic!("account leaves are never inline"),
-                })
-                .sum()
+                };
+                total = (total.0 + leaves, total.1 + inside);
+            }
+            total
         }
-        assert_eq!(count(&db, &published.map, &root), 40);
+        let root_node = db.inner.node(&published.map, &root, 0).unwrap();
+        assert_eq!(count(&db, &published.map, &root_node, false), (40, 40));
         // One record per second-level branch, plus the root.
         assert!(stats.live_bytes < 17 * 4096, "live bytes {}", stats.live_bytes);
     }

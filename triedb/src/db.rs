@@ -99,6 +99,8 @@ const FRESH_CACHE_DEPTH: usize = 4;
 /// multiple of the live data (plus a few chunks of slack).
 const COMPACTION_SPACE_FACTOR: u64 = 2;
 const COMPACTION_SLACK_CHUNKS: u64 = 4;
+/// Most chunks the compaction floor moves in one commit.
+const COMPACTION_STEP_CHUNKS_MAX: u64 = 4;
 
 impl TrieDb {
     /// Opens (or creates) the database file named in `config`.
@@ -403,7 +405,9 @@ fn compaction_floor(meta: &Meta, bytes_written_last: u64) -> u32 {
     if window <= allowed {
         return floor;
     }
-    let step = (2 * bytes_written_last).div_ceil(chunk_bytes).max(1);
+    // Bounded, so a huge commit (a bulk load) is not followed by one that
+    // copies hundreds of megabytes at once.
+    let step = (2 * bytes_written_last).div_ceil(chunk_bytes).clamp(1, COMPACTION_STEP_CHUNKS_MAX);
     let step = u32::try_from(step).unwrap_or(u32::MAX);
     floor.saturating_add(step).min(head - 1)
 }

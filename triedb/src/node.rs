@@ -65,9 +65,11 @@ pub(crate) enum Child {
     Inline(Box<[u8]>),
     /// A node on disk.
     Stored(StoredRef),
-    /// A small leaf kept inside its parent branch's record on disk, with its
-    /// hash. A lookup that reads a bottom branch has its leaf in hand.
-    Embedded { hash: B256, leaf: Arc<Node> },
+    /// A small, self-contained subtree (a leaf, or a branch whose children
+    /// are all embedded or inline) kept inside its parent's record on disk,
+    /// with its hash. A lookup that reads a bottom branch has the rest of its
+    /// path in hand.
+    Embedded { hash: B256, node: Arc<Node> },
     /// A node built by the commit in progress, not yet hashed or written.
     Mem(Box<Node>),
 }
@@ -145,7 +147,8 @@ const REF_NONE: u8 = 0;
 const REF_INLINE: u8 = 1;
 const REF_STORED: u8 = 2;
 const REF_EMBEDDED: u8 = 3;
-/// Leaves with bodies up to this size are embedded in their parent branch.
+/// Self-contained subtrees with bodies up to this size are embedded in
+/// their parent's record.
 pub(crate) const EMBED_MAX_BYTES: usize = 512;
 
 pub(crate) fn empty_branch() -> Box<[Option<Child>; 16]> {
@@ -255,11 +258,37 @@ impl Node {
     pub fn holds_leaves(&self) -> bool {
         match self {
             Node::Leaf { .. } => true,
-            Node::Extension { .. } => false,
+            Node::Extension { child, .. } => matches!(child, Child::Embedded { .. }),
             Node::Branch { children, value } => {
                 value.is_some()
                     || children.iter().flatten().any(|c| matches!(c, Child::Embedded { .. }))
             }
+        }
+    }
+
+    /// Lowest chunk that a storage trie hanging off an account leaf in this
+    /// node, or in the subtrees embedded in it, reaches (`u32::MAX`: none).
+    pub fn storage_min_chunk(&self) -> u32 {
+        match self {
+            Node::Leaf { value: Value::Account(account), .. } => {
+                account.storage.map_or(u32::MAX, |s| s.min_chunk)
+            }
+            Node::Leaf { .. } => u32::MAX,
+            Node::Extension { child, .. } => child_storage_min_chunk(child),
+            Node::Branch { children, .. } => {
+                children.iter().flatten().map(child_storage_min_chunk).min().unwrap_or(u32::MAX)
+            }
+        }
+    }
+
+    /// True when every child is inline or embedded: the node can itself be
+    /// embedded in its parent.
+    pub fn self_contained(&self) -> bool {
+        let contained = |c: &Child| matches!(c, Child::Inline(_) | Child::Embedded { .. });
+        match self {
+            Node::Leaf { .. } => true,
+            Node::Extension { child, .. } => contained(child),
+            Node::Branch { children, .. } => children.iter().flatten().all(contained),
         }
     }
 
@@ -350,6 +379,13 @@ pub(crate) fn rlp_hash(rlp: &[u8]) -> B256 {
     keccak256(rlp)
 }
 
+fn child_storage_min_chunk(child: &Child) -> u32 {
+    match child {
+        Child::Embedded { node, .. } => node.storage_min_chunk(),
+        _ => u32::MAX,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Disk format
 // ---------------------------------------------------------------------------
@@ -385,7 +421,7 @@ fn put_child(child: &Child, out: &mut Vec<u8>) {
             out.extend_from_slice(rlp);
         }
         Child::Stored(stored) => put_stored(stored, out),
-        Child::Embedded { hash, leaf } => {
+        Child::Embedded { hash, node: leaf } => {
             out.push(REF_EMBEDDED);
             out.extend_from_slice(hash.as_slice());
             let at = out.len();
@@ -545,12 +581,10 @@ impl<'a> Reader<'a> {
                 if len > EMBED_MAX_BYTES {
                     return None;
                 }
+                // Nested records shrink at every level: recursion is bounded.
                 let mut inner = Reader { buf: self.take(len)? };
-                let leaf = decode_body(&mut inner)?;
-                if !matches!(leaf, Node::Leaf { .. }) {
-                    return None;
-                }
-                Some(Child::Embedded { hash, leaf: Arc::new(leaf) })
+                let node = decode_body(&mut inner)?;
+                Some(Child::Embedded { hash, node: Arc::new(node) })
             }
             _ => None,
         }
@@ -625,7 +659,7 @@ fn value_weight(value: &Value) -> u64 {
 fn child_weight(child: &Child) -> u64 {
     match child {
         Child::Inline(rlp) => rlp.len() as u64,
-        Child::Embedded { leaf, .. } => 32 + node_weight(leaf),
+        Child::Embedded { node: leaf, .. } => 32 + node_weight(leaf),
         _ => 0,
     }
 }
@@ -672,7 +706,7 @@ mod tests {
         children[9] = Some(Child::Inline(vec![0xc2, 0x20, 0x01].into()));
         children[4] = Some(Child::Embedded {
             hash: B256::repeat_byte(9),
-            leaf: Arc::new(Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) }),
+            node: Arc::new(Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) }),
         });
         let nodes = [
             Node::Leaf { path: vec![1, 2, 3], value: Value::Raw(vec![0x82, 1, 2].into()) },

@@ -87,7 +87,7 @@ fn advance(
                     }
                 },
                 Child::Inline(rlp) => Arc::new(Node::from_inline_rlp(rlp)?),
-                Child::Embedded { leaf, .. } => Arc::clone(leaf),
+                Child::Embedded { node: leaf, .. } => Arc::clone(leaf),
                 Child::Mem(_) => unreachable!("published tries hold no in-memory nodes"),
             },
         };
@@ -117,10 +117,14 @@ fn advance(
                 },
                 Some(&nibble) => match &children[usize::from(nibble)] {
                     // Looked at in place: no copy of the leaf.
-                    Some(Child::Embedded { leaf, .. }) => match &**leaf {
-                        Node::Leaf { path, value } if key[1..] == path[..] => value.clone(),
-                        _ => return Ok(Step::Done(None)),
-                    },
+                    Some(Child::Embedded { node: leaf, .. })
+                        if let Node::Leaf { path, value } = &**leaf =>
+                    {
+                        if key[1..] != path[..] {
+                            return Ok(Step::Done(None));
+                        }
+                        value.clone()
+                    }
                     Some(child) => {
                         walk.depth += 1;
                         walk.child = child.clone();

@@ -213,6 +213,79 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Set, to the database path, in the child process that runs the load.
+pub const LOAD_CHILD_ENV: &str = "WAKE_BENCH_TRIEDB_LOAD";
+
+/// What the load child reports to its parent (one JSON line on stdout).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct LoadResult {
+    load_s: f64,
+    versions: u64,
+    file_bytes: u64,
+    live_bytes: u64,
+    io_backend: String,
+    rss_exact: bool,
+    rss_bytes_max: u64,
+}
+
+/// Runs this same command again with [`LOAD_CHILD_ENV`] set, and reads the
+/// load's figures from its stdout.
+fn load_in_child(db_path: &Path) -> Result<LoadResult> {
+    let exe = std::env::current_exe().context("finding the running binary")?;
+    let output = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(LOAD_CHILD_ENV, db_path)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running the load child process")?;
+    if !output.status.success() {
+        bail!("the load child process failed ({})", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).context("no load report")?;
+    serde_json::from_str(line).context("parsing the load report")
+}
+
+/// The load child: loads the accounts into `db_path` and prints a JSON line.
+pub fn run_triedb_load_child(opts: &TrieDbBenchOptions, db_path: &Path) -> Result<()> {
+    opts.validate()?;
+    let workload = Workload::new(opts.seed);
+    let bars = Bars { enabled: opts.progress };
+    let n = opts.accounts;
+    let rss = PeakTracker::start();
+    let db = open_db(db_path, opts.cache_mib, IoBackendChoice::Auto)?;
+    let io_backend = format!("{:?}", db.io_backend());
+    let bar = bars.count("triedb: load", n, "accounts");
+    let start = Instant::now();
+    let mut version = 0u64;
+    let mut first = 0u64;
+    while first < n {
+        let last = (first + opts.load_block).min(n);
+        let updates = load_updates(&workload, first..last);
+        version += 1;
+        db.commit(version, &updates)
+            .with_context(|| format!("load: committing version {version}"))?;
+        bar.inc(last - first);
+        first = last;
+    }
+    let load_s = start.elapsed().as_secs_f64();
+    bar.finish();
+    let stats = db.stats();
+    drop(db);
+    let result = LoadResult {
+        load_s,
+        versions: version,
+        file_bytes: stats.file_bytes,
+        live_bytes: stats.live_bytes,
+        io_backend,
+        rss_exact: rss.exact(),
+        rss_bytes_max: rss.finish(),
+    };
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
 fn open_db(path: &Path, cache_mib: u64, backend: IoBackendChoice) -> Result<TrieDb> {
     let mut config = Config::new(path);
     config.cache_bytes = usize::try_from(cache_mib << 20).unwrap_or(usize::MAX);
@@ -275,40 +348,26 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
         dir = %work.path.display(),
         "bench triedb: start"
     );
-    // 1. Load.
-    let rss = PeakTracker::start();
-    report.rss_exact = rss.exact();
+    // 1. Load, in a child process: a bulk load of hundreds of thousands of
+    // accounts per version holds that version's new nodes in memory, and the
+    // allocator keeps what it freed; the phases measured after it must not
+    // inherit that memory in their peak RSS.
     let db_path = work.file("accounts.triedb");
     let _ = std::fs::remove_file(&db_path);
-    let db = open_db(&db_path, opts.cache_mib, IoBackendChoice::Auto)?;
-    report.io_backend = format!("{:?}", db.io_backend());
-    let bar = ctx.bars.count("triedb: load", n, "accounts");
-    let start = Instant::now();
-    let mut version = 0u64;
-    let mut first = 0u64;
-    while first < n {
-        let last = (first + opts.load_block).min(n);
-        let updates = load_updates(&ctx.workload, first..last);
-        version += 1;
-        db.commit(version, &updates)
-            .with_context(|| format!("load: committing version {version}"))?;
-        bar.inc(last - first);
-        first = last;
-    }
-    report.load_s = start.elapsed().as_secs_f64();
-    report.load_versions = version;
-    bar.finish();
-    let stats = db.stats();
-    report.db_file_bytes = stats.file_bytes;
-    report.db_live_bytes = stats.live_bytes;
+    let load = load_in_child(&db_path)?;
+    report.io_backend = load.io_backend.clone();
+    report.load_s = load.load_s;
+    report.load_versions = load.versions;
+    report.db_file_bytes = load.file_bytes;
+    report.db_live_bytes = load.live_bytes;
+    report.rss_exact = load.rss_exact;
+    report.rss_bytes_max_load = load.rss_bytes_max;
     tracing::info!(
         seconds = report.load_s,
-        file_bytes = stats.file_bytes,
-        live_bytes = stats.live_bytes,
+        file_bytes = report.db_file_bytes,
+        live_bytes = report.db_live_bytes,
         "triedb: loaded"
     );
-    drop(db);
-    report.rss_bytes_max_load = rss.finish();
     if report.db_live_bytes < 2 * (opts.cache_mib << 20) {
         tracing::warn!(
             live_bytes = report.db_live_bytes,
@@ -400,6 +459,7 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
     // 5. Commits.
     let rss = PeakTracker::start();
     let db = open_db(&db_path, opts.cache_mib, IoBackendChoice::Auto)?;
+    let mut version = report.load_versions;
     let bar = ctx.bars.count("triedb: commit blocks", opts.blocks, "blocks");
     let mut samples = Samples::with_capacity(opts.blocks as usize);
     let mut accounts_updated = 0u64;
