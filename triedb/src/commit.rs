@@ -491,7 +491,11 @@ impl CommitCtx<'_> {
         if !is_root && rlp.len() < 32 {
             return Ok(Child::Inline(rlp.into()));
         }
-        if !is_root && node.self_contained() {
+        let embeddable = match *node {
+            Node::Leaf { .. } => true,
+            _ => self.shared.config.embed_subtrees && node.self_contained(),
+        };
+        if !is_root && embeddable {
             let mut body = std::mem::take(&mut self.scratch);
             body.clear();
             node.encode_body(&mut body);
