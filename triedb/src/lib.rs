@@ -54,6 +54,7 @@
 //!   that fails during it poisons the handle ([`Error::Poisoned`]) until a
 //!   reopen tells what reached the disk.
 
+mod codec;
 mod commit;
 mod db;
 mod error;

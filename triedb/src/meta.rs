@@ -22,6 +22,7 @@
 //! root ref: u8 present, then hash [32], chunk u32, offset u32, len u32, min_chunk u32
 //! ```
 
+use crate::codec::Reader;
 use crate::io::{AlignedBuf, PAGE_BYTES, Storage};
 use crate::node::{Loc, StoredRef};
 use crate::{Error, Result};
@@ -131,7 +132,7 @@ impl Meta {
     }
 
     fn decode(bytes: &[u8]) -> Option<Meta> {
-        let mut r = Cursor { buf: &bytes[FIXED_HEADER_BYTES..] };
+        let mut r = Reader::new(&bytes[FIXED_HEADER_BYTES..]);
         let seq = r.u64()?;
         let chunk_bytes = r.u64()?;
         let phys_chunks = r.u32()?;
@@ -151,7 +152,7 @@ impl Meta {
         let mut versions = Vec::with_capacity(versions_len);
         for _ in 0..versions_len {
             let version = r.u64()?;
-            let state_root = B256::from_slice(r.take(32)?);
+            let state_root = r.b256()?;
             let min_chunk = r.u32()?;
             let live_bytes = r.u64()?;
             let account_root = get_root(&mut r)?;
@@ -202,40 +203,16 @@ fn put_root(root: &Option<StoredRef>, out: &mut Vec<u8>) {
     }
 }
 
-fn get_root(r: &mut Cursor<'_>) -> Option<Option<StoredRef>> {
+fn get_root(r: &mut Reader<'_>) -> Option<Option<StoredRef>> {
     match r.u8()? {
         0 => Some(None),
         1 => {
-            let hash = B256::from_slice(r.take(32)?);
+            let hash = r.b256()?;
             let loc = Loc { chunk: r.u32()?, offset: r.u32()?, len: r.u32()? };
             let min_chunk = r.u32()?;
             Some(Some(StoredRef { hash, loc, min_chunk }))
         }
         _ => None,
-    }
-}
-
-struct Cursor<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.buf.len() < n {
-            return None;
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 }
 

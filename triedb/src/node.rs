@@ -28,6 +28,7 @@
 //! Children whose RLP is shorter than 32 bytes are embedded in the parent,
 //! exactly as Ethereum does, so they cost no read at all.
 
+use crate::codec::Reader;
 use crate::{Error, Result};
 use alloy_primitives::{B256, U256, keccak256};
 use alloy_rlp::{Encodable, Header};
@@ -503,39 +504,13 @@ impl Node {
         if node_crc(loc.chunk, loc.offset, body) != stored_crc {
             return Err(corrupt("checksum mismatch"));
         }
-        let mut r = Reader { buf: body };
+        let mut r = Reader::new(body);
         decode_body(&mut r).ok_or_else(|| corrupt("malformed node body"))
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.buf.len() < n {
-            return None;
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    }
-    fn b256(&mut self) -> Option<B256> {
-        self.take(32).map(B256::from_slice)
-    }
+/// Node-specific reads, on top of the shared record reader.
+impl Reader<'_> {
     fn path(&mut self) -> Option<Vec<u8>> {
         let nibbles = usize::from(self.u16()?);
         let packed = self.take(nibbles.div_ceil(2))?;
@@ -582,7 +557,7 @@ impl<'a> Reader<'a> {
                     return None;
                 }
                 // Nested records shrink at every level: recursion is bounded.
-                let mut inner = Reader { buf: self.take(len)? };
+                let mut inner = Reader::new(self.take(len)?);
                 let node = decode_body(&mut inner)?;
                 Some(Child::Embedded { hash, node: Arc::new(node) })
             }
