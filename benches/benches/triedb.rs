@@ -12,13 +12,12 @@
 //! The full storage benchmark, with baselines and peers, is
 //! `wake bench triedb`.
 
-use alloy_primitives::{Address, B256, keccak256};
-use alloy_trie::{EMPTY_ROOT_HASH, HashBuilder, Nibbles};
+use alloy_primitives::Address;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wake_benches::workload::{Block, Workload, account_info, load_updates, trie_account};
+use wake_benches::workload::{Block, Workload, account_info, hash_builder_root, load_updates};
 use wake_triedb::{AccountInfo, AccountUpdate, Config, StateUpdates, TrieDb};
 
 const ACCOUNTS: u64 = 100_000;
@@ -118,22 +117,6 @@ fn read(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-fn hash_builder_root(accounts: &[(Address, AccountInfo)]) -> B256 {
-    let mut leaves: Vec<(B256, Vec<u8>)> = accounts
-        .iter()
-        .map(|(address, info)| {
-            let account = trie_account(info, EMPTY_ROOT_HASH);
-            (keccak256(address), alloy_rlp::encode(account))
-        })
-        .collect();
-    leaves.sort_unstable_by_key(|leaf| leaf.0);
-    let mut builder = HashBuilder::default();
-    for (key, value) in &leaves {
-        builder.add_leaf(Nibbles::unpack(key), value);
-    }
-    builder.root()
 }
 
 fn root(c: &mut Criterion) {

@@ -213,6 +213,25 @@ pub mod flat {
     }
 }
 
+/// The state root of `accounts` (no storage) by alloy-trie's `HashBuilder`:
+/// hashing, encoding and sorting included, as a caller starting from
+/// addresses would do. The oracle and the peer for triedb's root figures.
+pub fn hash_builder_root(accounts: &[(Address, AccountInfo)]) -> B256 {
+    let mut leaves: Vec<(B256, Vec<u8>)> = accounts
+        .iter()
+        .map(|(address, info)| {
+            let account = trie_account(info, EMPTY_ROOT_HASH);
+            (keccak256(address), alloy_rlp::encode(account))
+        })
+        .collect();
+    leaves.sort_unstable_by_key(|leaf| leaf.0);
+    let mut builder = alloy_trie::HashBuilder::default();
+    for (key, value) in &leaves {
+        builder.add_leaf(alloy_trie::Nibbles::unpack(key), value);
+    }
+    builder.root()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

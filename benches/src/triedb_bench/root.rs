@@ -13,9 +13,8 @@
 //! with HashBuilder. All roots must be equal, or the run fails.
 
 use super::Ctx;
-use crate::workload::{Workload, account_info, trie_account};
+use crate::workload::{Workload, account_info, hash_builder_root, trie_account};
 use alloy_primitives::{Address, B256, keccak256};
-use alloy_trie::{HashBuilder, Nibbles};
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::time::Instant;
@@ -50,22 +49,6 @@ fn triedb_memory_root(accounts: &[(Address, AccountInfo)]) -> B256 {
         })
         .collect();
     wake_triedb::trie_root(leaves)
-}
-
-fn hash_builder_root(accounts: &[(Address, AccountInfo)]) -> B256 {
-    let mut leaves: Vec<(B256, Vec<u8>)> = accounts
-        .iter()
-        .map(|(address, info)| {
-            let account = trie_account(info, EMPTY_ROOT);
-            (keccak256(address), alloy_rlp::encode(account))
-        })
-        .collect();
-    leaves.sort_unstable_by_key(|leaf| leaf.0);
-    let mut builder = HashBuilder::default();
-    for (key, value) in &leaves {
-        builder.add_leaf(Nibbles::unpack(key), value);
-    }
-    builder.root()
 }
 
 /// Writes `bytes` sequentially (1 MiB O_DIRECT writes) and syncs; milliseconds.
