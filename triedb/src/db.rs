@@ -71,6 +71,13 @@ pub struct Stats {
     pub device_reads: u64,
     /// Nodes copied forward by compaction since open.
     pub nodes_compacted: u64,
+    /// Time commits spent reading ahead (the overlapped prefetch), in µs.
+    pub commit_prefetch_us: u64,
+    /// Time commits spent applying updates, compacting, hashing and
+    /// writing nodes, in µs.
+    pub commit_apply_us: u64,
+    /// Time commits spent in fdatasync and the metadata write, in µs.
+    pub commit_sync_us: u64,
 }
 
 /// An open database. Cheap to clone; share it across threads.
@@ -197,7 +204,9 @@ impl TrieDb {
         let codes = sorted_ops(
             updates.codes.iter().map(|code| (keccak256(code).0, RawOp(Some(&code[..])))),
         );
+        let started = std::time::Instant::now();
         let prefetched = self.prefetch(&accounts)?;
+        add_us(&self.inner.counters.commit_prefetch_us, started);
         self.commit_with(version, prefetched, |ctx, base| {
             let account_root = ctx.update_root(base.and_then(|b| b.account_root), &accounts)?;
             let code_root = ctx.update_root(base.and_then(|b| b.code_root), &codes)?;
@@ -286,11 +295,13 @@ impl TrieDb {
             scratch: Vec::new(),
             prefetched,
         };
+        let started = std::time::Instant::now();
         let staged = apply(&mut ctx, base.as_ref()).and_then(|(account_root, code_root)| {
             ctx.writer.finish(&*shared.storage)?;
             Ok((account_root, code_root))
         });
         let CommitCtx { added_bytes, removed_bytes, nodes_compacted, fresh, .. } = ctx;
+        add_us(&shared.counters.commit_apply_us, started);
         let (account_root, code_root) = match staged {
             Ok(roots) => roots,
             Err(err) => {
@@ -324,6 +335,7 @@ impl TrieDb {
         let excess = next.versions.len().saturating_sub(shared.config.retain_versions as usize);
         next.versions.drain(..excess);
         let slot = 1 - writer.meta_slot;
+        let started = std::time::Instant::now();
         let durable_result = shared
             .storage
             .sync_data()
@@ -335,6 +347,7 @@ impl TrieDb {
             shared.poisoned.store(true, Ordering::Release);
             return Err(err);
         }
+        add_us(&shared.counters.commit_sync_us, started);
         writer.meta_slot = slot;
         writer.buf.bytes_written_last = writer.buf.bytes_written;
         writer.buf.bytes_written = 0;
@@ -388,6 +401,9 @@ impl TrieDb {
             cache_misses: shared.counters.cache_misses.load(Ordering::Relaxed),
             device_reads: shared.counters.device_reads.load(Ordering::Relaxed),
             nodes_compacted: shared.counters.nodes_compacted.load(Ordering::Relaxed),
+            commit_prefetch_us: shared.counters.commit_prefetch_us.load(Ordering::Relaxed),
+            commit_apply_us: shared.counters.commit_apply_us.load(Ordering::Relaxed),
+            commit_sync_us: shared.counters.commit_sync_us.load(Ordering::Relaxed),
         }
     }
 
@@ -418,6 +434,10 @@ fn compaction_floor(meta: &Meta, bytes_written_last: u64) -> u32 {
     let step = (2 * bytes_written_last).div_ceil(chunk_bytes).clamp(1, COMPACTION_STEP_CHUNKS_MAX);
     let step = u32::try_from(step).unwrap_or(u32::MAX);
     floor.saturating_add(step).min(head - 1)
+}
+
+fn add_us(counter: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
+    counter.fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
 }
 
 fn info(record: &VersionRecord) -> VersionInfo {

@@ -103,6 +103,9 @@ pub(crate) struct Counters {
     pub cache_misses: AtomicU64,
     pub device_reads: AtomicU64,
     pub nodes_compacted: AtomicU64,
+    pub commit_prefetch_us: AtomicU64,
+    pub commit_apply_us: AtomicU64,
+    pub commit_sync_us: AtomicU64,
 }
 
 /// What readers see: the durable metadata and the chunk map.
