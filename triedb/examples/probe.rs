@@ -26,7 +26,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         version += 1;
         db.commit(version, &updates)?;
     }
-    eprintln!("probe v3");
     println!("load {n}: {:?} {:?}", t.elapsed(), db.stats());
     let snap = db.snapshot(version)?;
     let mut seed = 0u64;
