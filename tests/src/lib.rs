@@ -4,6 +4,10 @@
 //!   unpacked once into `<workspace>/target/fixtures/`.
 //! * [`temp_db_dir`]: a temporary directory for a test database under
 //!   `<workspace>/target/test-dbs/` (on disk: tmpfs refuses O_DIRECT).
+//! * [`workload`]: the kill-test workload and an alloy-trie model of the
+//!   state, shared by the crash child binary and the durability tests.
+
+pub mod workload;
 
 use std::fs;
 use std::io;

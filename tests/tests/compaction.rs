@@ -20,17 +20,14 @@
 //! roots.
 
 #[allow(dead_code)]
-#[path = "../src/bin/triedb_crash_child.rs"]
-mod child;
-
 use alloy_primitives::{Address, B256, U256};
-use child::workload::{self, Model, SplitMix, Watchdog};
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use wake_tests::workload::{self, Model, SplitMix, Watchdog};
 use wake_triedb::io::{FileStorage, Storage};
 use wake_triedb::{AccountInfo, AccountUpdate, Config, KECCAK_EMPTY, StateUpdates, TrieDb};
 

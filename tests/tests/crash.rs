@@ -12,13 +12,7 @@
 //! The seed is printed; rerun one with `WAKE_CRASH_SEED=<seed>`.
 
 #[allow(dead_code)]
-#[path = "../src/bin/triedb_crash_child.rs"]
-mod child;
-
 use alloy_primitives::{Address, B256};
-use child::workload::{
-    self, Model, POOL_ACCOUNTS, RETAIN_VERSIONS, SLOTS_PER_ACCOUNT, SplitMix, Watchdog,
-};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
@@ -26,6 +20,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use wake_tests::workload::{
+    self, Model, POOL_ACCOUNTS, RETAIN_VERSIONS, SLOTS_PER_ACCOUNT, SplitMix, Watchdog,
+};
 use wake_triedb::TrieDb;
 
 /// Iterations of the default (CI) run.

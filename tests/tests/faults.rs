@@ -17,17 +17,14 @@
 //! deterministic workload (see `src/bin/triedb_crash_child.rs`).
 
 #[allow(dead_code)]
-#[path = "../src/bin/triedb_crash_child.rs"]
-mod child;
-
 use alloy_primitives::{Address, B256};
-use child::workload::{self, Model, SLOTS_PER_ACCOUNT, SplitMix};
 use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use wake_tests::workload::{self, Model, SLOTS_PER_ACCOUNT, SplitMix};
 use wake_triedb::fault::{FaultKind, FaultyStorage};
 use wake_triedb::io::{FileStorage, Storage};
 use wake_triedb::{Config, Error, StateUpdates, TrieDb};
