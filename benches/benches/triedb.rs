@@ -6,8 +6,9 @@
 //! * `read`: `Snapshot::account` on cached accounts; `Snapshot::accounts`
 //!   batches of 256, cached and cold (1 MiB cache, O_DIRECT);
 //! * `root`: the root of 10k fresh accounts, triedb's first commit into an
-//!   empty database (disk write and fsync included) vs alloy-trie's
-//!   `HashBuilder` over the same accounts (hashing and sorting included).
+//!   empty database (disk write and fsync included), and triedb's in-memory
+//!   builder on one thread, vs alloy-trie's `HashBuilder` over the same
+//!   accounts (hashing and sorting included in all three).
 //!
 //! The full storage benchmark, with baselines and peers, is
 //! `wake bench triedb`.
@@ -17,7 +18,9 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group,
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wake_benches::workload::{Block, Workload, account_info, hash_builder_root, load_updates};
+use wake_benches::workload::{
+    Block, Workload, account_info, hash_builder_root, load_updates, triedb_memory_root,
+};
 use wake_triedb::{AccountInfo, AccountUpdate, Config, StateUpdates, TrieDb};
 
 const ACCOUNTS: u64 = 100_000;
@@ -135,6 +138,9 @@ fn root(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(FRESH));
     group.bench_function("hash_builder", |b| b.iter(|| black_box(hash_builder_root(&accounts))));
+    group.bench_function("triedb_in_memory_1_thread", |b| {
+        b.iter(|| black_box(triedb_memory_root(&accounts, 1)))
+    });
     let mut k = 0u64;
     group.bench_function("triedb_commit_empty_db", |b| {
         b.iter_batched(

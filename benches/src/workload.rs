@@ -232,6 +232,21 @@ pub fn hash_builder_root(accounts: &[(Address, AccountInfo)]) -> B256 {
     builder.root()
 }
 
+/// The same root with triedb's in-memory builder on `threads` threads, from
+/// the same input: keccak of the addresses, RLP and sorting are inside, as
+/// in [`hash_builder_root`].
+pub fn triedb_memory_root(accounts: &[(Address, AccountInfo)], threads: usize) -> B256 {
+    let leaves: Vec<(B256, Vec<u8>)> = accounts
+        .iter()
+        .map(|(address, info)| {
+            let account = trie_account(info, EMPTY_ROOT_HASH);
+            (keccak256(address), alloy_rlp::encode(account))
+        })
+        .collect();
+    wake_triedb::trie_root_with_threads(leaves, threads)
+        .expect("the workload's addresses are distinct")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,8 @@
 //!   flight at once), and EIP-1186 proofs ([`Snapshot::proof`]).
 //! * [`io`]: the storage trait, the O_DIRECT file, and the read engine
 //!   (io_uring, or a pread pool where io_uring is unavailable).
-//! * [`trie_root`]: a root computed in memory with the same merkleization
-//!   code, no database.
+//! * [`trie_root`]: a root computed in memory, no database: a streaming
+//!   builder over the sorted keys that allocates nothing per node.
 //! * [`fault::FaultyStorage`]: a storage that injects torn writes, ENOSPC,
 //!   failed syncs and bit flips, for tests.
 //!
@@ -70,5 +70,5 @@ mod types;
 pub use db::{Config, Snapshot, Stats, TrieDb};
 pub use error::{Error, Result};
 pub use io::{IoBackend, IoBackendChoice};
-pub use root::trie_root;
+pub use root::{sorted_trie_root, trie_root, trie_root_with_threads};
 pub use types::*;

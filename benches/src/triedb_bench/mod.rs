@@ -505,6 +505,8 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
         report.root_accounts = r.accounts;
         report.root_1m_ms = r.triedb_ms;
         report.root_memory_1m_ms = r.triedb_memory_ms;
+        report.root_memory_parallel_1m_ms = r.triedb_memory_parallel_ms;
+        report.root_threads = r.threads;
         report.hashbuilder_1m_ms = r.hashbuilder_ms;
         report.root_file_bytes = r.file_bytes;
         report.root_write_baseline_ms = r.write_baseline_ms;

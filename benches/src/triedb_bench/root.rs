@@ -8,18 +8,19 @@
 //! durable; HashBuilder writes nothing. To show how much of triedb's time the
 //! device takes, the same number of bytes is then written sequentially to a
 //! scratch file (O_DIRECT, 1 MiB writes) and synced: `write_baseline_ms`.
-//! The same root is also computed in memory with triedb's merkleization code
-//! (`wake_triedb::trie_root`, no disk): that is the like-for-like comparison
-//! with HashBuilder. All roots must be equal, or the run fails.
+//! The same root is also computed in memory with triedb's streaming builder
+//! (`wake_triedb::trie_root_with_threads`, no disk), on one thread (the
+//! like-for-like comparison with HashBuilder, which is single-threaded) and
+//! on every core. All roots must be equal, or the run fails.
 
 use super::Ctx;
-use crate::workload::{Workload, account_info, hash_builder_root, trie_account};
-use alloy_primitives::{Address, B256, keccak256};
+use crate::workload::{Workload, account_info, hash_builder_root, triedb_memory_root};
+use alloy_primitives::Address;
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::time::Instant;
 use wake_triedb::io::{AlignedBuf, FileStorage, Storage};
-use wake_triedb::{AccountInfo, AccountUpdate, Config, EMPTY_ROOT, StateUpdates, TrieDb};
+use wake_triedb::{AccountInfo, AccountUpdate, Config, StateUpdates, TrieDb};
 
 /// Seed offset of the fresh accounts (distinct from the loaded ones).
 const ROOT_SEED: u64 = 0x5eed_0001;
@@ -31,24 +32,15 @@ pub struct RootResult {
     pub accounts: u64,
     /// Durable commit into an empty database (disk write + fsync included).
     pub triedb_ms: f64,
-    /// The same root in memory (`wake_triedb::trie_root`), no disk.
+    /// The same root in memory (`wake_triedb::trie_root_with_threads`), no
+    /// disk, one thread.
     pub triedb_memory_ms: f64,
+    /// The same, on `threads` threads.
+    pub triedb_memory_parallel_ms: f64,
+    pub threads: usize,
     pub hashbuilder_ms: f64,
     pub file_bytes: u64,
     pub write_baseline_ms: f64,
-}
-
-/// triedb's in-memory merkleization (`wake_triedb::trie_root`) from the same
-/// input, hashing and encoding inside the timed part as HashBuilder does.
-fn triedb_memory_root(accounts: &[(Address, AccountInfo)]) -> B256 {
-    let leaves: Vec<(B256, Vec<u8>)> = accounts
-        .iter()
-        .map(|(address, info)| {
-            let account = trie_account(info, EMPTY_ROOT);
-            (keccak256(address), alloy_rlp::encode(account))
-        })
-        .collect();
-    wake_triedb::trie_root(leaves)
 }
 
 /// Writes `bytes` sequentially (1 MiB O_DIRECT writes) and syncs; milliseconds.
@@ -115,12 +107,18 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<RootResult> {
         bail!("triedb root {root} differs from alloy-trie's {oracle} for {m} fresh accounts");
     }
 
-    tracing::info!(accounts = m, "root: triedb in-memory root over the same accounts");
-    let start = Instant::now();
-    let memory_root = triedb_memory_root(&accounts);
-    let triedb_memory_ms = start.elapsed().as_secs_f64() * 1e3;
-    if memory_root != oracle {
-        bail!("triedb in-memory root {memory_root} differs from alloy-trie's {oracle}");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut memory_ms = [0.0; 2];
+    for (ms, threads) in memory_ms.iter_mut().zip([1, threads]) {
+        tracing::info!(accounts = m, threads, "root: triedb in-memory root over the same accounts");
+        let start = Instant::now();
+        let memory_root = triedb_memory_root(&accounts, threads);
+        *ms = start.elapsed().as_secs_f64() * 1e3;
+        if memory_root != oracle {
+            bail!(
+                "triedb in-memory root {memory_root} ({threads} threads) differs from alloy-trie's {oracle}"
+            );
+        }
     }
 
     tracing::info!(bytes = file_bytes, "root: sequential write + fdatasync baseline");
@@ -128,7 +126,9 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<RootResult> {
     Ok(RootResult {
         accounts: m,
         triedb_ms,
-        triedb_memory_ms,
+        triedb_memory_ms: memory_ms[0],
+        triedb_memory_parallel_ms: memory_ms[1],
+        threads,
         hashbuilder_ms,
         file_bytes,
         write_baseline_ms,
