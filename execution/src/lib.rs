@@ -1,17 +1,72 @@
 //! # wake-execution
 //!
-//! Turns an ordered block into its result: receipts, logs bloom, gas used, a
-//! state diff committed to `wake-triedb`, and the new state root.
+//! Turns an ordered block into its result: receipts, logs bloom, gas used,
+//! and a state diff for `wake-triedb`, whose commit gives the state root.
 //!
-//! Planned shape (issue 3, not written yet):
-//! * a chain spec mapping block number and timestamp to revm's spec id,
-//!   Frontier through Cancun, plus a devnet spec from a geth-style genesis;
-//! * block validation against the parent header and, after execution,
-//!   against gas used, receipts root, logs bloom and state root;
-//! * a serial reference executor over a triedb version plus an in-block
-//!   overlay, and an optimistic parallel executor whose results are
-//!   bit-identical to the serial one;
-//! * prefetch of the state a block will touch through triedb's batched
-//!   io_uring reads, so cold reads overlap.
+//! The pipeline for one imported block, in order:
+//! 1. [`decode_block`]: bounded RLP decoding ([`BLOCK_BYTES_MAX`]).
+//! 2. [`validate_block`]: header against parent (number, timestamp, gas
+//!    limit bounds, EIP-1559 base fee, EIP-4844 excess blob gas and blob gas
+//!    used, post-merge difficulty/nonce/ommers), transactions, ommers and
+//!    withdrawals roots.
+//! 3. [`recover_senders`]: ECDSA recovery with libsecp256k1, once per
+//!    transaction, outside revm and on several threads.
+//! 4. [`execute_block`]: the serial reference executor. revm runs each
+//!    transaction over a [`BlockState`] overlay on a [`SnapshotState`]
+//!    (the parent's triedb version); beacon-root system call (EIP-4788),
+//!    withdrawals, and proof-of-work rewards are applied around it.
+//! 5. [`validate_outcome`]: gas used, receipts root, logs bloom; the caller
+//!    commits [`BlockOutcome::updates`] to triedb and checks the returned
+//!    root with [`check_state_root`].
 //!
-//! This crate holds no code yet: nothing here pretends to execute blocks.
+//! Chain rules live in [`ChainSpec`]: mainnet's schedule, a devnet's from a
+//! geth `genesis.json` ([`Genesis`]), and the ethereum/tests networks.
+//!
+//! Design decisions:
+//! * Nothing here writes to triedb. An invalid block is simply never
+//!   committed, so the state is unchanged by construction.
+//! * The pre-state is read through revm's `DatabaseRef` (`&self` reads):
+//!   one [`SnapshotState`] can be shared by many executor threads; only the
+//!   overlay is per executor. This is the shape the optimistic parallel
+//!   executor (next) builds on.
+//! * The fee recipient's credit is revm's (`reward_beneficiary`); a
+//!   parallel executor will have to defer it to keep transactions from
+//!   conflicting on the coinbase account.
+//! * Supported forks: Byzantium through Cancun. Earlier receipts carry an
+//!   intermediate state root per transaction, which needs a trie commit per
+//!   transaction; Prague needs EIP-2935/7002/7251 system calls and
+//!   requests. Both are refused with [`BlockError::UnsupportedSpec`], never
+//!   executed wrongly. Mainnet's DAO-fork irregular state change is not
+//!   applied.
+//! * Errors are typed: [`BlockError`] says why a block is rejected
+//!   ([`TxError`] for its transactions); [`StateError`] is our own storage
+//!   failing, which is not a verdict on the block.
+
+mod eip7610;
+mod error;
+pub mod ethtests;
+mod executor;
+mod spec;
+mod state;
+mod tx;
+mod validate;
+
+pub use eip7610::CreateCollisionGuard;
+pub use error::{BlockError, SpecError, StateError, TxError};
+pub use executor::{
+    BLOCK_BYTES_MAX, BlockOutcome, decode_block, decode_header, execute_block, spec_supported,
+};
+pub use spec::{ChainSpec, ForkActivation, GENESIS_JSON_BYTES_MAX, Genesis, GenesisAccount};
+pub use state::{BlockHashes, BlockState, PreState, SnapshotState};
+pub use tx::{
+    BlockTx, TX_BYTES_MAX, blob_gas, decode_tx, recover_sender, recover_senders, tx_env,
+    type_enabled,
+};
+pub use validate::{
+    EXTRA_DATA_BYTES_MAX, GAS_LIMIT_MAX, GAS_LIMIT_MIN, blob_gas_target_and_max, check_state_root,
+    validate_block, validate_outcome,
+};
+
+/// Re-exported so callers name the same types as this crate.
+pub use alloy_consensus::{Block, Header};
+pub use revm::primitives::hardfork::SpecId;

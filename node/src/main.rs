@@ -1,12 +1,14 @@
 //! `wake`: the validator node binary.
 //!
-//! For now it has one subcommand, `wake bench triedb` (the storage
-//! benchmark, see [`bench`]); the node, devnet, import and replay commands
-//! come later. Logs go to stderr through `tracing` (filter with `RUST_LOG`,
-//! default `info`). Errors end the process with one `error:` line and exit
+//! Subcommands: `wake bench triedb` (the storage benchmark, see [`bench`])
+//! and `wake ethtests` (BlockchainTests through the executor and triedb, see
+//! [`ethtests`]); the node, devnet, import and replay commands come later.
+//! Logs go to stderr through `tracing` (filter with `RUST_LOG`, default
+//! `info`). Errors end the process with one `error:` line and exit
 //! status 1.
 
 mod bench;
+mod ethtests;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +32,8 @@ enum Command {
         #[command(subcommand)]
         bench: bench::BenchCommand,
     },
+    /// Run ethereum/tests BlockchainTest files through the executor and triedb.
+    Ethtests(ethtests::EthtestsArgs),
 }
 
 fn init_tracing() {
@@ -41,6 +45,7 @@ fn init_tracing() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench { bench } => bench::run(bench),
+        Command::Ethtests(args) => ethtests::run(args),
     }
 }
 
@@ -79,7 +84,9 @@ mod tests {
             "3",
         ])
         .unwrap();
-        let Command::Bench { bench: bench::BenchCommand::Triedb(args) } = cli.command;
+        let Command::Bench { bench: bench::BenchCommand::Triedb(args) } = cli.command else {
+            panic!("parsed as another command")
+        };
         let opts = args.options();
         assert_eq!(opts.accounts, 1_000_000);
         assert_eq!(opts.blocks, 3);

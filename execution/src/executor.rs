@@ -1,0 +1,248 @@
+//! The serial executor: the reference every faster executor must match bit
+//! for bit.
+//!
+//! [`execute_block`] runs a validated block's transactions one after the
+//! other through revm over a [`BlockState`] overlay, then applies what
+//! happens outside transactions: the EIP-4788 beacon-root system call
+//! first; block and ommer rewards (before the merge) and withdrawals
+//! (Shanghai) last. It returns the receipts, their root and bloom, the gas
+//! used and the block's [`StateUpdates`]; it never writes to triedb, so a
+//! block found invalid leaves the state untouched.
+
+use crate::eip7610::CreateCollisionGuard;
+use crate::error::{BlockError, TxError};
+use crate::spec::ChainSpec;
+use crate::state::{BlockState, PreState};
+use crate::tx::{BlockTx, blob_gas, tx_env, type_enabled};
+use crate::validate::blob_gas_target_and_max;
+use alloy_consensus::proofs::calculate_receipt_root;
+use alloy_consensus::{
+    Block, Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, Typed2718,
+};
+use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
+use alloy_primitives::{Address, B256, Bloom, U256};
+use alloy_rlp::Decodable;
+use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
+use revm::context::{BlockEnv, CfgEnv, Context};
+use revm::context_interface::block::BlobExcessGasAndPrice;
+use revm::handler::SYSTEM_ADDRESS;
+use revm::primitives::hardfork::SpecId;
+use revm::{ExecuteEvm, InspectEvm, MainBuilder, MainContext, SystemCallEvm};
+use wake_triedb::StateUpdates;
+
+/// Most bytes of one encoded block we decode.
+pub const BLOCK_BYTES_MAX: usize = 32 << 20;
+
+/// Wei per gwei (withdrawal amounts are in gwei).
+const GWEI: u64 = 1_000_000_000;
+
+/// What executing a block produced.
+#[derive(Clone, Debug)]
+pub struct BlockOutcome {
+    pub receipts: Vec<ReceiptEnvelope>,
+    pub receipts_root: B256,
+    pub logs_bloom: Bloom,
+    pub gas_used: u64,
+    pub blob_gas_used: u64,
+    /// The block's state diff, for `TrieDb::commit`.
+    pub updates: StateUpdates,
+}
+
+/// Decodes one RLP block and returns it with its hash, refusing inputs over
+/// [`BLOCK_BYTES_MAX`] and trailing bytes.
+pub fn decode_block(bytes: &[u8]) -> Result<(Block<BlockTx>, B256), BlockError> {
+    if bytes.len() > BLOCK_BYTES_MAX {
+        return Err(BlockError::TooLarge { len: bytes.len(), max: BLOCK_BYTES_MAX });
+    }
+    let mut buf = bytes;
+    let sealed = Block::<BlockTx>::decode_sealed(&mut buf).map_err(BlockError::Decode)?;
+    if !buf.is_empty() {
+        return Err(BlockError::Decode(alloy_rlp::Error::UnexpectedLength));
+    }
+    let (block, hash) = sealed.into_parts();
+    Ok((block, hash))
+}
+
+/// Decodes one RLP header and returns it with its hash.
+pub fn decode_header(bytes: &[u8]) -> Result<(Header, B256), BlockError> {
+    if bytes.len() > BLOCK_BYTES_MAX {
+        return Err(BlockError::TooLarge { len: bytes.len(), max: BLOCK_BYTES_MAX });
+    }
+    let mut buf = bytes;
+    let header = Header::decode(&mut buf).map_err(BlockError::Decode)?;
+    if !buf.is_empty() {
+        return Err(BlockError::Decode(alloy_rlp::Error::UnexpectedLength));
+    }
+    Ok((header, alloy_primitives::keccak256(bytes)))
+}
+
+/// Whether [`execute_block`] runs blocks of `spec`: Byzantium (receipts carry
+/// a status, not an intermediate state root) through Cancun.
+pub fn spec_supported(spec: SpecId) -> bool {
+    spec.is_enabled_in(SpecId::BYZANTIUM) && !spec.is_enabled_in(SpecId::PRAGUE)
+}
+
+/// The block reward of a proof-of-work block (EIP-649, EIP-1234).
+fn block_reward(spec: SpecId) -> U256 {
+    const ETHER: u128 = 1_000_000_000_000_000_000;
+    let ether = if spec.is_enabled_in(SpecId::PETERSBURG) {
+        2
+    } else if spec.is_enabled_in(SpecId::BYZANTIUM) {
+        3
+    } else {
+        5
+    };
+    U256::from(ether * ETHER)
+}
+
+/// Executes `block` (already checked by [`crate::validate_block`]) over
+/// `state`, the post-state of its parent. `senders[i]` sent transaction `i`.
+pub fn execute_block<D>(
+    chain: &ChainSpec,
+    block: &Block<BlockTx>,
+    senders: &[Address],
+    state: D,
+) -> Result<BlockOutcome, BlockError>
+where
+    D: PreState,
+{
+    let header = &block.header;
+    let spec = chain.spec_at(header.number, header.timestamp);
+    if !spec_supported(spec) {
+        return Err(BlockError::UnsupportedSpec(spec));
+    }
+    assert_eq!(senders.len(), block.body.transactions.len(), "one sender per transaction");
+
+    let mut cfg = CfgEnv::new_with_spec(spec).with_chain_id(chain.chain_id);
+    let (_, blob_gas_max) = blob_gas_target_and_max(spec);
+    if spec.is_enabled_in(SpecId::CANCUN) {
+        cfg.set_max_blobs_per_tx(blob_gas_max / alloy_eips::eip4844::DATA_GAS_PER_BLOB);
+    }
+    let block_env = BlockEnv {
+        number: U256::from(header.number),
+        beneficiary: header.beneficiary,
+        timestamp: U256::from(header.timestamp),
+        gas_limit: header.gas_limit,
+        basefee: header.base_fee_per_gas.unwrap_or_default(),
+        difficulty: header.difficulty,
+        prevrandao: spec.is_enabled_in(SpecId::MERGE).then_some(header.mix_hash),
+        blob_excess_gas_and_price: header
+            .excess_blob_gas
+            .map(|excess| BlobExcessGasAndPrice::new_with_spec(excess, spec)),
+        ..Default::default()
+    };
+    let mut evm = Context::mainnet()
+        .with_db(BlockState::new(state))
+        .with_block(block_env)
+        .with_cfg(cfg)
+        .build_mainnet_with_inspector(CreateCollisionGuard);
+
+    // EIP-4788: store the parent beacon block root before any transaction.
+    if spec.is_enabled_in(SpecId::CANCUN)
+        && let Some(root) = header.parent_beacon_block_root
+    {
+        let outcome = evm.system_call_one(BEACON_ROOTS_ADDRESS, root.0.into());
+        let mut changes = evm.finalize();
+        match outcome {
+            Ok(_) => {
+                // The system caller and the fee recipient are not part of the
+                // call's effects (no fee is paid).
+                changes.remove(&SYSTEM_ADDRESS);
+                changes.remove(&header.beneficiary);
+                evm.ctx.journaled_state.database.commit_tx(changes);
+            }
+            Err(EVMError::Database(e)) => return Err(BlockError::State(e)),
+            Err(e) => {
+                return Err(BlockError::SystemCall {
+                    contract: BEACON_ROOTS_ADDRESS,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+
+    let mut receipts = Vec::with_capacity(block.body.transactions.len());
+    let mut gas_used = 0u64;
+    let mut blob_gas_used = 0u64;
+    for (index, (tx, sender)) in block.body.transactions.iter().zip(senders).enumerate() {
+        let reject = |source: TxError| BlockError::Transaction { index, source };
+        if !type_enabled(tx.ty(), spec) {
+            return Err(reject(TxError::TypeNotEnabled { ty: tx.ty(), spec }));
+        }
+        let available = header.gas_limit - gas_used;
+        if tx.gas_limit() > available {
+            return Err(reject(TxError::BlockGasExceeded { gas_limit: tx.gas_limit(), available }));
+        }
+        let tx_blob_gas = blob_gas(tx);
+        let blob_available = blob_gas_max.saturating_sub(blob_gas_used);
+        if tx_blob_gas > blob_available {
+            return Err(reject(TxError::BlobGasExceeded {
+                blob_gas: tx_blob_gas,
+                available: blob_available,
+            }));
+        }
+        let result = match evm.inspect_tx(tx_env(tx, *sender)) {
+            Ok(result) => result,
+            Err(EVMError::Transaction(InvalidTransaction::InvalidChainId)) => {
+                return Err(reject(TxError::ChainIdMismatch {
+                    expected: chain.chain_id,
+                    got: tx.chain_id(),
+                }));
+            }
+            Err(EVMError::Transaction(e)) => return Err(reject(e.into())),
+            Err(EVMError::Database(e)) => return Err(BlockError::State(e)),
+            Err(e) => {
+                return Err(reject(TxError::Evm(InvalidTransaction::Str(e.to_string().into()))));
+            }
+        };
+        evm.ctx.journaled_state.database.commit_tx(result.state);
+        gas_used += result.result.tx_gas_used();
+        blob_gas_used += tx_blob_gas;
+        receipts.push(receipt(tx.ty(), &result.result, gas_used));
+    }
+
+    let mut db = evm.ctx.journaled_state.database;
+    if !spec.is_enabled_in(SpecId::MERGE) {
+        let reward = block_reward(spec);
+        let ommers = &block.body.ommers;
+        let miner = reward + (reward >> 5) * U256::from(ommers.len());
+        db.increment_balance(header.beneficiary, miner)?;
+        for ommer in ommers {
+            // (8 + ommer number - block number) / 8 of the reward; validation
+            // keeps ommers within 6 generations, so this is positive.
+            let eighths = U256::from(ommer.number + 8 - header.number);
+            db.increment_balance(ommer.beneficiary, reward * eighths / U256::from(8))?;
+        }
+    }
+    if let Some(withdrawals) = &block.body.withdrawals {
+        for w in withdrawals.iter() {
+            db.increment_balance(w.address, U256::from(w.amount) * U256::from(GWEI))?;
+        }
+    }
+
+    let logs_bloom = receipts.iter().fold(Bloom::ZERO, |bloom, r| bloom | *r.logs_bloom());
+    Ok(BlockOutcome {
+        receipts_root: calculate_receipt_root(&receipts),
+        receipts,
+        logs_bloom,
+        gas_used,
+        blob_gas_used,
+        updates: db.into_updates(),
+    })
+}
+
+fn receipt(ty: u8, result: &ExecutionResult, cumulative_gas_used: u64) -> ReceiptEnvelope {
+    let receipt = Receipt {
+        status: Eip658Value::Eip658(result.is_success()),
+        cumulative_gas_used,
+        logs: result.logs().to_vec(),
+    };
+    let with_bloom = ReceiptWithBloom::from(receipt);
+    match ty {
+        0 => ReceiptEnvelope::Legacy(with_bloom),
+        1 => ReceiptEnvelope::Eip2930(with_bloom),
+        2 => ReceiptEnvelope::Eip1559(with_bloom),
+        3 => ReceiptEnvelope::Eip4844(with_bloom),
+        _ => ReceiptEnvelope::Eip7702(with_bloom),
+    }
+}

@@ -1,0 +1,298 @@
+//! State views for revm: a shared read-only view of a triedb version, and
+//! the in-block overlay the serial executor writes through.
+//!
+//! * [`SnapshotState`] implements revm's [`DatabaseRef`] (`&self` reads)
+//!   over a [`Snapshot`], so many executors can share it: the shape the
+//!   parallel executor needs.
+//! * [`BlockState`] is the overlay: it answers reads from the writes of the
+//!   transactions executed so far in the block, then from a read cache, then
+//!   from the view below; it folds each transaction's revm state into itself
+//!   ([`BlockState::commit_tx`]) and at the end yields the block's
+//!   [`StateUpdates`] for `TrieDb::commit`.
+
+use crate::error::StateError;
+use alloy_primitives::{Address, B256, Bytes, U256, map::HashMap};
+use revm::bytecode::Bytecode;
+use revm::database::{Database, DatabaseRef};
+use revm::state::{AccountInfo as RevmAccountInfo, EvmState};
+use std::collections::BTreeMap;
+use wake_triedb::{AccountInfo, AccountUpdate, EMPTY_ROOT, KECCAK_EMPTY, Snapshot, StateUpdates};
+
+/// Hashes of recent blocks, for the `BLOCKHASH` opcode (revm asks only for
+/// the 256 ancestors it may see).
+pub trait BlockHashes: Sync {
+    fn block_hash(&self, number: u64) -> Option<B256>;
+}
+
+impl BlockHashes for std::collections::HashMap<u64, B256> {
+    fn block_hash(&self, number: u64) -> Option<B256> {
+        self.get(&number).copied()
+    }
+}
+
+impl BlockHashes for BTreeMap<u64, B256> {
+    fn block_hash(&self, number: u64) -> Option<B256> {
+        self.get(&number).copied()
+    }
+}
+
+/// A pre-state revm can read, plus the one fact revm's account type lacks.
+pub trait PreState: DatabaseRef<Error = StateError> {
+    /// Whether the account has any storage (its storage root is not the
+    /// empty root). Needed for EIP-7610: creating a contract at an address
+    /// with storage is a collision, even without code or nonce.
+    fn has_storage_ref(&self, address: Address) -> Result<bool, StateError>;
+}
+
+/// Turns stored code into revm bytecode (jump table analysed once per load).
+pub(crate) fn bytecode(code: Bytes) -> Bytecode {
+    match Bytecode::new_raw_checked(code.clone()) {
+        Ok(bytecode) => bytecode,
+        // An 0xEF01-prefixed blob that is not a valid EIP-7702 designator is
+        // plain legacy code (it can only exist from a genesis alloc).
+        Err(_) => Bytecode::new_legacy(code),
+    }
+}
+
+/// A read-only view of one triedb version, for revm.
+#[derive(Clone, Copy)]
+pub struct SnapshotState<'a> {
+    snapshot: &'a Snapshot,
+    hashes: &'a dyn BlockHashes,
+}
+
+impl<'a> SnapshotState<'a> {
+    pub fn new(snapshot: &'a Snapshot, hashes: &'a dyn BlockHashes) -> Self {
+        SnapshotState { snapshot, hashes }
+    }
+}
+
+impl PreState for SnapshotState<'_> {
+    fn has_storage_ref(&self, address: Address) -> Result<bool, StateError> {
+        Ok(self.snapshot.account(&address)?.is_some_and(|acc| acc.storage_root != EMPTY_ROOT))
+    }
+}
+
+impl DatabaseRef for SnapshotState<'_> {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
+        Ok(self.snapshot.account(&address)?.map(|acc| RevmAccountInfo {
+            balance: acc.balance,
+            nonce: acc.nonce,
+            code_hash: acc.code_hash,
+            // Loaded on demand through `code_by_hash_ref`.
+            code: None,
+            ..Default::default()
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        if code_hash == KECCAK_EMPTY || code_hash.is_zero() {
+            return Ok(Bytecode::default());
+        }
+        match self.snapshot.code(&code_hash)? {
+            Some(code) => Ok(bytecode(code)),
+            None => Err(wake_triedb::Error::InvalidValue("code hash without code").into()),
+        }
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        Ok(self.snapshot.storage(&address, &B256::from(index))?)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
+        Ok(self.hashes.block_hash(number).unwrap_or_default())
+    }
+}
+
+/// One account as the block has left it so far.
+#[derive(Clone, Debug, Default)]
+struct Written {
+    /// `None`: the account does not exist (destroyed in this block).
+    info: Option<AccountInfo>,
+    /// The storage below must not be read (self-destruct or re-creation).
+    storage_wiped: bool,
+    /// Slots written in this block (zero = cleared).
+    storage: HashMap<U256, U256>,
+}
+
+/// The in-block overlay over a [`DatabaseRef`] view.
+pub struct BlockState<D> {
+    base: D,
+    /// State as the executed transactions have left it.
+    written: HashMap<Address, Written>,
+    /// Reads from `base`, so a block reads each item at most once.
+    accounts_read: HashMap<Address, Option<RevmAccountInfo>>,
+    storage_read: HashMap<(Address, U256), U256>,
+    has_storage_read: HashMap<Address, bool>,
+    code: HashMap<B256, Bytecode>,
+    /// Code deployed in this block, in deployment order.
+    new_code: Vec<Bytes>,
+}
+
+impl<D: PreState> BlockState<D> {
+    pub fn new(base: D) -> Self {
+        BlockState {
+            base,
+            written: HashMap::default(),
+            accounts_read: HashMap::default(),
+            storage_read: HashMap::default(),
+            has_storage_read: HashMap::default(),
+            code: HashMap::default(),
+            new_code: Vec::new(),
+        }
+    }
+
+    /// Whether `address` has storage in the state the block has reached
+    /// (EIP-7610). Slots cleared in this block are not tracked down to an
+    /// empty trie: an account that can be created over (no code, nonce 0)
+    /// never ran code that could clear them.
+    pub fn has_storage(&mut self, address: Address) -> Result<bool, StateError> {
+        if let Some(written) = self.written.get(&address) {
+            if written.storage.values().any(|v| !v.is_zero()) {
+                return Ok(true);
+            }
+            if written.storage_wiped {
+                return Ok(false);
+            }
+        }
+        if let Some(&known) = self.has_storage_read.get(&address) {
+            return Ok(known);
+        }
+        let known = self.base.has_storage_ref(address)?;
+        self.has_storage_read.insert(address, known);
+        Ok(known)
+    }
+
+    /// Credits `amount` wei to `address`, creating it when missing
+    /// (withdrawals, block and ommer rewards). A zero amount does nothing.
+    pub fn increment_balance(&mut self, address: Address, amount: U256) -> Result<(), StateError> {
+        if amount.is_zero() {
+            return Ok(());
+        }
+        let current = self.basic(address)?;
+        let mut info = current.map(|i| to_triedb(&i)).unwrap_or_default();
+        info.balance = info.balance.saturating_add(amount);
+        let entry = self.written.entry(address).or_default();
+        entry.info = Some(info);
+        Ok(())
+    }
+
+    /// Folds one transaction's (or system call's) final revm state into the
+    /// overlay, with revm's commit rules: untouched accounts are ignored,
+    /// self-destructed ones are removed with their storage, created ones
+    /// get fresh storage, and touched empty ones are removed (EIP-161; revm
+    /// has already normalised pre-Spurious-Dragon state so this holds).
+    pub fn commit_tx(&mut self, state: EvmState) {
+        for (address, account) in state {
+            if !account.is_touched() {
+                continue;
+            }
+            if account.is_selfdestructed() || (account.is_empty() && !account.is_created()) {
+                let entry = self.written.entry(address).or_default();
+                entry.info = None;
+                entry.storage_wiped = true;
+                entry.storage.clear();
+                continue;
+            }
+            if let Some(code) = &account.info.code
+                && account.info.code_hash != KECCAK_EMPTY
+                && !self.code.contains_key(&account.info.code_hash)
+                && account.is_created()
+            {
+                self.new_code.push(code.original_bytes());
+                self.code.insert(account.info.code_hash, code.clone());
+            }
+            let entry = self.written.entry(address).or_default();
+            if account.is_created() {
+                entry.storage_wiped = true;
+                entry.storage.clear();
+            }
+            entry.info = Some(to_triedb(&account.info));
+            for (slot, value) in account.storage.iter() {
+                if value.is_changed() || account.is_created() {
+                    entry.storage.insert(*slot, value.present_value);
+                }
+            }
+        }
+    }
+
+    /// The block's state diff, for `TrieDb::commit`.
+    pub fn into_updates(self) -> StateUpdates {
+        let mut updates = StateUpdates { accounts: BTreeMap::new(), codes: self.new_code };
+        for (address, written) in self.written {
+            let update = match written.info {
+                None => AccountUpdate::Delete,
+                Some(info) => AccountUpdate::Set {
+                    info,
+                    wipe_storage: written.storage_wiped,
+                    storage: written
+                        .storage
+                        .into_iter()
+                        .filter(|(_, v)| !(written.storage_wiped && v.is_zero()))
+                        .map(|(k, v)| (B256::from(k), v))
+                        .collect(),
+                },
+            };
+            updates.accounts.insert(address, update);
+        }
+        updates
+    }
+}
+
+fn to_triedb(info: &RevmAccountInfo) -> AccountInfo {
+    AccountInfo { nonce: info.nonce, balance: info.balance, code_hash: info.code_hash }
+}
+
+impl<D: PreState> Database for BlockState<D> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
+        if let Some(written) = self.written.get(&address) {
+            return Ok(written.info.map(|info| RevmAccountInfo {
+                balance: info.balance,
+                nonce: info.nonce,
+                code_hash: info.code_hash,
+                code: None,
+                ..Default::default()
+            }));
+        }
+        if let Some(read) = self.accounts_read.get(&address) {
+            return Ok(read.clone());
+        }
+        let read = self.base.basic_ref(address)?;
+        self.accounts_read.insert(address, read.clone());
+        Ok(read)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        if let Some(code) = self.code.get(&code_hash) {
+            return Ok(code.clone());
+        }
+        let code = self.base.code_by_hash_ref(code_hash)?;
+        self.code.insert(code_hash, code.clone());
+        Ok(code)
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
+        if let Some(written) = self.written.get(&address) {
+            if let Some(value) = written.storage.get(&index) {
+                return Ok(*value);
+            }
+            if written.storage_wiped {
+                return Ok(U256::ZERO);
+            }
+        }
+        if let Some(value) = self.storage_read.get(&(address, index)) {
+            return Ok(*value);
+        }
+        let value = self.base.storage_ref(address, index)?;
+        self.storage_read.insert((address, index), value);
+        Ok(value)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.base.block_hash_ref(number)
+    }
+}
