@@ -1,0 +1,78 @@
+//! Every BlockchainTest of ethereum/tests v14.1 (`ValidBlocks`,
+//! `InvalidBlocks`, `GeneralStateTests`) through the serial executor and the
+//! on-disk triedb, exactly as `wake ethtests` runs them: every test of every
+//! network we execute must pass (every Cancun test among them), and the
+//! only skipped networks are the ones we do not run, with known counts.
+//!
+//! Threads across files: `WAKE_TEST_THREADS` (default: up to 2). One small
+//! triedb per test (8 MiB cache) under `target/test-dbs/`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+use wake_execution::ethtests::{RunnerConfig, Summary, TestStatus, collect_test_files, run_files};
+
+/// JSON files under `BlockchainTests/` and the tests in them.
+const EXPECTED_FILES: usize = 3_074;
+const EXPECTED_TESTS: usize = 14_827;
+/// Cancun tests, all of which must pass.
+const EXPECTED_CANCUN: usize = 14_273;
+/// Networks without a supported spec: Frontier and Homestead receipts carry
+/// intermediate state roots (a commit per transaction); Constantinople
+/// (EIP-1283, never deployed) has no revm spec.
+const EXPECTED_SKIPPED: &[(&str, usize)] =
+    &[("Constantinople", 36), ("Frontier", 17), ("Homestead", 18)];
+
+fn threads() -> usize {
+    std::env::var("WAKE_TEST_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(2)))
+        .max(1)
+}
+
+#[test]
+fn blockchain_tests_pass_serial() {
+    let started = Instant::now();
+    let root = wake_tests::ethereum_tests_dir().join("BlockchainTests");
+    let files = collect_test_files(&root).expect("list BlockchainTests");
+    assert_eq!(files.len(), EXPECTED_FILES, "JSON files under {}", root.display());
+
+    let dir = wake_tests::temp_db_dir("ethtests");
+    let config =
+        RunnerConfig { db_dir: dir.path().to_path_buf(), cache_bytes: 8 << 20, io_depth: 4 };
+    let results = run_files(&files, &config, threads(), &|_, _| {});
+    let summary = Summary::of(&results);
+    println!(
+        "BlockchainTests: {} on {} threads in {:.1?}",
+        summary.line(),
+        threads(),
+        started.elapsed()
+    );
+
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| match &r.status {
+            TestStatus::Failed(reason) => Some(format!(
+                "{} :: {} ({}): {reason}",
+                r.file.strip_prefix(&root).unwrap_or(&r.file).display(),
+                r.name,
+                r.network
+            )),
+            _ => None,
+        })
+        .collect();
+    const SHOWN: usize = 50;
+    assert!(
+        failures.is_empty(),
+        "{} of {} BlockchainTests failed (first {SHOWN} shown):\n{}",
+        failures.len(),
+        results.len(),
+        failures.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(results.len(), EXPECTED_TESTS, "BlockchainTests found");
+    assert_eq!(summary.by_network.get("Cancun"), Some(&(EXPECTED_CANCUN, 0)), "Cancun tests");
+    let expected_skipped: BTreeMap<String, usize> =
+        EXPECTED_SKIPPED.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+    assert_eq!(summary.skipped, expected_skipped, "skipped networks");
+    assert_eq!(summary.passed, EXPECTED_TESTS - summary.skipped_total());
+}
