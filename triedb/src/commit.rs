@@ -406,51 +406,91 @@ impl CommitCtx<'_> {
         })
     }
 
-    /// Copies every node below `compact_below` forward (by turning it into a
-    /// `Mem` node that sealing writes again).
+    /// Copies every node of the new version that lives below `compact_below`
+    /// forward, with every ancestor of such a node (it holds their
+    /// locations). Moving a node changes locations only, never content, so a
+    /// moved node keeps its hash: nothing is re-encoded as RLP or re-hashed.
+    /// Each moved node is written as soon as its children are, so only the
+    /// path being visited is held in memory, however much is moved.
     fn compact(&mut self, child: &mut Child, depth: usize) -> Result<()> {
-        if let Child::Stored(stored) = child {
-            if stored.min_chunk >= self.compact_below {
-                return Ok(());
+        match child {
+            Child::Stored(stored) => {
+                if stored.min_chunk >= self.compact_below {
+                    return Ok(());
+                }
+                let stored = *stored;
+                let mut node = self.load_old(&stored, depth)?;
+                self.replaced(child);
+                self.nodes_compacted += 1;
+                self.compact_children(&mut node, depth)?;
+                *child = self.write_moved(node, stored.hash, depth)?;
             }
-            let stored = *stored;
-            let node = self.load_old(&stored, depth)?;
-            self.replaced(child);
-            self.nodes_compacted += 1;
-            *child = Child::Mem(Box::new(node));
+            Child::Embedded { hash, node } => {
+                // Only a storage trie under an embedded account leaf can
+                // reach below the floor; the leaf is rewritten with its parent.
+                if node.storage_min_chunk() >= self.compact_below {
+                    return Ok(());
+                }
+                let hash = *hash;
+                let mut node = Node::clone(node);
+                self.compact_children(&mut node, depth)?;
+                *child = Child::Embedded { hash, node: Arc::new(node) };
+            }
+            Child::Mem(node) => self.compact_children(node, depth)?,
+            Child::Inline(_) => {}
         }
-        if let Child::Embedded { node, .. } = child
-            && node.storage_min_chunk() < self.compact_below
-        {
-            // A storage trie under it moves: it is rewritten with its parent.
-            let node = Node::clone(node);
-            *child = Child::Mem(Box::new(node));
-        }
-        let Child::Mem(node) = child else {
-            return Ok(());
-        };
-        match &mut **node {
+        Ok(())
+    }
+
+    /// Compacts the children of `node` (at `depth`) and seals them, so that
+    /// `node` can be written next.
+    fn compact_children(&mut self, node: &mut Node, depth: usize) -> Result<()> {
+        match node {
             Node::Leaf { value: Value::Account(account), .. } => {
                 if let Some(storage) = account.storage
                     && storage.min_chunk < self.compact_below
                 {
                     let mut root = Child::Stored(storage);
                     self.compact(&mut root, 0)?;
-                    match self.seal(root, 0, true)? {
+                    match root {
                         Child::Stored(stored) => account.storage = Some(stored),
-                        _ => unreachable!("roots are always stored"),
+                        _ => unreachable!("a stored root is moved as a stored root"),
                     }
                 }
             }
             Node::Leaf { .. } => {}
-            Node::Extension { path, child } => self.compact(child, depth + path.len())?,
+            Node::Extension { path, child } => {
+                let depth = depth + path.len();
+                self.compact(child, depth)?;
+                self.seal_in_place(child, depth)?;
+            }
             Node::Branch { children, .. } => {
                 for child in children.iter_mut().flatten() {
                     self.compact(child, depth + 1)?;
+                    self.seal_in_place(child, depth + 1)?;
                 }
             }
         }
         Ok(())
+    }
+
+    fn seal_in_place(&mut self, child: &mut Child, depth: usize) -> Result<()> {
+        if matches!(child, Child::Mem(_)) {
+            let node = std::mem::replace(child, Child::Inline(Box::new([])));
+            *child = self.seal(node, depth, false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a moved node (its children already written) under its old hash.
+    fn write_moved(&mut self, node: Node, hash: B256, depth: usize) -> Result<Child> {
+        let min_chunk = children_min_chunk(&node);
+        let loc = self.writer.append(&*self.shared.storage, &node)?;
+        self.added_bytes += u64::from(loc.len);
+        if depth < self.fresh_depth {
+            self.fresh.push((loc, Arc::new(node), depth));
+        }
+        Ok(Child::Stored(StoredRef { hash, loc, min_chunk: min_chunk.min(loc.chunk) }))
     }
 
     /// Hashes and writes a `Mem` subtree bottom-up; returns its reference.
@@ -458,35 +498,21 @@ impl CommitCtx<'_> {
         let Child::Mem(mut node) = child else {
             return Ok(child);
         };
-        let mut min_chunk = u32::MAX;
-        let mut note = |c: &Child| match c {
-            Child::Stored(s) => min_chunk = min_chunk.min(s.min_chunk),
-            Child::Embedded { node, .. } => min_chunk = min_chunk.min(node.storage_min_chunk()),
-            _ => {}
-        };
         match &mut *node {
-            Node::Leaf { path: _, value } => {
-                if let Value::Account(account) = value
-                    && let Some(storage) = account.storage
-                {
-                    min_chunk = min_chunk.min(storage.min_chunk);
-                }
-            }
+            Node::Leaf { .. } => {}
             Node::Extension { path, child } => {
                 let inner = std::mem::replace(child, Child::Inline(Box::new([])));
                 *child = self.seal(inner, depth + path.len(), false)?;
-                note(child);
             }
             Node::Branch { children, .. } => {
                 for slot in children.iter_mut() {
                     if let Some(c) = slot.take() {
-                        let sealed = self.seal(c, depth + 1, false)?;
-                        note(&sealed);
-                        *slot = Some(sealed);
+                        *slot = Some(self.seal(c, depth + 1, false)?);
                     }
                 }
             }
         }
+        let min_chunk = children_min_chunk(&node);
         let rlp = node.ethereum_rlp();
         if !is_root && rlp.len() < 32 {
             return Ok(Child::Inline(rlp.into()));
@@ -515,6 +541,24 @@ impl CommitCtx<'_> {
             loc,
             min_chunk: min_chunk.min(loc.chunk),
         }))
+    }
+}
+
+/// Lowest chunk reached through the children of a sealed node (and the
+/// storage trie of an account leaf); `u32::MAX` when none is stored.
+fn children_min_chunk(node: &Node) -> u32 {
+    let of = |c: &Child| match c {
+        Child::Stored(s) => s.min_chunk,
+        Child::Embedded { node, .. } => node.storage_min_chunk(),
+        Child::Inline(_) | Child::Mem(_) => u32::MAX,
+    };
+    match node {
+        Node::Leaf { value: Value::Account(account), .. } => {
+            account.storage.map_or(u32::MAX, |s| s.min_chunk)
+        }
+        Node::Leaf { .. } => u32::MAX,
+        Node::Extension { child, .. } => of(child),
+        Node::Branch { children, .. } => children.iter().flatten().map(of).min().unwrap_or(u32::MAX),
     }
 }
 
