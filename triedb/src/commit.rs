@@ -558,7 +558,9 @@ fn children_min_chunk(node: &Node) -> u32 {
         }
         Node::Leaf { .. } => u32::MAX,
         Node::Extension { child, .. } => of(child),
-        Node::Branch { children, .. } => children.iter().flatten().map(of).min().unwrap_or(u32::MAX),
+        Node::Branch { children, .. } => {
+            children.iter().flatten().map(of).min().unwrap_or(u32::MAX)
+        }
     }
 }
 
