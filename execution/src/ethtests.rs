@@ -1,7 +1,7 @@
 //! Runner for ethereum/tests `BlockchainTests` JSON files, through the real
 //! on-disk triedb. Used by `wake ethtests` and the workspace tests.
 //!
-//! For each test: commit the `pre` state as version 0 (its root must be the
+//! For each test: commit the `pre` state as the first version (its root must be the
 //! genesis state root), then import every block from its `rlp` exactly as a
 //! node would: decode, find the parent, [`validate_block`], recover senders,
 //! [`execute_block`] over the parent's version, [`validate_outcome`],
@@ -280,6 +280,9 @@ struct Node {
 
 /// The database and which accepted block its newest version holds.
 struct Store {
+    /// File name stem of this test's databases.
+    base: PathBuf,
+    /// The current database file.
     path: PathBuf,
     config: RunnerConfig,
     db: Option<TrieDb>,
@@ -291,15 +294,14 @@ struct Store {
 }
 
 impl Store {
+    /// Drops the current database file and opens an empty one (a new file
+    /// name each time, so a lock the old handle may still hold cannot bite).
     fn open_fresh(&mut self) -> Result<(), String> {
-        self.db = None;
-        let _ = std::fs::remove_file(&self.path);
+        self.remove();
         self.generation += 1;
-        if self.generation > 1 {
-            // A new file name, so a lingering lock on the old one cannot bite.
-            let _ = std::fs::remove_file(self.generation_path(self.generation - 1));
-            self.path = self.generation_path(self.generation);
-        }
+        let mut name = self.base.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(format!(".{}", self.generation));
+        self.path = self.base.with_file_name(name);
         let mut config = Config::new(&self.path);
         config.cache_bytes = self.config.cache_bytes;
         config.io_depth = self.config.io_depth;
@@ -308,12 +310,6 @@ impl Store {
         self.version = 0;
         self.head = None;
         Ok(())
-    }
-
-    fn generation_path(&self, generation: u32) -> PathBuf {
-        let mut name = self.path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(format!(".{generation}"));
-        self.path.with_file_name(name)
     }
 
     fn db(&self) -> &TrieDb {
@@ -367,6 +363,7 @@ fn run_test(
     config: &RunnerConfig,
 ) -> Result<(), String> {
     let mut store = Store {
+        base: db_path.to_path_buf(),
         path: db_path.to_path_buf(),
         config: config.clone(),
         db: None,

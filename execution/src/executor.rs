@@ -209,8 +209,8 @@ where
         db.increment_balance(header.beneficiary, miner)?;
         for ommer in ommers {
             // (8 + ommer number - block number) / 8 of the reward; validation
-            // keeps ommers within 6 generations, so this is positive.
-            let eighths = U256::from(ommer.number + 8 - header.number);
+            // keeps ommers 1 to 6 generations back.
+            let eighths = U256::from(ommer.number.saturating_add(8).saturating_sub(header.number));
             db.increment_balance(ommer.beneficiary, reward * eighths / U256::from(8))?;
         }
     }

@@ -196,10 +196,11 @@ impl<D: PreState> BlockState<D> {
                 entry.storage.clear();
                 continue;
             }
+            // Code not seen before in this block is new (code read from the
+            // pre-state went through `code_by_hash` and is already known).
             if let Some(code) = &account.info.code
                 && account.info.code_hash != KECCAK_EMPTY
                 && !self.code.contains_key(&account.info.code_hash)
-                && account.is_created()
             {
                 self.new_code.push(code.original_bytes());
                 self.code.insert(account.info.code_hash, code.clone());
