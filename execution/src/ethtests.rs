@@ -17,11 +17,12 @@
 //! one whose state root was wrong, which had to be committed to learn its
 //! root), the runner rebuilds a fresh database along the parent's ancestry
 //! from the diffs it kept. Versions are a private counter, mapped from block
-//! hashes.
+//! hashes. Before Byzantium every transaction's cumulative diff is committed
+//! too, for the state root its receipt carries.
 
 use crate::{
-    BlockError, BlockTx, ChainSpec, SnapshotState, check_state_root, decode_block, execute_block,
-    recover_senders, spec_supported, validate_block, validate_outcome,
+    BlockError, BlockTx, ChainSpec, SnapshotState, StateError, check_state_root, decode_block,
+    execute_block_with_roots, recover_senders, spec_supported, validate_block, validate_outcome,
 };
 use alloy_consensus::{Block, Header};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
@@ -317,9 +318,16 @@ impl Store {
     }
 
     fn commit(&mut self, updates: &StateUpdates) -> Result<B256, String> {
+        self.commit_typed(updates).map_err(|e| format!("triedb commit: {e}"))
+    }
+
+    /// Commits `updates` as the next version; the newest version then no
+    /// longer holds any known block's state until the caller says so.
+    fn commit_typed(&mut self, updates: &StateUpdates) -> Result<B256, wake_triedb::Error> {
+        self.head = None;
         self.version += 1;
         let version = self.version;
-        self.db().commit(version, updates).map_err(|e| format!("triedb commit: {e}"))
+        self.db().commit(version, updates)
     }
 
     /// Makes the newest version the post-state of `hash`, rebuilding along
@@ -475,12 +483,20 @@ fn import_block(
         .db()
         .snapshot(store.version)
         .map_err(|e| ImportError::Store(format!("snapshot: {e}")))?;
-    let outcome = execute_block(chain, &block, &senders, SnapshotState::new(&snapshot, &hashes))?;
+    // Before Byzantium each receipt holds the state root after its
+    // transaction: commit the cumulative diff to learn it.
+    let mut roots =
+        |updates: &StateUpdates| -> Result<B256, StateError> { Ok(store.commit_typed(updates)?) };
+    let outcome = execute_block_with_roots(
+        chain,
+        &block,
+        &senders,
+        SnapshotState::new(&snapshot, &hashes),
+        &mut roots,
+    )?;
     drop(snapshot);
     validate_outcome(&block.header, &outcome)?;
     let root = store.commit(&outcome.updates).map_err(ImportError::Store)?;
-    // The newest version now holds this block's state, valid or not.
-    store.head = None;
     check_state_root(&block.header, root)?;
     store.head = Some(hash);
     let total_difficulty = parent_td.saturating_add(block.header.difficulty);

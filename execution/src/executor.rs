@@ -10,7 +10,7 @@
 //! block found invalid leaves the state untouched.
 
 use crate::eip7610::CreateCollisionGuard;
-use crate::error::{BlockError, TxError};
+use crate::error::{BlockError, StateError, TxError};
 use crate::spec::ChainSpec;
 use crate::state::{BlockState, PreState};
 use crate::tx::{BlockTx, blob_gas, tx_env, type_enabled};
@@ -76,11 +76,19 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, B256), BlockError> {
     Ok((header, alloy_primitives::keccak256(bytes)))
 }
 
-/// Whether [`execute_block`] runs blocks of `spec`: Byzantium (receipts carry
-/// a status, not an intermediate state root) through Cancun.
+/// Whether the executor runs blocks of `spec`: Frontier through Cancun.
+/// Before Byzantium only [`execute_block_with_roots`] can (its receipts
+/// carry intermediate state roots).
 pub fn spec_supported(spec: SpecId) -> bool {
-    spec.is_enabled_in(SpecId::BYZANTIUM) && !spec.is_enabled_in(SpecId::PRAGUE)
+    !spec.is_enabled_in(SpecId::PRAGUE)
 }
+
+/// Gives the state root of the parent's state plus a block's cumulative
+/// diff so far (pre-Byzantium receipts need one per transaction).
+/// Applying a later cumulative diff over an earlier one gives the same state
+/// as applying it to the parent, so a caller may commit them one after the
+/// other.
+pub type IntermediateRoots<'a> = dyn FnMut(&StateUpdates) -> Result<B256, StateError> + 'a;
 
 /// The block reward of a proof-of-work block (EIP-649, EIP-1234).
 fn block_reward(spec: SpecId) -> U256 {
@@ -97,6 +105,8 @@ fn block_reward(spec: SpecId) -> U256 {
 
 /// Executes `block` (already checked by [`crate::validate_block`]) over
 /// `state`, the post-state of its parent. `senders[i]` sent transaction `i`.
+/// Blocks before Byzantium are refused here with
+/// [`BlockError::UnsupportedSpec`]; run them with [`execute_block_with_roots`].
 pub fn execute_block<D>(
     chain: &ChainSpec,
     block: &Block<BlockTx>,
@@ -106,9 +116,38 @@ pub fn execute_block<D>(
 where
     D: PreState,
 {
+    execute(chain, block, senders, state, None)
+}
+
+/// [`execute_block`] for every supported fork: `roots` computes the state
+/// root after each transaction of a pre-Byzantium block.
+pub fn execute_block_with_roots<D>(
+    chain: &ChainSpec,
+    block: &Block<BlockTx>,
+    senders: &[Address],
+    state: D,
+    roots: &mut IntermediateRoots<'_>,
+) -> Result<BlockOutcome, BlockError>
+where
+    D: PreState,
+{
+    execute(chain, block, senders, state, Some(roots))
+}
+
+fn execute<D>(
+    chain: &ChainSpec,
+    block: &Block<BlockTx>,
+    senders: &[Address],
+    state: D,
+    mut roots: Option<&mut IntermediateRoots<'_>>,
+) -> Result<BlockOutcome, BlockError>
+where
+    D: PreState,
+{
     let header = &block.header;
     let spec = chain.spec_at(header.number, header.timestamp);
-    if !spec_supported(spec) {
+    let byzantium = spec.is_enabled_in(SpecId::BYZANTIUM);
+    if !spec_supported(spec) || (!byzantium && roots.is_none()) {
         return Err(BlockError::UnsupportedSpec(spec));
     }
     assert_eq!(senders.len(), block.body.transactions.len(), "one sender per transaction");
@@ -198,7 +237,14 @@ where
         evm.ctx.journaled_state.database.commit_tx(result.state);
         gas_used += result.result.tx_gas_used();
         blob_gas_used += tx_blob_gas;
-        receipts.push(receipt(tx.ty(), &result.result, gas_used));
+        let status = match roots.as_mut() {
+            Some(roots) if !byzantium => {
+                let updates = evm.ctx.journaled_state.database.updates();
+                Eip658Value::PostState(roots(&updates)?)
+            }
+            _ => Eip658Value::Eip658(result.result.is_success()),
+        };
+        receipts.push(receipt(tx.ty(), status, &result.result, gas_used));
     }
 
     let mut db = evm.ctx.journaled_state.database;
@@ -231,12 +277,13 @@ where
     })
 }
 
-fn receipt(ty: u8, result: &ExecutionResult, cumulative_gas_used: u64) -> ReceiptEnvelope {
-    let receipt = Receipt {
-        status: Eip658Value::Eip658(result.is_success()),
-        cumulative_gas_used,
-        logs: result.logs().to_vec(),
-    };
+fn receipt(
+    ty: u8,
+    status: Eip658Value,
+    result: &ExecutionResult,
+    cumulative_gas_used: u64,
+) -> ReceiptEnvelope {
+    let receipt = Receipt { status, cumulative_gas_used, logs: result.logs().to_vec() };
     let with_bloom = ReceiptWithBloom::from(receipt);
     match ty {
         0 => ReceiptEnvelope::Legacy(with_bloom),

@@ -32,10 +32,11 @@
 //! * The fee recipient's credit is revm's (`reward_beneficiary`); a
 //!   parallel executor will have to defer it to keep transactions from
 //!   conflicting on the coinbase account.
-//! * Supported forks: Byzantium through Cancun. Earlier receipts carry an
-//!   intermediate state root per transaction, which needs a trie commit per
-//!   transaction; Prague needs EIP-2935/7002/7251 system calls and
-//!   requests. Both are refused with [`BlockError::UnsupportedSpec`], never
+//! * Supported forks: Frontier through Cancun. Receipts before Byzantium
+//!   carry the state root after their transaction; only the caller can
+//!   compute it (a trie commit), so those blocks need
+//!   [`execute_block_with_roots`]. Prague (EIP-2935/7002/7251 system calls,
+//!   requests) is refused with [`BlockError::UnsupportedSpec`], never
 //!   executed wrongly. Mainnet's DAO-fork irregular state change is not
 //!   applied.
 //! * Errors are typed: [`BlockError`] says why a block is rejected
@@ -54,7 +55,8 @@ mod validate;
 pub use eip7610::CreateCollisionGuard;
 pub use error::{BlockError, SpecError, StateError, TxError};
 pub use executor::{
-    BLOCK_BYTES_MAX, BlockOutcome, decode_block, decode_header, execute_block, spec_supported,
+    BLOCK_BYTES_MAX, BlockOutcome, IntermediateRoots, decode_block, decode_header, execute_block,
+    execute_block_with_roots, spec_supported,
 };
 pub use spec::{ChainSpec, ForkActivation, GENESIS_JSON_BYTES_MAX, Genesis, GenesisAccount};
 pub use state::{BlockHashes, BlockState, PreState, SnapshotState};

@@ -221,8 +221,14 @@ impl<D: PreState> BlockState<D> {
 
     /// The block's state diff, for `TrieDb::commit`.
     pub fn into_updates(self) -> StateUpdates {
-        let mut updates = StateUpdates { accounts: BTreeMap::new(), codes: self.new_code };
-        for (address, written) in self.written {
+        self.updates()
+    }
+
+    /// The diff of everything executed so far (before Byzantium, a receipt
+    /// carries the state root after its transaction: commit this to get it).
+    pub fn updates(&self) -> StateUpdates {
+        let mut updates = StateUpdates { accounts: BTreeMap::new(), codes: self.new_code.clone() };
+        for (address, written) in &self.written {
             let update = match written.info {
                 None => AccountUpdate::Delete,
                 Some(info) => AccountUpdate::Set {
@@ -230,13 +236,13 @@ impl<D: PreState> BlockState<D> {
                     wipe_storage: written.storage_wiped,
                     storage: written
                         .storage
-                        .into_iter()
+                        .iter()
                         .filter(|(_, v)| !(written.storage_wiped && v.is_zero()))
-                        .map(|(k, v)| (B256::from(k), v))
+                        .map(|(k, v)| (B256::from(*k), *v))
                         .collect(),
                 },
             };
-            updates.accounts.insert(address, update);
+            updates.accounts.insert(*address, update);
         }
         updates
     }

@@ -319,12 +319,17 @@ fn block_gas_and_fork_types_are_enforced() {
     assert_eq!(error, TxError::TypeNotEnabled { ty: 3, spec: SpecId::SHANGHAI });
 }
 
+/// Pre-Byzantium receipts need intermediate state roots, which only
+/// `execute_block_with_roots` can get; Prague is not implemented. Both are
+/// refused, never run wrongly.
 #[test]
 fn unsupported_forks_are_refused_not_run() {
     let alice = key(1);
     let st = funded(&alice);
     let result = run(&st, SpecId::HOMESTEAD, &block(vec![]));
     assert!(matches!(result, Err(BlockError::UnsupportedSpec(SpecId::HOMESTEAD))));
+    let result = run(&st, SpecId::PRAGUE, &block(vec![]));
+    assert!(matches!(result, Err(BlockError::UnsupportedSpec(SpecId::PRAGUE))));
 }
 
 /// Random byte flips, truncations and extensions of valid encodings never

@@ -16,11 +16,9 @@ const EXPECTED_FILES: usize = 3_074;
 const EXPECTED_TESTS: usize = 14_827;
 /// Cancun tests, all of which must pass.
 const EXPECTED_CANCUN: usize = 14_273;
-/// Networks without a supported spec: Frontier and Homestead receipts carry
-/// intermediate state roots (a commit per transaction); Constantinople
-/// (EIP-1283, never deployed) has no revm spec.
-const EXPECTED_SKIPPED: &[(&str, usize)] =
-    &[("Constantinople", 36), ("Frontier", 17), ("Homestead", 18)];
+/// Networks without a supported spec: Constantinople (with EIP-1283, never
+/// deployed: it became Petersburg, "ConstantinopleFix") has no revm spec.
+const EXPECTED_SKIPPED: &[(&str, usize)] = &[("Constantinople", 36)];
 
 fn threads() -> usize {
     std::env::var("WAKE_TEST_THREADS")
