@@ -170,19 +170,45 @@ impl CommitCtx<'_> {
         ops: &[(Vec<u8>, O)],
     ) -> Result<Option<StoredRef>> {
         let old = root.map(Child::Stored);
-        let mut new = match self.update(old.as_ref(), 0, ops)? {
+        let new = match self.update(old.as_ref(), 0, ops)? {
             Outcome::Unchanged => old,
             Outcome::Replaced(node) => node.map(|n| Child::Mem(Box::new(n))),
         };
-        match new.as_mut() {
-            None => Ok(None),
-            Some(child) => {
-                self.compact(child, 0)?;
-                match self.seal(std::mem::replace(child, Child::Inline(Box::new([]))), 0, true)? {
-                    Child::Stored(stored) => Ok(Some(stored)),
-                    _ => unreachable!("roots are always stored"),
-                }
+        self.finish_root(new)
+    }
+
+    /// [`update_root`](Self::update_root) for a large sorted batch given as
+    /// `waves` (consecutive runs of the ops, in order). `before` runs ahead
+    /// of each wave (the caller prefetches its paths there). After each wave
+    /// the root's children are compacted and written, so the in-memory tree
+    /// never holds more than about one wave.
+    pub fn update_root_in_waves<'o, O: LeafOp + 'o>(
+        &mut self,
+        root: Option<StoredRef>,
+        waves: impl Iterator<Item = &'o [(Vec<u8>, O)]>,
+        mut before: impl FnMut(&mut Self, &'o [(Vec<u8>, O)]) -> Result<()>,
+    ) -> Result<Option<StoredRef>> {
+        let mut current = root.map(Child::Stored);
+        for wave in waves {
+            before(self, wave)?;
+            if let Outcome::Replaced(node) = self.update(current.as_ref(), 0, wave)? {
+                current = node.map(|n| Child::Mem(Box::new(n)));
             }
+            if let Some(Child::Mem(node)) = current.as_mut() {
+                self.compact_children(node, 0)?;
+            }
+        }
+        self.prefetched = crate::read::Kept::new();
+        self.finish_root(current)
+    }
+
+    /// Compacts and writes a new root.
+    fn finish_root(&mut self, new: Option<Child>) -> Result<Option<StoredRef>> {
+        let Some(mut child) = new else { return Ok(None) };
+        self.compact(&mut child, 0)?;
+        match self.seal(child, 0, true)? {
+            Child::Stored(stored) => Ok(Some(stored)),
+            _ => unreachable!("roots are always stored"),
         }
     }
 

@@ -74,7 +74,8 @@ pub struct Stats {
     /// Time commits spent reading ahead (the overlapped prefetch), in µs.
     pub commit_prefetch_us: u64,
     /// Time commits spent applying updates, compacting, hashing and
-    /// writing nodes, in µs.
+    /// writing nodes, in µs. A commit large enough to go in waves
+    /// prefetches inside this span too (and counts that in both).
     pub commit_apply_us: u64,
     /// Time commits spent in fdatasync and the metadata write, in µs.
     pub commit_sync_us: u64,
@@ -116,6 +117,8 @@ const COMPACTION_SPACE_FACTOR: u64 = 2;
 const COMPACTION_SLACK_CHUNKS: u64 = 4;
 /// Most chunks the compaction floor moves in one commit.
 const COMPACTION_STEP_CHUNKS_MAX: u64 = 4;
+/// Commits of at least this many accounts go in waves (see `commit`).
+const WAVE_MIN_ACCOUNTS: usize = 1 << 16;
 
 impl TrieDb {
     /// Opens (or creates) the database file named in `config`.
@@ -204,11 +207,34 @@ impl TrieDb {
         let codes = sorted_ops(
             updates.codes.iter().map(|code| (keccak256(code).0, RawOp(Some(&code[..])))),
         );
-        let started = std::time::Instant::now();
-        let prefetched = self.prefetch(&accounts)?;
-        add_us(&self.inner.counters.commit_prefetch_us, started);
-        self.commit_with(version, prefetched, |ctx, base| {
-            let account_root = ctx.update_root(base.and_then(|b| b.account_root), &accounts)?;
+        // Pinned, so that a concurrent commit cannot free what the
+        // prefetch walks.
+        let pinned = match self.latest().map(|latest| self.snapshot(latest.version)) {
+            None | Some(Err(Error::UnknownVersion(_))) => None,
+            Some(Ok(snapshot)) => Some(snapshot),
+            Some(Err(err)) => return Err(err),
+        };
+        if accounts.len() < WAVE_MIN_ACCOUNTS {
+            let prefetched = self.prefetch(pinned.as_ref(), &accounts)?;
+            drop(pinned);
+            return self.commit_with(version, prefetched, |ctx, base| {
+                let account_root = ctx.update_root(base.and_then(|b| b.account_root), &accounts)?;
+                let code_root = ctx.update_root(base.and_then(|b| b.code_root), &codes)?;
+                Ok((account_root, code_root))
+            });
+        }
+        // A large commit (a bulk load, a genesis) goes in waves, one per
+        // first nibble of the hashed address: each prefetches, updates,
+        // compacts and writes its own subtree, so only one sixteenth of the
+        // commit's nodes is in memory at a time.
+        self.commit_with(version, Kept::new(), |ctx, base| {
+            let waves = accounts.chunk_by(|a, b| a.0[0] == b.0[0]);
+            let account_root =
+                ctx.update_root_in_waves(base.and_then(|b| b.account_root), waves, |ctx, wave| {
+                    ctx.prefetched = Kept::new();
+                    ctx.prefetched = self.prefetch(pinned.as_ref(), wave)?;
+                    Ok(())
+                })?;
             let code_root = ctx.update_root(base.and_then(|b| b.code_root), &codes)?;
             Ok((account_root, code_root))
         })
@@ -231,16 +257,15 @@ impl TrieDb {
 
     /// Reads every node a commit will walk through, with the reads
     /// overlapped, so the commit itself finds them in the cache.
-    fn prefetch(&self, accounts: &[(Vec<u8>, AccountOp<'_>)]) -> Result<Kept> {
+    fn prefetch(
+        &self,
+        snapshot: Option<&Snapshot>,
+        accounts: &[(Vec<u8>, AccountOp<'_>)],
+    ) -> Result<Kept> {
+        let started = std::time::Instant::now();
         let shared = &*self.inner;
         let mut kept = Kept::new();
-        let Some(latest) = self.latest() else { return Ok(kept) };
-        // Pinned, so a concurrent commit cannot free what these reads walk.
-        let snapshot = match self.snapshot(latest.version) {
-            Ok(snapshot) => snapshot,
-            Err(Error::UnknownVersion(_)) => return Ok(kept),
-            Err(err) => return Err(err),
-        };
+        let Some(snapshot) = snapshot else { return Ok(kept) };
         let mut lookups = Vec::with_capacity(accounts.len());
         for (key, AccountOp(update)) in accounts {
             lookups.push((key.clone(), Target::Value));
@@ -254,6 +279,7 @@ impl TrieDb {
         let root = snapshot.record.account_root;
         let depth = shared.config.io_depth;
         read::get_many(shared, &snapshot.map, root, lookups, depth, Some(&mut kept))?;
+        add_us(&shared.counters.commit_prefetch_us, started);
         Ok(kept)
     }
 

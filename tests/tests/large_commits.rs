@@ -1,0 +1,67 @@
+//! Commits large enough to go in waves (one per first nibble of the hashed
+//! address, 65,536 accounts or more), mixed with ordinary small commits,
+//! while compaction moves nodes: every root must equal the alloy-trie
+//! model's, and every account and slot must read back, before and after a
+//! reopen.
+
+use alloy_primitives::{Address, B256};
+use wake_tests::workload::{self, Model, SplitMix};
+use wake_triedb::{Config, StateUpdates, TrieDb};
+
+const POOL: u64 = 200_000;
+const LARGE: usize = 80_000;
+const SMALL: usize = 2_000;
+
+fn config(path: &std::path::Path) -> Config {
+    let mut config = Config::new(path);
+    config.chunk_bytes = 1 << 20;
+    config.retain_versions = 3;
+    config.cache_bytes = 8 << 20;
+    config
+}
+
+fn check_reads(db: &TrieDb, model: &Model, seed: u64) {
+    let latest = db.latest().expect("a version").version;
+    let snapshot = db.snapshot(latest).expect("snapshot");
+    let mut rng = SplitMix(seed);
+    let addresses: Vec<Address> = (0..3_000).map(|_| workload::address(rng.below(POOL))).collect();
+    let accounts = snapshot.accounts(&addresses).expect("batched reads");
+    for (address, account) in addresses.iter().zip(&accounts) {
+        assert_eq!(*account, model.account(address), "account {address} at version {latest}");
+    }
+    let slots: Vec<(Address, B256)> = model
+        .accounts
+        .iter()
+        .filter(|(_, a)| !a.storage.is_empty())
+        .take(500)
+        .flat_map(|(address, a)| a.storage.keys().map(move |key| (*address, *key)))
+        .collect();
+    let values = snapshot.storage_batch(&slots).expect("batched slot reads");
+    for ((address, key), value) in slots.iter().zip(values) {
+        assert_eq!(value, model.storage(address, key), "slot {key} of {address}");
+    }
+}
+
+#[test]
+fn large_commits_in_waves_match_the_model() {
+    let dir = wake_tests::temp_db_dir("large-commits");
+    let path = dir.path().join("db");
+    let db = TrieDb::open(config(&path)).expect("open");
+    let mut model = Model::default();
+    let sizes = [LARGE, SMALL, LARGE, SMALL, SMALL, LARGE, SMALL];
+    for (v, &size) in (1..).zip(sizes.iter()) {
+        let updates: StateUpdates = workload::updates(0x001a_26e5, v, POOL, size);
+        assert_eq!(updates.accounts.len(), size, "the workload draws {size} accounts");
+        model.apply(&updates);
+        let root = db.commit(v, &updates).expect("commit");
+        assert_eq!(root, model.root(), "root of version {v} ({size} accounts)");
+    }
+    check_reads(&db, &model, 7);
+    let stats = db.stats();
+    assert!(stats.nodes_compacted > 0, "compaction ran alongside the waves");
+    drop(db);
+
+    let db = TrieDb::open(config(&path)).expect("reopen");
+    assert_eq!(db.latest().expect("a version").state_root, model.root());
+    check_reads(&db, &model, 8);
+}
