@@ -423,7 +423,12 @@ fn import_chain(chain: &ChainSpec, test: &ParsedTest, store: &mut Store) -> Resu
             Err(ImportError::Block(e))
                 if e.is_invalid_block() && block.expect_exception.is_some() =>
             {
-                tracing::debug!(block = i, reason = %e, "rejected as expected");
+                tracing::debug!(
+                    block = i,
+                    reason = %e,
+                    expected = block.expect_exception.as_deref().unwrap_or_default(),
+                    "rejected as expected"
+                );
             }
             Err(e) => {
                 let expected = block
