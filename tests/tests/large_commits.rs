@@ -65,3 +65,64 @@ fn large_commits_in_waves_match_the_model() {
     assert_eq!(db.latest().expect("a version").state_root, model.root());
     check_reads(&db, &model, 8);
 }
+
+/// Deletions in a commit in waves that leave a branch near the root with one
+/// child: the branch collapses into that child, which an earlier wave of the
+/// same commit wrote. Then the root itself collapses to one subtree.
+#[test]
+fn waves_collapse_branches_near_the_root() {
+    use alloy_primitives::{U256, keccak256};
+    use wake_triedb::{AccountInfo, AccountUpdate};
+
+    let dir = wake_tests::temp_db_dir("large-commits-collapse");
+    let db = TrieDb::open(config(&dir.path().join("db"))).expect("open");
+    let mut model = Model::default();
+    let first_byte = |address: &Address| keccak256(address)[0];
+    let info = |v: u64, i: u64| AccountInfo {
+        nonce: v,
+        balance: U256::from(i + 1),
+        ..AccountInfo::default()
+    };
+    let addresses: Vec<Address> = (0..140_000).map(workload::address).collect();
+    let commit = |v: u64, updates: StateUpdates, model: &mut Model| {
+        assert!(updates.accounts.len() >= 1 << 16, "large enough to go in waves");
+        model.apply(&updates);
+        assert_eq!(db.commit(v, &updates).expect("commit"), model.root(), "version {v}");
+    };
+
+    let mut v1 = StateUpdates::default();
+    for (i, address) in (0..).zip(&addresses) {
+        v1.accounts.insert(*address, AccountUpdate::info(info(1, i)));
+    }
+    commit(1, v1, &mut model);
+
+    // Under first nibble 0x3, keep only the subtree 0x30 (and update it);
+    // elsewhere, update every account so the commit is large.
+    let mut v2 = StateUpdates::default();
+    for (i, address) in (0..).zip(&addresses) {
+        let byte = first_byte(address);
+        let update = match byte >> 4 {
+            0x3 if byte != 0x30 => AccountUpdate::Delete,
+            _ => AccountUpdate::info(info(2, i)),
+        };
+        v2.accounts.insert(*address, update);
+    }
+    commit(2, v2, &mut model);
+
+    // Keep only first nibble 0x0: the root branch collapses.
+    let mut v3 = StateUpdates::default();
+    for (i, address) in (0..).zip(&addresses) {
+        let update = match first_byte(address) >> 4 {
+            0x0 => AccountUpdate::info(info(3, i)),
+            _ => AccountUpdate::Delete,
+        };
+        v3.accounts.insert(*address, update);
+    }
+    commit(3, v3, &mut model);
+    let snapshot = db.snapshot(3).expect("snapshot");
+    let sample: Vec<Address> = addresses.iter().step_by(37).copied().collect();
+    let read = snapshot.accounts(&sample).expect("reads");
+    for (address, account) in sample.iter().zip(read) {
+        assert_eq!(account, model.account(address), "{address}");
+    }
+}

@@ -139,6 +139,10 @@ enum Outcome {
 pub(crate) struct CommitCtx<'a> {
     pub shared: &'a Shared,
     pub map: Arc<ChunkMap>,
+    /// Logical chunk and offset where this commit's writes begin: a node at
+    /// or after it was written by this commit and is not readable through
+    /// `map` yet.
+    pub durable_head: (u32, u32),
     pub writer: &'a mut WriterState,
     /// Nodes of the new version below this chunk are copied forward.
     pub compact_below: u32,
@@ -155,6 +159,10 @@ pub(crate) struct CommitCtx<'a> {
     /// Nodes the prefetch read, by location key.
     pub prefetched: crate::read::Kept,
 }
+
+/// A commit in waves (one per first byte of the key) keeps the nodes above
+/// this depth in memory between waves and writes everything below.
+const WAVE_KEEP_DEPTH: usize = 2;
 
 /// Compaction reads old chunks in segments of this size.
 const SEGMENT_BYTES: u32 = 256 << 10;
@@ -194,12 +202,34 @@ impl CommitCtx<'_> {
             if let Outcome::Replaced(node) = self.update(current.as_ref(), 0, wave)? {
                 current = node.map(|n| Child::Mem(Box::new(n)));
             }
-            if let Some(Child::Mem(node)) = current.as_mut() {
-                self.compact_children(node, 0)?;
+            if let Some(child) = current.as_mut() {
+                self.seal_below(child, 0, WAVE_KEEP_DEPTH)?;
             }
         }
         self.prefetched = crate::read::Kept::new();
         self.finish_root(current)
+    }
+
+    /// Compacts and writes every `Mem` subtree that starts `keep` nibbles or
+    /// more below the root, keeping the few nodes above in memory (the
+    /// next waves pass through them).
+    fn seal_below(&mut self, child: &mut Child, depth: usize, keep: usize) -> Result<()> {
+        let Child::Mem(node) = child else { return Ok(()) };
+        let visit = |ctx: &mut Self, c: &mut Child, d: usize| {
+            if d >= keep {
+                ctx.compact(c, d)?;
+                ctx.seal_in_place(c, d)
+            } else {
+                ctx.seal_below(c, d, keep)
+            }
+        };
+        match &mut **node {
+            Node::Leaf { .. } => Ok(()),
+            Node::Extension { path, child } => visit(self, child, depth + path.len()),
+            Node::Branch { children, .. } => {
+                children.iter_mut().flatten().try_for_each(|c| visit(self, c, depth + 1))
+            }
+        }
     }
 
     /// Compacts and writes a new root.
@@ -215,11 +245,28 @@ impl CommitCtx<'_> {
     fn load(&self, child: &Child, depth: usize) -> Result<Node> {
         match child {
             Child::Mem(node) => Ok((**node).clone()),
+            Child::Stored(stored) if self.written_by_this_commit(stored.loc) => {
+                // Only a commit in waves reaches nodes it wrote itself: a
+                // branch near the root that deletions collapse loads its
+                // last child, written by an earlier wave. Such nodes sit
+                // within `fresh_depth` of the root and are still in `fresh`.
+                self.fresh
+                    .iter()
+                    .rev()
+                    .find(|(loc, ..)| *loc == stored.loc)
+                    .map(|(_, node, _)| (**node).clone())
+                    .ok_or(Error::InvalidValue("a node this commit wrote is no longer in memory"))
+            }
             Child::Stored(stored) if let Some(node) = self.prefetched.get(&stored.loc.key()) => {
                 Ok((**node).clone())
             }
             other => Ok((*self.shared.load(&self.map, other, depth)?).clone()),
         }
+    }
+
+    fn written_by_this_commit(&self, loc: Loc) -> bool {
+        let (chunk, offset) = self.durable_head;
+        loc.chunk > chunk || (loc.chunk == chunk && loc.offset >= offset)
     }
 
     /// Loads a node that compaction is about to copy forward. Old chunks are

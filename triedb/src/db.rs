@@ -224,11 +224,12 @@ impl TrieDb {
             });
         }
         // A large commit (a bulk load, a genesis) goes in waves, one per
-        // first nibble of the hashed address: each prefetches, updates,
-        // compacts and writes its own subtree, so only one sixteenth of the
-        // commit's nodes is in memory at a time.
+        // first byte of the hashed address: each prefetches, updates,
+        // compacts and writes its own subtree, so about 1/256 of the
+        // commit's nodes is in memory at a time. The cost is one rewrite of
+        // a top-level node per wave.
         self.commit_with(version, Kept::new(), |ctx, base| {
-            let waves = accounts.chunk_by(|a, b| a.0[0] == b.0[0]);
+            let waves = accounts.chunk_by(|a, b| a.0[..2] == b.0[..2]);
             let account_root =
                 ctx.update_root_in_waves(base.and_then(|b| b.account_root), waves, |ctx, wave| {
                     ctx.prefetched = Kept::new();
@@ -307,9 +308,14 @@ impl TrieDb {
         let map = Arc::clone(&shared.published.read().map);
         let compact_below = compaction_floor(&durable, writer.buf.bytes_written_last);
         let base = durable.latest().copied();
+        let durable_head = match durable.map.is_empty() {
+            true => (0, 0),
+            false => (durable.chunk_hi() - 1, durable.head_offset),
+        };
         let mut ctx = CommitCtx {
             shared,
             map,
+            durable_head,
             writer: &mut writer,
             compact_below,
             added_bytes: 0,
