@@ -403,3 +403,45 @@ fn parallel_recovery_matches_serial() {
         assert_eq!((index, error), (150, TxError::InvalidSignature));
     }
 }
+
+/// A devnet from a geth-style genesis: its alloc committed as version 0, a
+/// Cancun block on top, the diff committed as version 1.
+#[test]
+fn devnet_genesis_block_executes() {
+    let alice = key(1);
+    let json = format!(
+        r#"{{
+            "config": {{ "chainId": {CHAIN_ID}, "homesteadBlock": 0, "eip150Block": 0,
+                "eip155Block": 0, "eip158Block": 0, "byzantiumBlock": 0,
+                "constantinopleBlock": 0, "petersburgBlock": 0, "istanbulBlock": 0,
+                "berlinBlock": 0, "londonBlock": 0, "terminalTotalDifficulty": 0,
+                "shanghaiTime": 0, "cancunTime": 0 }},
+            "gasLimit": "0x1c9c380",
+            "baseFeePerGas": "0x7",
+            "alloc": {{ "{}": {{ "balance": "0xde0b6b3a7640000" }} }}
+        }}"#,
+        alice.address
+    );
+    let genesis = wake_execution::Genesis::from_json(&json).expect("genesis");
+    assert_eq!(genesis.spec.spec_at(1, 1_001), SpecId::CANCUN);
+    let dir = wake_tests::temp_db_dir("execution-devnet");
+    let mut config = Config::new(dir.path().join("devnet.db"));
+    config.cache_bytes = 1 << 20;
+    config.chunk_bytes = 1 << 20;
+    let db = TrieDb::open(config).expect("open triedb");
+    db.commit(0, &genesis.state_updates()).expect("commit genesis");
+
+    let block = block(vec![signed_1559(transfer(0, Address::ZERO, U256::from(1)), &alice)]);
+    let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, 1).expect("senders");
+    let snapshot = db.snapshot(0).expect("snapshot");
+    let hashes = BTreeMap::new();
+    let outcome =
+        execute_block(&genesis.spec, &block, &senders, SnapshotState::new(&snapshot, &hashes))
+            .expect("valid block");
+    drop(snapshot);
+    assert_eq!(outcome.gas_used, 21_000);
+    db.commit(1, &outcome.updates).expect("commit block");
+    let after = db.snapshot(1).expect("snapshot 1");
+    let account = after.account(&alice.address).expect("read").expect("sender exists");
+    assert_eq!(account.nonce, 1);
+}
