@@ -37,8 +37,9 @@ pub struct TriedbArgs {
     /// Accounts updated per block.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     block_updates: usize,
-    /// Accounts committed per version during the load.
-    #[arg(long, value_name = "N", default_value_t = 500_000)]
+    /// Accounts committed per version during the load (the update batch
+    /// the benchmark builds for each is part of the load's peak RSS).
+    #[arg(long, value_name = "N", default_value_t = 250_000)]
     load_block: u64,
     /// Seconds per timed read phase [default: 10, or 5 with --quick].
     #[arg(long, value_name = "S")]

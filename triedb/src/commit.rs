@@ -21,7 +21,7 @@ use crate::node::{
 use crate::store::{ChunkMap, Shared, WriterState};
 use crate::{AccountUpdate, Error, Result};
 use alloy_primitives::{B256, U256, keccak256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -126,8 +126,17 @@ impl LeafOp for AccountOp<'_> {
 
 /// Turns hashed keys into sorted nibble keys (a later duplicate wins).
 pub(crate) fn sorted_ops<O>(items: impl Iterator<Item = ([u8; 32], O)>) -> Vec<(Vec<u8>, O)> {
-    let map: BTreeMap<[u8; 32], O> = items.collect();
-    map.into_iter().map(|(k, op)| (crate::node::nibbles(&k), op)).collect()
+    let mut items: Vec<([u8; 32], O)> = items.collect();
+    // Stable, so that among equal keys the later one stays last.
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
+    items.into_iter().map(|(k, op)| (crate::node::nibbles(&k), op)).collect()
 }
 
 enum Outcome {
