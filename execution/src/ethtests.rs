@@ -4,7 +4,7 @@
 //! For each test: commit the `pre` state as the first version (its root must be the
 //! genesis state root), then import every block from its `rlp` exactly as a
 //! node would: decode, find the parent, [`validate_block`], recover senders,
-//! [`execute_block`] over the parent's version, [`validate_outcome`],
+//! [`execute_block_with_roots`] over the parent's version, [`validate_outcome`],
 //! commit and [`check_state_root`]. A block with `expectException` must be
 //! rejected (and the chain goes on without it); any other block must be
 //! accepted. At the end the head (most total difficulty; after the merge,

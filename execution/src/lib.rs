@@ -21,6 +21,8 @@
 //!
 //! Chain rules live in [`ChainSpec`]: mainnet's schedule, a devnet's from a
 //! geth `genesis.json` ([`Genesis`]), and the ethereum/tests networks.
+//! [`ethtests`] runs ethereum/tests BlockchainTests through all of the above
+//! and the on-disk triedb (`wake ethtests`, `tests/tests/ethtests.rs`).
 //!
 //! Design decisions:
 //! * Nothing here writes to triedb. An invalid block is simply never
@@ -39,6 +41,10 @@
 //!   requests) is refused with [`BlockError::UnsupportedSpec`], never
 //!   executed wrongly. Mainnet's DAO-fork irregular state change is not
 //!   applied.
+//! * EIP-7610 (creating a contract where storage exists is a collision) is
+//!   not in revm, which cannot see storage roots; [`CreateCollisionGuard`],
+//!   a revm inspector, adds it, so transactions run through revm's
+//!   inspecting entry point.
 //! * Errors are typed: [`BlockError`] says why a block is rejected
 //!   ([`TxError`] for its transactions); [`StateError`] is our own storage
 //!   failing, which is not a verdict on the block.
