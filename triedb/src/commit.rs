@@ -128,7 +128,7 @@ impl LeafOp for AccountOp<'_> {
 pub(crate) fn sorted_ops<O>(items: impl Iterator<Item = ([u8; 32], O)>) -> Vec<(Vec<u8>, O)> {
     let mut items: Vec<([u8; 32], O)> = items.collect();
     // Stable, so that among equal keys the later one stays last.
-    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items.sort_by_key(|item| item.0);
     items.dedup_by(|later, earlier| {
         let same = later.0 == earlier.0;
         if same {
