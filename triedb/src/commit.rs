@@ -68,6 +68,7 @@ impl LeafOp for SlotOp {
 }
 
 /// An account update, storage included.
+#[derive(Clone, Copy)]
 pub(crate) struct AccountOp<'a>(pub &'a AccountUpdate);
 
 impl LeafOp for AccountOp<'_> {
@@ -126,6 +127,11 @@ impl LeafOp for AccountOp<'_> {
 
 /// Turns hashed keys into sorted nibble keys (a later duplicate wins).
 pub(crate) fn sorted_ops<O>(items: impl Iterator<Item = ([u8; 32], O)>) -> Vec<(Vec<u8>, O)> {
+    to_nibble_ops(sorted_hashed(items))
+}
+
+/// Sorts hashed keys, keeping the later of two equal ones.
+pub(crate) fn sorted_hashed<O>(items: impl Iterator<Item = ([u8; 32], O)>) -> Vec<([u8; 32], O)> {
     let mut items: Vec<([u8; 32], O)> = items.collect();
     // Stable, so that among equal keys the later one stays last.
     items.sort_by_key(|item| item.0);
@@ -136,6 +142,14 @@ pub(crate) fn sorted_ops<O>(items: impl Iterator<Item = ([u8; 32], O)>) -> Vec<(
         }
         same
     });
+    items
+}
+
+/// Expands hashed keys into the nibble keys the trie walk uses (64 bytes
+/// each, so a large batch converts one wave at a time).
+pub(crate) fn to_nibble_ops<O>(
+    items: impl IntoIterator<Item = ([u8; 32], O)>,
+) -> Vec<(Vec<u8>, O)> {
     items.into_iter().map(|(k, op)| (crate::node::nibbles(&k), op)).collect()
 }
 
@@ -199,16 +213,16 @@ impl CommitCtx<'_> {
     /// of each wave (the caller prefetches its paths there). After each wave
     /// the root's children are compacted and written, so the in-memory tree
     /// never holds more than about one wave.
-    pub fn update_root_in_waves<'o, O: LeafOp + 'o>(
+    pub fn update_root_in_waves<O: LeafOp>(
         &mut self,
         root: Option<StoredRef>,
-        waves: impl Iterator<Item = &'o [(Vec<u8>, O)]>,
-        mut before: impl FnMut(&mut Self, &'o [(Vec<u8>, O)]) -> Result<()>,
+        waves: impl Iterator<Item = Vec<(Vec<u8>, O)>>,
+        mut before: impl FnMut(&mut Self, &[(Vec<u8>, O)]) -> Result<()>,
     ) -> Result<Option<StoredRef>> {
         let mut current = root.map(Child::Stored);
         for wave in waves {
-            before(self, wave)?;
-            if let Outcome::Replaced(node) = self.update(current.as_ref(), 0, wave)? {
+            before(self, &wave)?;
+            if let Outcome::Replaced(node) = self.update(current.as_ref(), 0, &wave)? {
                 current = node.map(|n| Child::Mem(Box::new(n)));
             }
             if let Some(child) = current.as_mut() {

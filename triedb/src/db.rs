@@ -1,6 +1,8 @@
 //! The public database handle: open, commit, snapshots.
 
-use crate::commit::{AccountOp, CommitCtx, RawOp, root_hash, sorted_ops};
+use crate::commit::{
+    AccountOp, CommitCtx, RawOp, root_hash, sorted_hashed, sorted_ops, to_nibble_ops,
+};
 use crate::io::{FileStorage, IoBackend, IoBackendChoice, ReadEngine, Storage};
 use crate::meta::{self, Meta, VersionRecord};
 use crate::node::{AccountValue, StoredRef, Value, nibbles};
@@ -198,7 +200,7 @@ impl TrieDb {
     /// Applies one block's state diff as `version` and returns the new state
     /// root. Durable when it returns. On error the previous version is intact.
     pub fn commit(&self, version: u64, updates: &StateUpdates) -> Result<B256> {
-        let accounts = sorted_ops(
+        let accounts = sorted_hashed(
             updates
                 .accounts
                 .iter()
@@ -215,6 +217,7 @@ impl TrieDb {
             Some(Err(err)) => return Err(err),
         };
         if accounts.len() < WAVE_MIN_ACCOUNTS {
+            let accounts = to_nibble_ops(accounts);
             let prefetched = self.prefetch(pinned.as_ref(), &accounts)?;
             drop(pinned);
             return self.commit_with(version, prefetched, |ctx, base| {
@@ -229,7 +232,9 @@ impl TrieDb {
         // commit's nodes is in memory at a time. The cost is one rewrite of
         // a top-level node per wave.
         self.commit_with(version, Kept::new(), |ctx, base| {
-            let waves = accounts.chunk_by(|a, b| a.0[..2] == b.0[..2]);
+            let waves = accounts
+                .chunk_by(|a, b| a.0[0] == b.0[0])
+                .map(|wave| to_nibble_ops(wave.iter().copied()));
             let account_root =
                 ctx.update_root_in_waves(base.and_then(|b| b.account_root), waves, |ctx, wave| {
                     ctx.prefetched = Kept::new();
