@@ -12,13 +12,14 @@
 //! every account, slot and code of `postState` (or have root
 //! `postStateHash`).
 //!
-//! triedb commits always build on its newest version. When a block's parent
-//! is not the database's newest version (a side chain, or the block after
-//! one whose state root was wrong, which had to be committed to learn its
-//! root), the runner rebuilds a fresh database along the parent's ancestry
-//! from the diffs it kept. Versions are a private counter, mapped from block
-//! hashes. Before Byzantium every transaction's cumulative diff is committed
-//! too, for the state root its receipt carries.
+//! A block's diff is committed with `TrieDb::commit_expecting` and the
+//! header's state root, so a block whose root is wrong leaves no version
+//! behind. Before Byzantium, the state root each receipt carries comes from
+//! `TrieDb::root_of` on the cumulative diff (computed, never committed).
+//! triedb commits always build on its newest version: when a block's parent
+//! is not the database's newest version (a side chain), the runner rebuilds
+//! a fresh database along the parent's ancestry from the diffs it kept.
+//! Versions are a private counter, mapped from block hashes.
 
 use crate::{
     BlockError, BlockTx, ChainSpec, SnapshotState, StateError, check_state_root, decode_block,
@@ -317,17 +318,33 @@ impl Store {
         self.db.as_ref().expect("store is open")
     }
 
-    fn commit(&mut self, updates: &StateUpdates) -> Result<B256, String> {
-        self.commit_typed(updates).map_err(|e| format!("triedb commit: {e}"))
-    }
-
     /// Commits `updates` as the next version; the newest version then no
     /// longer holds any known block's state until the caller says so.
-    fn commit_typed(&mut self, updates: &StateUpdates) -> Result<B256, wake_triedb::Error> {
+    fn commit(&mut self, updates: &StateUpdates) -> Result<B256, String> {
         self.head = None;
         self.version += 1;
         let version = self.version;
-        self.db().commit(version, updates)
+        self.db().commit(version, updates).map_err(|e| format!("triedb commit: {e}"))
+    }
+
+    /// Commits `updates` as the next version if its state root is
+    /// `expected`. Returns the root either way: on a mismatch nothing was
+    /// committed and the newest version (and `head`) are unchanged.
+    fn commit_expecting(&mut self, updates: &StateUpdates, expected: B256) -> Result<B256, String> {
+        let version = self.version + 1;
+        match self.db().commit_expecting(version, updates, expected) {
+            Ok(root) => {
+                self.version = version;
+                self.head = None;
+                Ok(root)
+            }
+            Err(wake_triedb::Error::RootMismatch { computed, .. }) => Ok(computed),
+            Err(e) => {
+                // Whether anything reached the disk is unknown: rebuild next time.
+                self.head = None;
+                Err(format!("triedb commit: {e}"))
+            }
+        }
     }
 
     /// Makes the newest version the post-state of `hash`, rebuilding along
@@ -489,9 +506,11 @@ fn import_block(
         .snapshot(store.version)
         .map_err(|e| ImportError::Store(format!("snapshot: {e}")))?;
     // Before Byzantium each receipt holds the state root after its
-    // transaction: commit the cumulative diff to learn it.
+    // transaction: triedb computes the root of the cumulative diff over the
+    // parent's state without committing it.
+    let db = store.db();
     let mut roots =
-        |updates: &StateUpdates| -> Result<B256, StateError> { Ok(store.commit_typed(updates)?) };
+        |updates: &StateUpdates| -> Result<B256, StateError> { Ok(db.root_of(updates)?) };
     let outcome = execute_block_with_roots(
         chain,
         &block,
@@ -501,7 +520,11 @@ fn import_block(
     )?;
     drop(snapshot);
     validate_outcome(&block.header, &outcome)?;
-    let root = store.commit(&outcome.updates).map_err(ImportError::Store)?;
+    // Durable only if the root is the header's: a block with a wrong state
+    // root leaves the parent's state as the newest version.
+    let root = store
+        .commit_expecting(&outcome.updates, block.header.state_root)
+        .map_err(ImportError::Store)?;
     check_state_root(&block.header, root)?;
     store.head = Some(hash);
     let total_difficulty = parent_td.saturating_add(block.header.difficulty);

@@ -7,7 +7,7 @@ use crate::io::{FileStorage, IoBackend, IoBackendChoice, ReadEngine, Storage};
 use crate::meta::{self, Meta, VersionRecord};
 use crate::node::{AccountValue, StoredRef, Value, nibbles};
 use crate::read::{self, Kept, Target};
-use crate::store::{ChunkMap, Shared};
+use crate::store::{ChunkMap, Shared, WriterState};
 use crate::{
     Account, AccountProof, AccountUpdate, Error, Result, StateUpdates, StorageProof, VersionInfo,
 };
@@ -119,6 +119,23 @@ const COMPACTION_SPACE_FACTOR: u64 = 2;
 const COMPACTION_SLACK_CHUNKS: u64 = 4;
 /// Most chunks the compaction floor moves in one commit.
 const COMPACTION_STEP_CHUNKS_MAX: u64 = 4;
+/// Whether a commit's result becomes a durable version.
+#[derive(Clone, Copy)]
+enum Keep {
+    Always,
+    /// Only if the state root is this one.
+    IfRoot(B256),
+    /// Never: the root is computed and everything rolled back.
+    Never,
+}
+
+/// A commit's nodes, staged: to be made durable, or rolled back with the
+/// result to return.
+enum Staged {
+    Keep(Option<StoredRef>, Option<StoredRef>),
+    Discard(Result<B256>),
+}
+
 /// Commits of at least this many accounts go in waves (see `commit`).
 const WAVE_MIN_ACCOUNTS: usize = 1 << 16;
 
@@ -200,6 +217,33 @@ impl TrieDb {
     /// Applies one block's state diff as `version` and returns the new state
     /// root. Durable when it returns. On error the previous version is intact.
     pub fn commit(&self, version: u64, updates: &StateUpdates) -> Result<B256> {
+        self.commit_keeping(version, updates, Keep::Always)
+    }
+
+    /// [`commit`](Self::commit), made durable only if the new state root is
+    /// `expected` (a block header's): otherwise nothing is committed, the
+    /// newest version stays as it was, and the error is
+    /// [`Error::RootMismatch`] with the root the updates give.
+    pub fn commit_expecting(
+        &self,
+        version: u64,
+        updates: &StateUpdates,
+        expected: B256,
+    ) -> Result<B256> {
+        self.commit_keeping(version, updates, Keep::IfRoot(expected))
+    }
+
+    /// The state root the newest version would have with `updates` applied.
+    /// Nothing is committed (the nodes it writes are past the durable end
+    /// and are overwritten by the next commit) and nothing is synced.
+    pub fn root_of(&self, updates: &StateUpdates) -> Result<B256> {
+        let next = self.latest().map_or(Some(1), |latest| latest.version.checked_add(1));
+        let version =
+            next.ok_or(Error::VersionNotIncreasing { new: u64::MAX, latest: u64::MAX })?;
+        self.commit_keeping(version, updates, Keep::Never)
+    }
+
+    fn commit_keeping(&self, version: u64, updates: &StateUpdates, keep: Keep) -> Result<B256> {
         let accounts = sorted_hashed(
             updates
                 .accounts
@@ -220,7 +264,7 @@ impl TrieDb {
             let accounts = to_nibble_ops(accounts);
             let prefetched = self.prefetch(pinned.as_ref(), &accounts)?;
             drop(pinned);
-            return self.commit_with(version, prefetched, |ctx, base| {
+            return self.commit_with(version, prefetched, keep, |ctx, base| {
                 let account_root = ctx.update_root(base.and_then(|b| b.account_root), &accounts)?;
                 let code_root = ctx.update_root(base.and_then(|b| b.code_root), &codes)?;
                 Ok((account_root, code_root))
@@ -231,7 +275,7 @@ impl TrieDb {
         // compacts and writes its own subtree, so about 1/256 of the
         // commit's nodes is in memory at a time. The cost is one rewrite of
         // a top-level node per wave.
-        self.commit_with(version, Kept::new(), |ctx, base| {
+        self.commit_with(version, Kept::new(), keep, |ctx, base| {
             let waves = accounts
                 .chunk_by(|a, b| a.0[0] == b.0[0])
                 .map(|wave| to_nibble_ops(wave.iter().copied()));
@@ -255,7 +299,7 @@ impl TrieDb {
             map.insert(nibbles(key), RawOp(value.as_deref()));
         }
         let ops: Vec<_> = map.into_iter().collect();
-        self.commit_with(version, Kept::new(), |ctx, base| {
+        self.commit_with(version, Kept::new(), Keep::Always, |ctx, base| {
             let root = ctx.update_root(base.and_then(|b| b.account_root), &ops)?;
             Ok((root, base.and_then(|b| b.code_root)))
         })
@@ -293,6 +337,7 @@ impl TrieDb {
         &self,
         version: u64,
         prefetched: Kept,
+        keep: Keep,
         apply: impl FnOnce(
             &mut CommitCtx<'_>,
             Option<&VersionRecord>,
@@ -311,7 +356,14 @@ impl TrieDb {
             return Err(Error::VersionNotIncreasing { new: version, latest: latest.version });
         }
         let map = Arc::clone(&shared.published.read().map);
-        let compact_below = compaction_floor(&durable, writer.buf.bytes_written_last);
+        let compact_below = match keep {
+            // Every node of the newest version is at or above its floor
+            // already: a root that is not kept moves nothing.
+            Keep::Never => durable.compact_floor.max(durable.chunk_lo),
+            Keep::Always | Keep::IfRoot(_) => {
+                compaction_floor(&durable, writer.buf.bytes_written_last)
+            }
+        };
         let base = durable.latest().copied();
         let durable_head = match durable.map.is_empty() {
             true => (0, 0),
@@ -334,19 +386,28 @@ impl TrieDb {
         };
         let started = std::time::Instant::now();
         let staged = apply(&mut ctx, base.as_ref()).and_then(|(account_root, code_root)| {
+            let computed = root_hash(&account_root);
+            match keep {
+                Keep::Never => return Ok(Staged::Discard(Ok(computed))),
+                Keep::IfRoot(expected) if expected != computed => {
+                    let mismatch = Error::RootMismatch { version, expected, computed };
+                    return Ok(Staged::Discard(Err(mismatch)));
+                }
+                Keep::Always | Keep::IfRoot(_) => {}
+            }
             ctx.writer.finish(&*shared.storage)?;
-            Ok((account_root, code_root))
+            Ok(Staged::Keep(account_root, code_root))
         });
         let CommitCtx { added_bytes, removed_bytes, nodes_compacted, fresh, .. } = ctx;
         add_us(&shared.counters.commit_apply_us, started);
         let (account_root, code_root) = match staged {
-            Ok(roots) => roots,
+            Ok(Staged::Keep(account_root, code_root)) => (account_root, code_root),
+            Ok(Staged::Discard(result)) => {
+                roll_back(&mut writer, durable, free_before);
+                return result;
+            }
             Err(err) => {
-                // Nothing durable refers to what was written: roll back.
-                writer.meta = durable;
-                writer.free = free_before;
-                let meta = writer.meta.clone();
-                writer.buf.reset(&meta);
+                roll_back(&mut writer, durable, free_before);
                 return Err(err);
             }
         };
@@ -471,6 +532,14 @@ fn compaction_floor(meta: &Meta, bytes_written_last: u64) -> u32 {
     let step = (2 * bytes_written_last).div_ceil(chunk_bytes).clamp(1, COMPACTION_STEP_CHUNKS_MAX);
     let step = u32::try_from(step).unwrap_or(u32::MAX);
     floor.saturating_add(step).min(head - 1)
+}
+
+/// Forgets a commit that did not become durable: nothing durable refers to
+/// what it wrote, and the next commit writes over it.
+fn roll_back(writer: &mut WriterState, durable: Meta, free: Vec<u32>) {
+    writer.buf.reset(&durable);
+    writer.meta = durable;
+    writer.free = free;
 }
 
 fn add_us(counter: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
@@ -749,6 +818,75 @@ mod tests {
         let db = TrieDb::open(config).unwrap();
         let (version, root, _) = history.last().unwrap();
         assert_eq!(db.latest().unwrap(), VersionInfo { version: *version, state_root: *root });
+    }
+
+    /// `root_of` and refused `commit_expecting`s leave no trace: a database
+    /// that gets them between its commits gives exactly the roots of one
+    /// that does not, through compaction and a reopen.
+    #[test]
+    fn roots_not_kept_leave_no_trace() {
+        let dir = test_dir();
+        let config = |name: &str| {
+            let mut config = Config::new(dir.path().join(name));
+            config.chunk_bytes = 1 << 20;
+            config.cache_bytes = 1 << 20;
+            config.retain_versions = 2;
+            config
+        };
+        let tried = TrieDb::open(config("tried")).unwrap();
+        let plain = TrieDb::open(config("plain")).unwrap();
+        let mut rng = StdRng::seed_from_u64(11);
+        let pool: Vec<Address> =
+            (0..3_000).map(|_| Address::from(rng.random::<[u8; 20]>())).collect();
+        let random_updates = |rng: &mut StdRng| {
+            let mut updates = StateUpdates::default();
+            for _ in 0..600 {
+                let address = pool[rng.random_range(0..pool.len())];
+                let info = AccountInfo {
+                    nonce: rng.random_range(0..1_000),
+                    balance: U256::from(rng.random::<u64>()),
+                    code_hash: crate::KECCAK_EMPTY,
+                };
+                let storage = (0..rng.random_range(0..4))
+                    .map(|_| (B256::with_last_byte(rng.random()), U256::from(rng.random::<u16>())))
+                    .collect();
+                let update = if rng.random_bool(0.05) {
+                    AccountUpdate::Delete
+                } else {
+                    AccountUpdate::Set { info, wipe_storage: false, storage }
+                };
+                updates.accounts.insert(address, update);
+            }
+            updates
+        };
+        for version in 1..=40u64 {
+            let updates = random_updates(&mut rng);
+            let predicted = tried.root_of(&updates).unwrap();
+            let decoy = random_updates(&mut rng);
+            let decoy_root = tried.root_of(&decoy).unwrap();
+            assert_ne!(decoy_root, predicted);
+            match tried.commit_expecting(version, &decoy, predicted) {
+                Err(Error::RootMismatch { version: v, expected, computed }) => {
+                    assert_eq!((v, expected, computed), (version, predicted, decoy_root));
+                }
+                other => panic!("a wrong root was kept: {other:?}"),
+            }
+            assert_eq!(
+                tried.latest().map(|l| l.version),
+                version.checked_sub(1).filter(|&v| v > 0)
+            );
+            let root = tried.commit_expecting(version, &updates, predicted).unwrap();
+            assert_eq!(root, plain.commit(version, &updates).unwrap(), "version {version}");
+            assert_eq!(root, predicted);
+        }
+        assert!(tried.stats().nodes_compacted > 0, "compaction ran");
+        let latest = tried.latest().unwrap();
+        drop(tried);
+        let tried = TrieDb::open(config("tried")).unwrap();
+        assert_eq!(tried.latest().unwrap(), latest);
+        let snapshot = tried.snapshot(latest.version).unwrap();
+        let expected = plain.snapshot(latest.version).unwrap().accounts(&pool).unwrap();
+        assert_eq!(snapshot.accounts(&pool).unwrap(), expected);
     }
 
     #[test]

@@ -36,6 +36,16 @@ pub enum Error {
     /// Versions must increase with every commit.
     #[error("commit of version {new} after version {latest}: versions must increase")]
     VersionNotIncreasing { new: u64, latest: u64 },
+    /// [`crate::TrieDb::commit_expecting`]: the updates give another root;
+    /// nothing was committed.
+    #[error(
+        "version {version} would have state root {computed}, expected {expected}; not committed"
+    )]
+    RootMismatch {
+        version: u64,
+        expected: alloy_primitives::B256,
+        computed: alloy_primitives::B256,
+    },
     /// A value stored in the trie does not decode as the expected kind.
     #[error("invalid value in trie: {0}")]
     InvalidValue(&'static str),

@@ -8,6 +8,9 @@
 //! ## Main types
 //! * [`TrieDb`]: an open database. [`TrieDb::commit`] applies one block's
 //!   [`StateUpdates`] as a new version and returns the state root;
+//!   [`TrieDb::commit_expecting`] keeps the version only if its root is the
+//!   one a block header names, and [`TrieDb::root_of`] computes a root
+//!   without keeping anything;
 //!   [`TrieDb::snapshot`] opens any retained version for reading while
 //!   commits go on.
 //! * [`Snapshot`]: reads of one version: [`Snapshot::account`],
