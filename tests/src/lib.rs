@@ -122,6 +122,16 @@ fn unpack_once(archive: &Path, dest: &Path) -> io::Result<()> {
     result
 }
 
+/// Threads a test spreads its files over: `WAKE_TEST_THREADS`, else the
+/// available cores, at most 2 (the CI machine's count).
+pub fn test_threads() -> usize {
+    std::env::var("WAKE_TEST_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(2)))
+        .max(1)
+}
+
 /// A fresh temporary directory for a test database, under
 /// `<target>/test-dbs/` (on disk, not tmpfs, so O_DIRECT works). Removed when
 /// the returned value drops.

@@ -218,14 +218,6 @@ fn check_test(db_path: &Path, test: &PreTest) -> Result<(), String> {
     Ok(())
 }
 
-fn threads() -> usize {
-    std::env::var("WAKE_TEST_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(2)))
-        .max(1)
-}
-
 /// Runs `per_file` over every test file on a few threads; returns (tests, failures).
 fn for_each_file(
     per_file: impl Fn(&Path, &[PreTest], &mut Vec<String>) + Sync,
@@ -235,7 +227,7 @@ fn for_each_file(
     let tests = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..threads() {
+        for _ in 0..wake_tests::test_threads() {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);

@@ -20,14 +20,6 @@ const EXPECTED_CANCUN: usize = 14_273;
 /// deployed: it became Petersburg, "ConstantinopleFix") has no revm spec.
 const EXPECTED_SKIPPED: &[(&str, usize)] = &[("Constantinople", 36)];
 
-fn threads() -> usize {
-    std::env::var("WAKE_TEST_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(2)))
-        .max(1)
-}
-
 #[test]
 fn blockchain_tests_pass_serial() {
     let started = Instant::now();
@@ -38,12 +30,12 @@ fn blockchain_tests_pass_serial() {
     let dir = wake_tests::temp_db_dir("ethtests");
     let config =
         RunnerConfig { db_dir: dir.path().to_path_buf(), cache_bytes: 8 << 20, io_depth: 4 };
-    let results = run_files(&files, &config, threads(), &|_, _| {});
+    let results = run_files(&files, &config, wake_tests::test_threads(), &|_, _| {});
     let summary = Summary::of(&results);
     println!(
         "BlockchainTests: {} on {} threads in {:.1?}",
         summary.line(),
-        threads(),
+        wake_tests::test_threads(),
         started.elapsed()
     );
 
