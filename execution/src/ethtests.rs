@@ -4,8 +4,8 @@
 //! For each test: commit the `pre` state as the first version (its root must be the
 //! genesis state root), then import every block from its `rlp` exactly as a
 //! node would: decode, find the parent, [`validate_block`], recover senders,
-//! [`execute_block_with_roots`] over the parent's version, [`validate_outcome`],
-//! commit and [`check_state_root`]. A block with `expectException` must be
+//! prefetch ([`Prefetched`]), [`execute_block_with_roots`] over the parent's
+//! version, [`validate_outcome`], commit and [`check_state_root`]. A block with `expectException` must be
 //! rejected (and the chain goes on without it); any other block must be
 //! accepted. At the end the head (most total difficulty; after the merge,
 //! the newest valid block) must be `lastblockhash`, and its state must hold
@@ -22,8 +22,9 @@
 //! Versions are a private counter, mapped from block hashes.
 
 use crate::{
-    BlockError, BlockTx, ChainSpec, SnapshotState, StateError, check_state_root, decode_block,
-    execute_block_with_roots, recover_senders, spec_supported, validate_block, validate_outcome,
+    BlockError, BlockTx, ChainSpec, Prefetched, SnapshotState, StateError, check_state_root,
+    decode_block, execute_block_with_roots, recover_senders, spec_supported, validate_block,
+    validate_outcome,
 };
 use alloy_consensus::{Block, Header};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
@@ -511,13 +512,11 @@ fn import_block(
     let db = store.db();
     let mut roots =
         |updates: &StateUpdates| -> Result<B256, StateError> { Ok(db.root_of(updates)?) };
-    let outcome = execute_block_with_roots(
-        chain,
-        &block,
-        &senders,
-        SnapshotState::new(&snapshot, &hashes),
-        &mut roots,
-    )?;
+    // The block's likely reads, in one overlapped batch.
+    let state =
+        Prefetched::load(SnapshotState::new(&snapshot, &hashes), &snapshot, &block, &senders)
+            .map_err(BlockError::from)?;
+    let outcome = execute_block_with_roots(chain, &block, &senders, state, &mut roots)?;
     drop(snapshot);
     validate_outcome(&block.header, &outcome)?;
     // Durable only if the root is the header's: a block with a wrong state

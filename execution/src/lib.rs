@@ -11,11 +11,14 @@
 //!    withdrawals roots.
 //! 3. [`recover_senders`]: ECDSA recovery with libsecp256k1, once per
 //!    transaction, outside revm and on several threads.
-//! 4. [`execute_block`]: the serial reference executor. revm runs each
+//! 4. [`Prefetched`]: the block's senders, recipients, fee recipient,
+//!    withdrawal recipients and access-list slots read from triedb in one
+//!    overlapped batch, in front of the pre-state view.
+//! 5. [`execute_block`]: the serial reference executor. revm runs each
 //!    transaction over a [`BlockState`] overlay on a [`SnapshotState`]
 //!    (the parent's triedb version); beacon-root system call (EIP-4788),
 //!    withdrawals, and proof-of-work rewards are applied around it.
-//! 5. [`validate_outcome`]: gas used, receipts root, logs bloom; the caller
+//! 6. [`validate_outcome`]: gas used, receipts root, logs bloom; the caller
 //!    commits [`BlockOutcome::updates`] to triedb and checks the returned
 //!    root with [`check_state_root`].
 //!
@@ -53,6 +56,7 @@ mod eip7610;
 mod error;
 pub mod ethtests;
 mod executor;
+mod prefetch;
 mod spec;
 mod state;
 mod tx;
@@ -64,6 +68,7 @@ pub use executor::{
     BLOCK_BYTES_MAX, BlockOutcome, IntermediateRoots, decode_block, decode_header, execute_block,
     execute_block_with_roots, spec_supported,
 };
+pub use prefetch::{PrefetchStats, Prefetched};
 pub use spec::{ChainSpec, ForkActivation, GENESIS_JSON_BYTES_MAX, Genesis, GenesisAccount};
 pub use state::{BlockHashes, BlockState, PreState, SnapshotState};
 pub use tx::{

@@ -16,8 +16,8 @@ use rand::{Rng, SeedableRng};
 use secp256k1::{Message, SECP256K1, SecretKey};
 use std::collections::BTreeMap;
 use wake_execution::{
-    BlockError, BlockOutcome, BlockTx, ChainSpec, SnapshotState, SpecId, TX_BYTES_MAX, TxError,
-    decode_block, decode_tx, execute_block, recover_sender, recover_senders,
+    BlockError, BlockOutcome, BlockTx, ChainSpec, Prefetched, SnapshotState, SpecId, TX_BYTES_MAX,
+    TxError, decode_block, decode_tx, execute_block, recover_sender, recover_senders,
 };
 use wake_triedb::{AccountInfo, AccountUpdate, Config, KECCAK_EMPTY, StateUpdates, TrieDb};
 
@@ -444,4 +444,81 @@ fn devnet_genesis_block_executes() {
     let after = db.snapshot(1).expect("snapshot 1");
     let account = after.account(&alice.address).expect("read").expect("sender exists");
     assert_eq!(account.nonce, 1);
+}
+
+/// The prefetch reads a block's senders, recipients, fee recipient and
+/// access-list slots in one batch; revm's reads of them are then answered
+/// without touching triedb, and the outcome is the same as without it.
+#[test]
+fn prefetch_answers_from_its_batch_and_changes_nothing() {
+    let keys: Vec<Key> = (1..=24).map(key).collect();
+    let funded: Vec<(Address, U256)> =
+        keys.iter().map(|k| (k.address, U256::from(ETHER))).collect();
+    let state = state(&funded);
+    // One account with storage, whose slot 0 an access list names.
+    let slot0 = B256::with_last_byte(0);
+    let mut with_storage = StateUpdates::default();
+    with_storage.accounts.insert(
+        keys[1].address,
+        AccountUpdate::Set {
+            info: AccountInfo { nonce: 0, balance: U256::from(ETHER), code_hash: KECCAK_EMPTY },
+            wipe_storage: false,
+            storage: BTreeMap::from([(slot0, U256::from(5))]),
+        },
+    );
+    state.db.commit(1, &with_storage).expect("commit storage");
+    let txs: Vec<BlockTx> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let mut tx = transfer(0, Address::repeat_byte(i as u8 + 1), U256::from(1_000 + i));
+            if i % 4 == 0 {
+                tx.gas_limit = 30_000;
+                let slot = B256::with_last_byte(i as u8);
+                tx.access_list =
+                    alloy_eips::eip2930::AccessList(vec![alloy_eips::eip2930::AccessListItem {
+                        address: keys[(i + 1) % keys.len()].address,
+                        storage_keys: vec![slot],
+                    }]);
+            }
+            signed_1559(tx, k)
+        })
+        .collect();
+    let block = block(txs);
+    let spec = SpecId::CANCUN;
+    let chain = ChainSpec::single(CHAIN_ID, spec);
+    let senders = recover_senders(&block.body.transactions, spec, 2).expect("senders");
+    let snapshot = state.db.snapshot(1).expect("snapshot");
+    let hashes = BTreeMap::new();
+
+    let prefetched =
+        Prefetched::load(SnapshotState::new(&snapshot, &hashes), &snapshot, &block, &senders)
+            .expect("prefetch");
+    let stats = prefetched.stats();
+    // 24 senders, 24 recipients, the fee recipient, the beacon-roots contract.
+    assert_eq!(stats.accounts, 24 + 24 + 2);
+    // Of the six access-list slots only the one of the account with storage
+    // is read; the others are zero without a read.
+    assert_eq!(stats.slots, 1);
+    let before = state.db.stats();
+    for sender in &senders {
+        let account = revm::database::DatabaseRef::basic_ref(&prefetched, *sender).expect("read");
+        assert_eq!(account.map(|a| a.balance), Some(U256::from(ETHER)));
+    }
+    let value = revm::database::DatabaseRef::storage_ref(&prefetched, keys[1].address, U256::ZERO)
+        .expect("slot read");
+    assert_eq!(value, U256::from(5));
+    let after = state.db.stats();
+    assert_eq!(
+        (after.cache_hits + after.cache_misses, after.device_reads),
+        (before.cache_hits + before.cache_misses, before.device_reads),
+        "prefetched accounts are answered without triedb"
+    );
+
+    let with = execute_block(&chain, &block, &senders, prefetched).expect("executes with prefetch");
+    let without = execute_block(&chain, &block, &senders, SnapshotState::new(&snapshot, &hashes))
+        .expect("executes without");
+    assert_eq!(with.receipts, without.receipts);
+    assert_eq!(with.gas_used, without.gas_used);
+    assert_eq!(with.updates, without.updates);
 }
