@@ -10,9 +10,9 @@
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_trie::TrieAccount;
 use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
-use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::OnceLock;
 use wake_triedb::{Account, AccountInfo, AccountUpdate, Config, KECCAK_EMPTY, StateUpdates};
 
 /// Accounts the kill-test workload draws from.
@@ -204,7 +204,7 @@ pub struct ModelAccount {
     pub info: AccountInfo,
     pub storage: BTreeMap<B256, U256>,
     /// alloy-trie's root of `storage`, computed on demand, reset on change.
-    storage_root: OnceCell<B256>,
+    storage_root: OnceLock<B256>,
 }
 
 impl ModelAccount {
@@ -231,7 +231,7 @@ impl Model {
                     let entry = self.accounts.entry(*address).or_default();
                     entry.info = *info;
                     if *wipe_storage || !storage.is_empty() {
-                        entry.storage_root = OnceCell::new();
+                        entry.storage_root = OnceLock::new();
                     }
                     if *wipe_storage {
                         entry.storage.clear();

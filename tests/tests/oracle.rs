@@ -8,12 +8,11 @@
 //! `WAKE_ORACLE_SEEDS=<n>` changes how many seeds the seeded tests run.
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy_trie::TrieAccount;
-use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt::Display;
 use std::path::Path;
 use std::time::Instant;
+use wake_tests::workload::{Model, ModelAccount};
 use wake_triedb::io::{IoBackend, IoBackendChoice};
 use wake_triedb::{
     Account, AccountInfo, AccountUpdate, Config, EMPTY_ROOT, Error, KECCAK_EMPTY, Snapshot,
@@ -64,96 +63,6 @@ impl Rng {
             5..=7 => U256::from(self.next_u64() | 1),
             _ => U256::from_be_bytes(self.b256().0) | U256::from(1),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Model with alloy-trie roots.
-
-#[derive(Clone, Debug)]
-struct ModelAccount {
-    info: AccountInfo,
-    storage: BTreeMap<B256, U256>,
-    /// Cached alloy-trie storage root; `None` when stale.
-    storage_root: Option<B256>,
-}
-
-#[derive(Clone, Debug, Default)]
-struct Model {
-    accounts: BTreeMap<Address, ModelAccount>,
-    /// Every code ever written (code is kept forever).
-    codes: BTreeMap<B256, Bytes>,
-}
-
-impl Model {
-    fn apply(&mut self, updates: &StateUpdates) {
-        for code in &updates.codes {
-            self.codes.insert(keccak256(code), code.clone());
-        }
-        for (address, update) in &updates.accounts {
-            match update {
-                AccountUpdate::Delete => {
-                    self.accounts.remove(address);
-                }
-                AccountUpdate::Set { info, wipe_storage, storage } => {
-                    let acc = self.accounts.entry(*address).or_insert_with(|| ModelAccount {
-                        info: *info,
-                        storage: BTreeMap::new(),
-                        storage_root: None,
-                    });
-                    acc.info = *info;
-                    if *wipe_storage {
-                        acc.storage.clear();
-                    }
-                    for (slot, value) in storage {
-                        if value.is_zero() {
-                            acc.storage.remove(slot);
-                        } else {
-                            acc.storage.insert(*slot, *value);
-                        }
-                    }
-                    acc.storage_root = None;
-                }
-            }
-        }
-    }
-
-    /// Fills every stale storage root cache and returns the state root.
-    fn root(&mut self) -> B256 {
-        for acc in self.accounts.values_mut() {
-            if acc.storage_root.is_none() {
-                acc.storage_root =
-                    Some(storage_root_unhashed(acc.storage.iter().map(|(k, v)| (*k, *v))));
-            }
-        }
-        state_root_unhashed(self.accounts.iter().map(|(address, acc)| {
-            (
-                *address,
-                TrieAccount::new(
-                    acc.info.nonce,
-                    acc.info.balance,
-                    acc.storage_root.unwrap(),
-                    acc.info.code_hash,
-                ),
-            )
-        }))
-    }
-
-    /// The account as triedb must return it (call [`Model::root`] first).
-    fn account(&self, address: &Address) -> Option<Account> {
-        self.accounts.get(address).map(|acc| Account {
-            nonce: acc.info.nonce,
-            balance: acc.info.balance,
-            code_hash: acc.info.code_hash,
-            storage_root: acc.storage_root.expect("Model::root() computes storage roots first"),
-        })
-    }
-
-    fn slot(&self, address: &Address, slot: &B256) -> U256 {
-        self.accounts
-            .get(address)
-            .and_then(|acc| acc.storage.get(slot).copied())
-            .unwrap_or(U256::ZERO)
     }
 }
 
@@ -489,7 +398,7 @@ fn check_version(
     let ctx = ctx.as_str();
     let snap: Snapshot = ok(db.snapshot(version), ctx, || "snapshot".into());
     assert_eq!(snap.version(), version, "{ctx}: Snapshot::version");
-    let mut m = model.clone();
+    let m = model.clone();
     let want_root = m.root();
     assert_eq!(snap.state_root(), want_root, "{ctx}: Snapshot::state_root vs alloy-trie oracle");
 
@@ -531,7 +440,7 @@ fn check_version(
         keys.push((*address, slot_key(0)));
         keys.push((*address, slot_key(1)));
     }
-    let want: Vec<U256> = keys.iter().map(|(a, s)| m.slot(a, s)).collect();
+    let want: Vec<U256> = keys.iter().map(|(a, s)| m.storage(a, s)).collect();
     let got = ok(snap.storage_batch(&keys), ctx, || "storage_batch".into());
     assert_eq!(got.len(), keys.len(), "{ctx}: storage_batch length");
     for (i, (address, slot)) in keys.iter().enumerate() {
@@ -1002,7 +911,7 @@ fn batch_reads_on_both_backends() {
         }
         let dup: Vec<_> = keys[..200].to_vec();
         keys.extend(dup);
-        let want_slots: Vec<U256> = keys.iter().map(|(a, s)| model.slot(a, s)).collect();
+        let want_slots: Vec<U256> = keys.iter().map(|(a, s)| model.storage(a, s)).collect();
         let got = ok(snap.storage_batch(&keys), ctx, || "storage_batch".into());
         assert_eq!(got.len(), want_slots.len(), "{ctx}: storage_batch length");
         for i in 0..keys.len() {
@@ -1017,7 +926,7 @@ fn batch_reads_on_both_backends() {
         // versions while this thread commits 3 more (both stay retained).
         let oldest = history.saved.front().unwrap().0 + 3;
         let old_model = history.saved.iter().find(|s| s.0 == oldest).unwrap().2.clone();
-        let mut old_model_rooted = old_model.clone();
+        let old_model_rooted = old_model.clone();
         old_model_rooted.root();
         let latest_model = model.clone();
         std::thread::scope(|s| {
