@@ -1,15 +1,29 @@
 //! # wake-consensus
 //!
-//! Orders blocks; never executes them. A pipelined BFT protocol of the
-//! MonadBFT / HotStuff-2 family in which proposal N carries the execution
-//! result of block N-K, checked by every voter.
+//! Orders blocks; never executes them.
 //!
-//! Planned shape (issue 4, not written yet):
-//! * a sans-IO core, `(state, event) -> actions`, with no clock, socket or
-//!   randomness inside;
-//! * a seeded simulator with latency, drops, partitions, crashes and
-//!   Byzantine actors, and invariant checkers independent of the protocol;
-//! * a vote journal fsynced before a vote leaves, and a finalized-block ledger;
-//! * a libp2p transport (tcp + noise + yamux) behind a trait.
-//!
-//! This crate holds no code yet: nothing here pretends to reach consensus.
+//! (crate doc is rewritten at the end of this change)
+
+pub mod codec;
+pub mod core;
+pub mod crypto;
+pub mod journal;
+pub mod ledger;
+pub mod sim;
+pub mod store;
+mod tree;
+pub mod types;
+pub mod validators;
+
+pub use crate::core::{
+    Action, Config, Core, DropCounts, DropReason, Event, Evidence, ExecutionOracle, PayloadSource,
+    Restore,
+};
+pub use crate::crypto::{Ed25519, Scheme, SignerSet};
+pub use crate::journal::{
+    FileJournal, JournalRecord, MemJournal, VoteJournal, VoteKind, VoteTicket,
+};
+pub use crate::ledger::{FileLedger, Ledger, MemLedger};
+pub use crate::store::StoreError;
+pub use crate::types::*;
+pub use crate::validators::{Validator, ValidatorSet, ValidatorSetError};
