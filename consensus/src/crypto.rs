@@ -46,7 +46,7 @@ pub trait Scheme: Sized + Clone + Debug + 'static {
 }
 
 /// ed25519 (RFC 8032) through ed25519-dalek, with batch verification.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ed25519;
 
 impl Scheme for Ed25519 {

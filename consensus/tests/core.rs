@@ -1,0 +1,165 @@
+//! The core driven by hand: the journal ticket gates the vote, a restart
+//! from the journal never votes again in the same round, and bad input is
+//! counted instead of acted on.
+
+use wake_consensus::codec::Encode;
+use wake_consensus::crypto::ed25519_key_from_seed;
+use wake_consensus::{
+    Action, BlockHeader, Config, Core, DropReason, Ed25519, Event, ExecutionOracle,
+    ExecutionResult, Height, Message, PayloadSource, Proposal, QuorumCert, Restore, Round, Scheme,
+    Validator, ValidatorSet, VoteKind, proposal_message, sha256,
+};
+
+struct NoExecution;
+impl ExecutionOracle for NoExecution {
+    fn result(&self, _: Height) -> Option<ExecutionResult> {
+        None
+    }
+}
+
+struct EmptyPayloads;
+impl PayloadSource for EmptyPayloads {
+    fn payload(&mut self, _: Round, _: Height, _: usize) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+fn keys() -> Vec<ed25519_dalek::SigningKey> {
+    (0..4u8).map(|i| ed25519_key_from_seed([i + 1; 32])).collect()
+}
+
+fn set() -> ValidatorSet<Ed25519> {
+    ValidatorSet::new(
+        keys()
+            .iter()
+            .map(|key| Validator { public_key: Ed25519::public_key(key), stake: 1 })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn config() -> Config {
+    Config { epoch: 9, ..Config::default() }
+}
+
+/// Round 1's proposal (leader 1) on genesis, with `payload`.
+fn proposal(payload: &[u8]) -> Vec<u8> {
+    let header = BlockHeader {
+        epoch: 9,
+        round: 1,
+        author: 1,
+        height: 1,
+        parent: BlockHeader::genesis(9).id(),
+        payload_hash: sha256(&[payload]),
+        delayed: None,
+    };
+    let signature = Ed25519::sign(&keys()[1], &proposal_message(&header.id()));
+    let proposal = Proposal::<Ed25519> {
+        header,
+        payload: payload.to_vec(),
+        justify: QuorumCert::genesis(9),
+        tc: None,
+        reproposes: None,
+        signature,
+    };
+    Message::Proposal(Box::new(proposal)).to_bytes()
+}
+
+fn feed(core: &mut Core<Ed25519>, event: Event) -> Vec<Action<Ed25519>> {
+    core.handle(event, &NoExecution, &mut EmptyPayloads)
+}
+
+#[test]
+fn vote_leaves_only_after_the_journal_ticket_returns() {
+    let mut core = Core::new(config(), set(), 0, keys()[0].clone(), Restore::default());
+    feed(&mut core, Event::Start);
+    let actions = feed(&mut core, Event::Received { from: 1, bytes: proposal(b"txs") });
+    assert!(!actions.iter().any(|a| matches!(a, Action::Send { message: Message::Vote(_), .. })));
+    let ticket = actions
+        .into_iter()
+        .find_map(|a| match a {
+            Action::PersistVote(ticket) => Some(ticket),
+            _ => None,
+        })
+        .expect("a vote to persist");
+    assert_eq!(ticket.record().round, 1);
+    assert!(matches!(ticket.record().kind, VoteKind::Block(_)));
+    let actions = feed(&mut core, Event::VotePersisted(ticket));
+    assert!(
+        actions.iter().any(
+            |a| matches!(a, Action::Send { to: 2, message: Message::Vote(v) } if v.round == 1)
+        )
+    );
+}
+
+#[test]
+fn restart_from_the_journal_never_votes_twice_in_a_round() {
+    let mut core = Core::new(config(), set(), 0, keys()[0].clone(), Restore::default());
+    feed(&mut core, Event::Start);
+    let actions = feed(&mut core, Event::Received { from: 1, bytes: proposal(b"first") });
+    let record = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::PersistVote(ticket) => Some(*ticket.record()),
+            _ => None,
+        })
+        .unwrap();
+    // Crash before the vote was sent; restart from the journal.
+    let restore = Restore { last_vote: Some(record), ledger_tip: None };
+    let mut core = Core::new(config(), set(), 0, keys()[0].clone(), restore);
+    feed(&mut core, Event::Start);
+    for payload in [&b"first"[..], b"second"] {
+        let actions = feed(&mut core, Event::Received { from: 1, bytes: proposal(payload) });
+        assert!(!actions.iter().any(|a| matches!(a, Action::PersistVote(_))), "voted again");
+    }
+}
+
+#[test]
+fn bad_input_is_counted_not_acted_on() {
+    let mut core = Core::new(config(), set(), 0, keys()[0].clone(), Restore::default());
+    feed(&mut core, Event::Start);
+    let mut tampered = proposal(b"txs");
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1; // signature
+    let inputs: Vec<(u16, Vec<u8>)> = vec![
+        (1, vec![]),
+        (1, vec![0xff; 100]),
+        (1, tampered),
+        (7, proposal(b"txs")),
+        (1, vec![1; wake_consensus::codec::MESSAGE_BYTES_MAX + 1]),
+    ];
+    for (from, bytes) in inputs {
+        let actions = feed(&mut core, Event::Received { from, bytes });
+        assert!(actions.is_empty());
+    }
+    let drops = core.drops();
+    assert_eq!(drops.get(DropReason::Malformed), 2);
+    assert_eq!(drops.get(DropReason::InvalidSignature), 1);
+    assert_eq!(drops.get(DropReason::UnknownSender), 1);
+    assert_eq!(drops.get(DropReason::Oversized), 1);
+    // A good proposal still gets a vote, once; a replay is a duplicate.
+    assert!(
+        feed(&mut core, Event::Received { from: 1, bytes: proposal(b"txs") })
+            .iter()
+            .any(|a| matches!(a, Action::PersistVote(_)))
+    );
+    feed(&mut core, Event::Received { from: 1, bytes: proposal(b"txs") });
+    assert_eq!(core.drops().get(DropReason::Duplicate), 1);
+    // The same leader with another block in the same round: evidence.
+    feed(&mut core, Event::Received { from: 1, bytes: proposal(b"other") });
+    assert_eq!(core.evidence().len(), 1);
+}
+
+#[test]
+fn wrong_epoch_is_dropped() {
+    let mut core = Core::new(
+        Config { epoch: 10, ..config() },
+        set(),
+        0,
+        keys()[0].clone(),
+        Restore::default(),
+    );
+    feed(&mut core, Event::Start);
+    feed(&mut core, Event::Received { from: 1, bytes: proposal(b"txs") });
+    assert_eq!(core.drops().get(DropReason::WrongEpoch), 1);
+}
