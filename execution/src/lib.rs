@@ -57,6 +57,7 @@ mod error;
 pub mod ethtests;
 mod executor;
 mod prefetch;
+pub mod replay;
 mod spec;
 mod state;
 mod tx;
