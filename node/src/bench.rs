@@ -1,10 +1,14 @@
-//! `wake bench ...`: the benchmark subcommands. The drivers live in the
-//! `wake-benches` crate; this module maps the command line onto them and
-//! prints the results (a table, or one JSON line on stdout with `--json`).
+//! `wake bench ...`: the benchmark subcommands, `triedb` (storage) and
+//! `execution` (blocks end to end). The drivers live in the `wake-benches`
+//! crate; this module maps the command line onto them and prints the
+//! results (a table, or one JSON line on stdout with `--json`).
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use wake_benches::{LOAD_CHILD_ENV, TrieDbBenchOptions, run_triedb_bench, run_triedb_load_child};
+use wake_benches::{
+    ExecBenchOptions, LOAD_CHILD_ENV, TrieDbBenchOptions, run_exec_bench, run_triedb_bench,
+    run_triedb_load_child,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -12,6 +16,70 @@ pub enum BenchCommand {
     /// pread, durable commits, root of fresh accounts vs alloy-trie, and the
     /// NOMT peer, all in one run.
     Triedb(TriedbArgs),
+    /// Execution benchmark: native and ERC-20 transfer blocks, end to end
+    /// (sender recovery, prefetch, execution, durable commit and state
+    /// root) over an on-disk triedb, state cached and cold, serial and
+    /// parallel, prefetch on and off; every run checked.
+    Execution(ExecutionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutionArgs {
+    /// Smaller cold state: 1M accounts, 64 MiB cache, 4 blocks per run.
+    #[arg(long)]
+    quick: bool,
+    /// Filler accounts of the cold state [default: 10000000, or 1000000 with --quick].
+    #[arg(long, value_name = "N")]
+    accounts: Option<u64>,
+    /// Filler accounts of the cached state.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    cached_accounts: u64,
+    /// Transactions per block.
+    #[arg(long, value_name = "T", default_value_t = 2_000)]
+    txs_per_block: u64,
+    /// Blocks per run [default: 10, or 4 with --quick].
+    #[arg(long, value_name = "B")]
+    blocks: Option<u64>,
+    /// Node cache of the cold state in MiB [default: 256, or 64 with --quick].
+    #[arg(long, value_name = "C")]
+    cache_mib: Option<u64>,
+    /// Threads for sender recovery and the parallel executor [default: all cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Where the temporary databases go (a real file system: O_DIRECT) [default: the system temp dir].
+    #[arg(long, value_name = "D")]
+    data_dir: Option<PathBuf>,
+    /// Only the cached state.
+    #[arg(long)]
+    skip_cold: bool,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 0xe8ec)]
+    seed: u64,
+    /// Print one JSON line on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+impl ExecutionArgs {
+    pub fn options(&self) -> ExecBenchOptions {
+        let base = if self.quick { ExecBenchOptions::quick() } else { ExecBenchOptions::full() };
+        ExecBenchOptions {
+            cold_accounts: self.accounts.unwrap_or(base.cold_accounts),
+            cached_accounts: self.cached_accounts,
+            cold_cache_mib: self.cache_mib.unwrap_or(base.cold_cache_mib),
+            txs_per_block: self.txs_per_block,
+            blocks: self.blocks.unwrap_or(base.blocks),
+            threads: self.threads.unwrap_or(base.threads),
+            data_dir: self.data_dir.clone(),
+            skip_cold: self.skip_cold,
+            seed: self.seed,
+            progress: !self.no_progress,
+            ..base
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -99,13 +167,23 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                 return run_triedb_load_child(&args.options(), std::path::Path::new(&db_path));
             }
             let report = run_triedb_bench(&args.options())?;
-            if args.json {
-                eprint!("{}", report.table());
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.table());
-            }
+            print_report(args.json, &report.table(), &report.to_json());
             Ok(())
         }
+        BenchCommand::Execution(args) => {
+            let report = run_exec_bench(&args.options())?;
+            print_report(args.json, &report.table(), &report.to_json());
+            Ok(())
+        }
+    }
+}
+
+/// The table on stdout; with `--json`, the table on stderr and the JSON line on stdout.
+fn print_report(json: bool, table: &str, json_line: &str) {
+    if json {
+        eprint!("{table}");
+        println!("{json_line}");
+    } else {
+        print!("{table}");
     }
 }

@@ -202,7 +202,7 @@ impl Drop for WorkDir {
 }
 
 /// Reads `/proc/cpuinfo`'s first model name.
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {

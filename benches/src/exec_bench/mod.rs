@@ -1,0 +1,563 @@
+//! `wake bench execution`: blocks of signed transactions executed end to end
+//! over an on-disk triedb, state cached and state cold, serial and parallel,
+//! prefetch on and off, every run checked.
+//!
+//! What one timed block costs (each part timed on its own):
+//! 1. **recover**: [`recover_senders`] on `threads` threads (libsecp256k1);
+//! 2. **prefetch** (when on): [`Prefetched::load`], the block's accounts and
+//!    access-list slots read in one overlapped triedb batch;
+//! 3. **execute**: the executor over the pre-state view ([`SnapshotState`],
+//!    or [`Prefetched`] in front of it);
+//! 4. **commit**: `TrieDb::commit` of the block's diff, durable (fdatasync)
+//!    when it returns, which also gives the state root.
+//!
+//! tx/s and Mgas/s are end to end (the sum of the four). Speedups compare
+//! the *execution phase* (prefetch + execute), the part the executor and
+//! prefetch change; the end-to-end ratios are in the table too.
+//!
+//! States ([`StateMode`]):
+//! * **cached**: a small population (100k fillers by default) in a 1 GiB
+//!   cache; each run first reads every account and slot its blocks touch, so
+//!   the timed part never waits on the disk.
+//! * **cold**: a large population (10M fillers, 2.5M token holders) with a
+//!   cache far below the data, reopened empty and warmed with random lookups
+//!   (the inner nodes a running node would hold). Each run uses its own
+//!   senders and random recipients, so what it touches is cold.
+//!
+//! Runs of one state share one database, one after the other: a run starts
+//! from the state the run before it left (triedb commits only on top of its
+//! newest version), which is why every run has its own senders.
+//!
+//! Checks, outside the clock: the recovered senders are the signers; every
+//! receipt succeeded (and an ERC-20 transfer logged its `Transfer`); the
+//! block's gas is the receipts' sum; the first block of a parallel run
+//! equals the serial executor's outcome; after each run, sampled senders,
+//! recipients and the fee recipient hold what the [`Ledger`] expects.
+
+mod report;
+
+pub use report::{ExecReport, RunResult, Summary};
+
+use crate::exec_workload::{
+    BENEFICIARY, ChainTip, GeneratedBlock, Kind, Ledger, Population, RunPlan, balance_slot,
+    chain_spec, check_plan, generate_run, token_address,
+};
+use crate::progress::Bars;
+use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
+use alloy_primitives::{Address, B256, U256};
+use anyhow::{Context, Result, bail, ensure};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wake_execution::{
+    BlockError, BlockOutcome, BlockTx, ChainSpec, PreState, Prefetched, SnapshotState, SpecId,
+    execute_block, recover_senders,
+};
+use wake_triedb::{Config, Snapshot, TrieDb};
+
+/// Whether the optimistic parallel executor is on this branch. While it is
+/// not, parallel runs are skipped and their ratios reported as missing.
+pub const PARALLEL_EXECUTOR: bool = false;
+
+/// Everything `wake bench execution` can be told.
+#[derive(Clone, Debug)]
+pub struct ExecBenchOptions {
+    /// Filler accounts of the cold state.
+    pub cold_accounts: u64,
+    /// Filler accounts of the cached state.
+    pub cached_accounts: u64,
+    /// Node cache of the cold state (MiB).
+    pub cold_cache_mib: u64,
+    /// Node cache of the cached state (MiB).
+    pub cached_cache_mib: u64,
+    pub txs_per_block: u64,
+    /// Blocks per run.
+    pub blocks: u64,
+    /// Threads of sender recovery and of the parallel executor.
+    pub threads: usize,
+    /// Random lookups that warm the cold cache.
+    pub warmup_lookups: u64,
+    /// Filler accounts per genesis version.
+    pub load_batch: u64,
+    /// Parent of the working directory.
+    pub data_dir: Option<PathBuf>,
+    /// Skip the cold state (the cached runs only).
+    pub skip_cold: bool,
+    pub seed: u64,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
+}
+
+impl ExecBenchOptions {
+    /// The full run: 10M cold accounts, a 256 MiB cache, 10 blocks a run.
+    pub fn full() -> Self {
+        ExecBenchOptions {
+            cold_accounts: 10_000_000,
+            cached_accounts: 100_000,
+            cold_cache_mib: 256,
+            cached_cache_mib: 1024,
+            txs_per_block: 2_000,
+            blocks: 10,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            warmup_lookups: 500_000,
+            load_batch: 500_000,
+            data_dir: None,
+            skip_cold: false,
+            seed: 0xe8ec,
+            progress: true,
+        }
+    }
+
+    /// `--quick`: 1M cold accounts, a 64 MiB cache, 4 blocks a run.
+    pub fn quick() -> Self {
+        ExecBenchOptions {
+            cold_accounts: 1_000_000,
+            cold_cache_mib: 64,
+            blocks: 4,
+            warmup_lookups: 200_000,
+            ..Self::full()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        ensure!(self.txs_per_block > 0, "--txs-per-block must be at least 1");
+        ensure!(self.blocks > 0, "--blocks must be at least 1");
+        ensure!(self.threads > 0, "--threads must be at least 1");
+        ensure!(self.cold_cache_mib > 0 && self.cached_cache_mib > 0, "caches need at least 1 MiB");
+        ensure!(self.load_batch > 0, "the load batch must be at least 1");
+        Ok(())
+    }
+}
+
+/// Where the state of a run lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateMode {
+    Cached,
+    Cold,
+}
+
+impl StateMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            StateMode::Cached => "cached",
+            StateMode::Cold => "cold",
+        }
+    }
+}
+
+/// Which executor runs the blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Executor {
+    Serial,
+    Parallel,
+}
+
+impl Executor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Executor::Serial => "serial",
+            Executor::Parallel => "parallel",
+        }
+    }
+
+    /// The executors this build has.
+    pub fn available() -> &'static [Executor] {
+        if PARALLEL_EXECUTOR {
+            &[Executor::Serial, Executor::Parallel]
+        } else {
+            &[Executor::Serial]
+        }
+    }
+}
+
+/// One measured configuration.
+#[derive(Clone, Copy, Debug)]
+struct RunSpec {
+    kind: Kind,
+    executor: Executor,
+    prefetch: bool,
+}
+
+/// Executes `block` with `executor`. The one place the executors are chosen.
+pub fn execute<D: PreState + Sync>(
+    executor: Executor,
+    chain: &ChainSpec,
+    block: &wake_execution::Block<BlockTx>,
+    senders: &[Address],
+    state: D,
+    threads: usize,
+) -> Result<BlockOutcome, BlockError> {
+    match executor {
+        Executor::Serial => execute_block(chain, block, senders, state),
+        // Until the parallel executor lands (see PARALLEL_EXECUTOR, which
+        // keeps this arm from running):
+        // wake_execution::execute_block_parallel(chain, block, senders, state, threads).map(|(o, _)| o)
+        Executor::Parallel => {
+            let _ = threads;
+            execute_block(chain, block, senders, state)
+        }
+    }
+}
+
+/// The runs of each state, in order.
+fn run_specs(mode: StateMode) -> Vec<RunSpec> {
+    let mut specs = Vec::new();
+    match mode {
+        StateMode::Cached => {
+            for kind in Kind::ALL {
+                for &executor in Executor::available() {
+                    specs.push(RunSpec { kind, executor, prefetch: true });
+                }
+            }
+        }
+        StateMode::Cold => {
+            for kind in [Kind::Transfers, Kind::Erc20] {
+                for &executor in Executor::available() {
+                    for prefetch in [false, true] {
+                        specs.push(RunSpec { kind, executor, prefetch });
+                    }
+                }
+            }
+        }
+    }
+    specs
+}
+
+/// Runs the whole benchmark.
+pub fn run_exec_bench(opts: &ExecBenchOptions) -> Result<ExecReport> {
+    opts.validate()?;
+    let parent = opts.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix("wake-bench-execution-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+    let bars = Bars { enabled: opts.progress };
+    let mut report = ExecReport {
+        cpu_model: crate::triedb_bench::cpu_model(),
+        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: opts.threads,
+        dir: work.path().display().to_string(),
+        txs_per_block: opts.txs_per_block,
+        blocks_per_run: opts.blocks,
+        cached_accounts: opts.cached_accounts,
+        cached_cache_mib: opts.cached_cache_mib,
+        cold_accounts: opts.cold_accounts,
+        cold_cache_mib: opts.cold_cache_mib,
+        parallel_executor: PARALLEL_EXECUTOR,
+        loadavg_start: report::loadavg(),
+        ..ExecReport::default()
+    };
+    let mut modes = vec![(StateMode::Cached, opts.cached_accounts, opts.cached_cache_mib)];
+    if !opts.skip_cold {
+        modes.push((StateMode::Cold, opts.cold_accounts, opts.cold_cache_mib));
+    }
+    for (mode, accounts, cache_mib) in modes {
+        let path = work.path().join(format!("{}.triedb", mode.name()));
+        let mut bench = StateBench::load(opts, mode, accounts, cache_mib, &path, bars)?;
+        match mode {
+            StateMode::Cached => {
+                report.cached_load_s = bench.load_s;
+                report.cached_db_live_bytes = bench.live_bytes;
+            }
+            StateMode::Cold => {
+                report.cold_load_s = bench.load_s;
+                report.cold_db_live_bytes = bench.live_bytes;
+                report.cold_token_holders = accounts.div_ceil(crate::exec_workload::HOLDER_EVERY);
+                report.cold_warmup_lookups = bench.warm_up_cold()?;
+            }
+        }
+        report.io_backend = format!("{:?}", bench.db.io_backend());
+        for plan in bench.plans.clone() {
+            let result = bench.run(&plan)?;
+            tracing::info!(
+                state = mode.name(),
+                workload = plan.0.kind.name(),
+                executor = plan.0.executor.name(),
+                prefetch = plan.0.prefetch,
+                tx_per_s = result.tx_per_s as u64,
+                "run done"
+            );
+            report.runs.push(result);
+        }
+        drop(bench);
+        let _ = std::fs::remove_file(&path);
+    }
+    report.loadavg_end = report::loadavg();
+    report.finish();
+    Ok(report)
+}
+
+/// One state (database + population) and the runs planned on it.
+struct StateBench<'o> {
+    opts: &'o ExecBenchOptions,
+    mode: StateMode,
+    bars: Bars,
+    chain: ChainSpec,
+    population: Population,
+    db: TrieDb,
+    version: u64,
+    tip: ChainTip,
+    hashes: BTreeMap<u64, B256>,
+    ledger: Ledger,
+    plans: Vec<(RunSpec, RunPlan)>,
+    load_s: f64,
+    live_bytes: u64,
+}
+
+impl<'o> StateBench<'o> {
+    /// Plans the runs, loads their genesis into a new database at `path`,
+    /// and reopens it with an empty cache of `cache_mib`.
+    fn load(
+        opts: &'o ExecBenchOptions,
+        mode: StateMode,
+        accounts: u64,
+        cache_mib: u64,
+        path: &Path,
+        bars: Bars,
+    ) -> Result<StateBench<'o>> {
+        let mut plans = Vec::new();
+        let mut senders = 0u64;
+        for (k, spec) in run_specs(mode).into_iter().enumerate() {
+            let plan = RunPlan {
+                kind: spec.kind,
+                blocks: opts.blocks,
+                txs_per_block: opts.txs_per_block,
+                first_sender: senders,
+                tag: k as u64 + if mode == StateMode::Cold { 1000 } else { 0 },
+            };
+            senders += plan.senders_needed();
+            plans.push((spec, plan));
+        }
+        let population = Population::new(opts.seed, accounts, senders);
+        for (_, plan) in &plans {
+            check_plan(&population, plan).map_err(anyhow::Error::msg)?;
+        }
+        let _ = std::fs::remove_file(path);
+        let start = Instant::now();
+        let db = open_db(path, cache_mib.max(256))?;
+        let batches = population.genesis_batches_len(opts.load_batch);
+        let bar = bars.count(&format!("{}: genesis", mode.name()), accounts + senders, "accounts");
+        let mut version = 0u64;
+        for (v, updates) in population.genesis_batches(opts.load_batch, opts.threads).enumerate() {
+            version = v as u64;
+            let accounts_in = updates.accounts.len() as u64;
+            db.commit(version, &updates)
+                .with_context(|| format!("{}: genesis version {v} of {batches}", mode.name()))?;
+            bar.inc(accounts_in.saturating_sub(1));
+        }
+        bar.finish();
+        let load_s = start.elapsed().as_secs_f64();
+        let live_bytes = db.stats().live_bytes;
+        drop(db);
+        let db = open_db(path, cache_mib)?;
+        tracing::info!(
+            state = mode.name(),
+            accounts,
+            senders,
+            load_s,
+            live_mib = live_bytes >> 20,
+            cache_mib,
+            "genesis loaded"
+        );
+        if mode == StateMode::Cold && live_bytes < 2 * (cache_mib << 20) {
+            tracing::warn!(
+                live_bytes,
+                cache_mib,
+                "the data is less than twice the cache: the cold state is not fully cold"
+            );
+        }
+        Ok(StateBench {
+            opts,
+            mode,
+            bars,
+            chain: chain_spec(),
+            population,
+            db,
+            version,
+            tip: ChainTip::genesis(opts.seed),
+            hashes: BTreeMap::new(),
+            ledger: Ledger::default(),
+            plans,
+            load_s,
+            live_bytes,
+        })
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        Ok(self.db.snapshot(self.version)?)
+    }
+
+    /// Random lookups of fillers and token balances, so the cache holds the
+    /// inner nodes a running node would. Returns the lookups made.
+    fn warm_up_cold(&mut self) -> Result<u64> {
+        const BATCH: usize = 1024;
+        let total = self.opts.warmup_lookups;
+        let bar = self.bars.count("cold: warm-up", total, "lookups");
+        let snapshot = self.snapshot()?;
+        let mut rng = StdRng::seed_from_u64(self.opts.seed ^ 0x3a3a);
+        let token = token_address();
+        let holders = self.population.accounts.div_ceil(crate::exec_workload::HOLDER_EVERY);
+        let mut done = 0u64;
+        while done < total {
+            let n = BATCH.min((total - done) as usize);
+            let accounts: Vec<Address> = (0..n)
+                .map(|_| {
+                    self.population.filler_address(rng.random_range(0..self.population.accounts))
+                })
+                .collect();
+            snapshot.accounts(&accounts)?;
+            // Half as many token balances (the token's storage trie).
+            let slots: Vec<(Address, B256)> = (0..n / 2)
+                .map(|_| {
+                    let i = rng.random_range(0..holders) * crate::exec_workload::HOLDER_EVERY;
+                    (token, balance_slot(self.population.filler_address(i)))
+                })
+                .collect();
+            snapshot.storage_batch(&slots)?;
+            done += n as u64;
+            bar.inc(n as u64);
+        }
+        bar.finish();
+        Ok(done)
+    }
+
+    /// Reads everything `blocks` touch, so a cached run never waits on the disk.
+    fn warm_up_cached(&self, blocks: &[GeneratedBlock]) -> Result<()> {
+        let snapshot = self.snapshot()?;
+        let token = token_address();
+        let mut accounts = vec![BENEFICIARY, token, BEACON_ROOTS_ADDRESS];
+        let mut slots = Vec::new();
+        for block in blocks {
+            for (intent, sender) in block.intents.iter().zip(&block.senders) {
+                let to = self.population.address(intent.to);
+                accounts.extend([*sender, to]);
+                if intent.token {
+                    slots.extend([(token, balance_slot(*sender)), (token, balance_slot(to))]);
+                }
+            }
+        }
+        snapshot.accounts(&accounts)?;
+        snapshot.storage_batch(&slots)?;
+        Ok(())
+    }
+
+    /// Generates, runs and checks one planned run.
+    fn run(&mut self, (spec, plan): &(RunSpec, RunPlan)) -> Result<RunResult> {
+        let label = format!(
+            "{} {} {}{}",
+            self.mode.name(),
+            spec.kind.name(),
+            spec.executor.name(),
+            if spec.prefetch { "" } else { " no-pf" }
+        );
+        let blocks = generate_run(&self.population, plan, &mut self.tip, self.opts.threads);
+        if self.mode == StateMode::Cached {
+            self.warm_up_cached(&blocks)?;
+        }
+        let mut result = RunResult {
+            state: self.mode,
+            workload: spec.kind,
+            executor: spec.executor,
+            prefetch: spec.prefetch,
+            blocks: plan.blocks,
+            ..RunResult::default()
+        };
+        let reads_before = self.db.stats().device_reads;
+        let bar = self.bars.count(&label, plan.blocks, "blocks");
+        let threads = self.opts.threads;
+        let mut times = [Duration::ZERO; 4];
+        for (b, generated) in blocks.iter().enumerate() {
+            let block = &generated.block;
+            let snapshot = self.snapshot()?;
+            let base = SnapshotState::new(&snapshot, &self.hashes);
+
+            let start = Instant::now();
+            let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, threads)
+                .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"))?;
+            let recovered = Instant::now();
+            let (outcome, prefetched) = if spec.prefetch {
+                let state = Prefetched::load(base, &snapshot, block, &senders)?;
+                let prefetched = Instant::now();
+                let stats = state.stats();
+                result.prefetched_accounts += stats.accounts as u64;
+                result.prefetched_slots += stats.slots as u64;
+                (execute(spec.executor, &self.chain, block, &senders, state, threads)?, prefetched)
+            } else {
+                (execute(spec.executor, &self.chain, block, &senders, base, threads)?, recovered)
+            };
+            let executed = Instant::now();
+
+            // Outside the clock: the senders, and parallel == serial.
+            ensure!(senders == generated.senders, "recovered senders differ from the signers");
+            if spec.executor == Executor::Parallel && b == 0 {
+                let serial = execute_block(&self.chain, block, &senders, base)?;
+                ensure!(
+                    serial.receipts == outcome.receipts && serial.updates == outcome.updates,
+                    "{label}: the parallel executor's outcome differs from the serial one"
+                );
+            }
+
+            let commit_start = Instant::now();
+            self.version += 1;
+            let root = self.db.commit(self.version, &outcome.updates)?;
+            let committed = Instant::now();
+
+            times[0] += recovered - start;
+            times[1] += prefetched - recovered;
+            times[2] += executed - prefetched;
+            times[3] += committed - commit_start;
+            let gas: u64 = outcome.receipts.last().map_or(0, |r| r.cumulative_gas_used());
+            ensure!(gas == outcome.gas_used, "block gas {} != receipts' {gas}", outcome.gas_used);
+            self.ledger
+                .record(&self.population, generated, &outcome.receipts)
+                .with_context(|| format!("{label}: block {}", block.header.number))?;
+            self.hashes.insert(block.header.number, block.header.hash_slow());
+            result.txs += block.body.transactions.len() as u64;
+            result.gas += outcome.gas_used;
+            result.last_root = root;
+            bar.inc(1);
+        }
+        bar.finish();
+        self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
+        result.device_reads = self.db.stats().device_reads - reads_before;
+        result.set_times(times);
+        Ok(result)
+    }
+
+    /// Compares sampled accounts of `blocks` (first and last transaction of
+    /// each block, both ends) and the fee recipient with the ledger.
+    fn check_balances(&self, blocks: &[GeneratedBlock]) -> Result<()> {
+        let snapshot = self.snapshot()?;
+        let token = token_address();
+        let mut sample = Vec::new();
+        for block in blocks {
+            for i in [0, block.intents.len().saturating_sub(1)] {
+                if let Some(intent) = block.intents.get(i) {
+                    sample.push(block.senders[i]);
+                    sample.push(self.population.address(intent.to));
+                }
+            }
+        }
+        for address in sample {
+            let ether = snapshot.account(&address)?.map_or(U256::ZERO, |a| a.balance);
+            let tokens = snapshot.storage(&token, &balance_slot(address))?;
+            self.ledger.check(address, ether, tokens)?;
+        }
+        let fees = snapshot.account(&BENEFICIARY)?.map_or(U256::ZERO, |a| a.balance);
+        if fees != self.ledger.fees_to_beneficiary {
+            bail!("fee recipient holds {fees}, expected {}", self.ledger.fees_to_beneficiary);
+        }
+        Ok(())
+    }
+}
+
+fn open_db(path: &Path, cache_mib: u64) -> Result<TrieDb> {
+    let mut config = Config::new(path);
+    config.cache_bytes = usize::try_from(cache_mib << 20).unwrap_or(usize::MAX);
+    TrieDb::open(config).with_context(|| format!("opening {}", path.display()))
+}

@@ -1,0 +1,389 @@
+//! The report of `wake bench execution`: every run's figures, the ratios
+//! the targets are about, a table for people and one JSON line for tools.
+
+use super::{Executor, StateMode};
+use crate::exec_workload::Kind;
+use alloy_primitives::B256;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// ERC-20 transfers per second with cold state, end to end.
+pub const TARGET_ERC20_COLD_TX_PER_S: f64 = 10_000.0;
+/// Parallel over serial on conflict-free blocks (2 cores).
+pub const TARGET_SPEEDUP_CONFLICT_FREE: f64 = 1.7;
+/// Parallel over serial on a fully dependent chain.
+pub const TARGET_SPEEDUP_DEPENDENT: f64 = 0.9;
+/// Prefetch on over off, cold state.
+pub const TARGET_PREFETCH_SPEEDUP_COLD: f64 = 3.0;
+
+/// One run: a workload in a state, with an executor, prefetch on or off.
+/// Times are sums over its blocks.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    pub state: StateMode,
+    pub workload: Kind,
+    pub executor: Executor,
+    pub prefetch: bool,
+    pub blocks: u64,
+    pub txs: u64,
+    pub gas: u64,
+    pub recover_ms: f64,
+    pub prefetch_ms: f64,
+    pub execute_ms: f64,
+    pub commit_ms: f64,
+    /// recover + prefetch + execute + commit.
+    pub total_ms: f64,
+    /// End to end.
+    pub tx_per_s: f64,
+    pub mgas_per_s: f64,
+    /// The execution phase only (prefetch + execute).
+    pub exec_tx_per_s: f64,
+    pub prefetched_accounts: u64,
+    pub prefetched_slots: u64,
+    /// Device reads during the timed blocks (prefetch, execution, commit).
+    pub device_reads: u64,
+    pub device_reads_per_tx: f64,
+    /// State root after the run's last block.
+    pub last_root: B256,
+}
+
+impl Default for RunResult {
+    fn default() -> Self {
+        RunResult {
+            state: StateMode::Cached,
+            workload: Kind::Transfers,
+            executor: Executor::Serial,
+            prefetch: true,
+            blocks: 0,
+            txs: 0,
+            gas: 0,
+            recover_ms: 0.0,
+            prefetch_ms: 0.0,
+            execute_ms: 0.0,
+            commit_ms: 0.0,
+            total_ms: 0.0,
+            tx_per_s: 0.0,
+            mgas_per_s: 0.0,
+            exec_tx_per_s: 0.0,
+            prefetched_accounts: 0,
+            prefetched_slots: 0,
+            device_reads: 0,
+            device_reads_per_tx: 0.0,
+            last_root: B256::ZERO,
+        }
+    }
+}
+
+impl RunResult {
+    /// Sets the times (recover, prefetch, execute, commit) and the rates.
+    pub(super) fn set_times(&mut self, [recover, prefetch, execute, commit]: [Duration; 4]) {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        self.recover_ms = ms(recover);
+        self.prefetch_ms = ms(prefetch);
+        self.execute_ms = ms(execute);
+        self.commit_ms = ms(commit);
+        self.total_ms = ms(recover + prefetch + execute + commit);
+        let per_s = |n: f64, ms: f64| if ms > 0.0 { n * 1e3 / ms } else { 0.0 };
+        self.tx_per_s = per_s(self.txs as f64, self.total_ms);
+        self.mgas_per_s = per_s(self.gas as f64 / 1e6, self.total_ms);
+        self.exec_tx_per_s = per_s(self.txs as f64, self.prefetch_ms + self.execute_ms);
+        self.device_reads_per_tx =
+            if self.txs == 0 { 0.0 } else { self.device_reads as f64 / self.txs as f64 };
+    }
+
+    /// Prefetch + execute, the part executors and prefetch change.
+    pub fn exec_phase_ms(&self) -> f64 {
+        self.prefetch_ms + self.execute_ms
+    }
+}
+
+/// The ratios and headline figures the targets are about (`None`: not
+/// measured in this run).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Best cold ERC-20 run with prefetch (parallel when available), end to end.
+    pub erc20_cold_tx_per_s: Option<f64>,
+    pub erc20_cold_mgas_per_s: Option<f64>,
+    /// The configuration of that run.
+    pub erc20_cold_executor: Option<Executor>,
+    /// Cached state, execution phase, parallel over serial: the lower of
+    /// the transfer and ERC-20 figures.
+    pub parallel_speedup_conflict_free: Option<f64>,
+    pub parallel_speedup_conflict_free_transfers: Option<f64>,
+    pub parallel_speedup_conflict_free_erc20: Option<f64>,
+    /// The same on one-sender chains: the lower of the two.
+    pub parallel_speedup_dependent: Option<f64>,
+    pub parallel_speedup_dependent_transfers: Option<f64>,
+    pub parallel_speedup_dependent_erc20: Option<f64>,
+    /// Cold state, execution phase (prefetch + execute) with prefetch off
+    /// over on, same executor (parallel when available): ERC-20.
+    pub prefetch_speedup_cold: Option<f64>,
+    pub prefetch_speedup_cold_transfers: Option<f64>,
+    /// The same ratio end to end (commit included).
+    pub prefetch_speedup_cold_e2e: Option<f64>,
+    pub transfers_cached_tx_per_s: Option<f64>,
+    pub erc20_cached_tx_per_s: Option<f64>,
+    pub transfers_cold_tx_per_s: Option<f64>,
+}
+
+/// Everything one run of `wake bench execution` measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExecReport {
+    pub cpu_model: String,
+    pub nproc: usize,
+    pub threads: usize,
+    pub io_backend: String,
+    pub dir: String,
+    pub parallel_executor: bool,
+    /// `/proc/loadavg`'s 1-minute load when the run started and ended: on
+    /// a shared machine, what else competed for the cores.
+    pub loadavg_start: Option<f64>,
+    pub loadavg_end: Option<f64>,
+    pub txs_per_block: u64,
+    pub blocks_per_run: u64,
+    pub cached_accounts: u64,
+    pub cached_cache_mib: u64,
+    pub cached_load_s: f64,
+    pub cached_db_live_bytes: u64,
+    pub cold_accounts: u64,
+    pub cold_token_holders: u64,
+    pub cold_cache_mib: u64,
+    pub cold_load_s: f64,
+    pub cold_db_live_bytes: u64,
+    pub cold_warmup_lookups: u64,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub runs: Vec<RunResult>,
+}
+
+/// The 1-minute load average, from `/proc/loadavg`.
+pub fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (a > 0.0 && b > 0.0).then(|| a / b)
+}
+
+fn min(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl ExecReport {
+    fn find(
+        &self,
+        state: StateMode,
+        kind: Kind,
+        executor: Executor,
+        prefetch: bool,
+    ) -> Option<&RunResult> {
+        self.runs.iter().find(|r| {
+            r.state == state
+                && r.workload == kind
+                && r.executor == executor
+                && r.prefetch == prefetch
+        })
+    }
+
+    /// Execution phase: serial time over parallel time, cached state.
+    fn parallel_speedup(&self, kind: Kind) -> Option<f64> {
+        let serial = self.find(StateMode::Cached, kind, Executor::Serial, true)?;
+        let parallel = self.find(StateMode::Cached, kind, Executor::Parallel, true)?;
+        ratio(serial.exec_phase_ms(), parallel.exec_phase_ms())
+    }
+
+    /// The executor the headline figures use: parallel when measured.
+    fn best_executor(&self) -> Executor {
+        if self.runs.iter().any(|r| r.executor == Executor::Parallel) {
+            Executor::Parallel
+        } else {
+            Executor::Serial
+        }
+    }
+
+    /// Cold, prefetch off over on: (execution phase, end to end).
+    fn prefetch_speedup(&self, kind: Kind) -> (Option<f64>, Option<f64>) {
+        let executor = self.best_executor();
+        let off = self.find(StateMode::Cold, kind, executor, false);
+        let on = self.find(StateMode::Cold, kind, executor, true);
+        match (off, on) {
+            (Some(off), Some(on)) => {
+                (ratio(off.exec_phase_ms(), on.exec_phase_ms()), ratio(off.total_ms, on.total_ms))
+            }
+            _ => (None, None),
+        }
+    }
+
+    /// Computes the summary from the runs.
+    pub(super) fn finish(&mut self) {
+        let executor = self.best_executor();
+        let mut s = Summary::default();
+        if let Some(run) = self.find(StateMode::Cold, Kind::Erc20, executor, true) {
+            s.erc20_cold_tx_per_s = Some(run.tx_per_s);
+            s.erc20_cold_mgas_per_s = Some(run.mgas_per_s);
+            s.erc20_cold_executor = Some(executor);
+        }
+        s.parallel_speedup_conflict_free_transfers = self.parallel_speedup(Kind::Transfers);
+        s.parallel_speedup_conflict_free_erc20 = self.parallel_speedup(Kind::Erc20);
+        s.parallel_speedup_conflict_free =
+            min(s.parallel_speedup_conflict_free_transfers, s.parallel_speedup_conflict_free_erc20);
+        s.parallel_speedup_dependent_transfers = self.parallel_speedup(Kind::TransfersChain);
+        s.parallel_speedup_dependent_erc20 = self.parallel_speedup(Kind::Erc20Chain);
+        s.parallel_speedup_dependent =
+            min(s.parallel_speedup_dependent_transfers, s.parallel_speedup_dependent_erc20);
+        (s.prefetch_speedup_cold, s.prefetch_speedup_cold_e2e) = self.prefetch_speedup(Kind::Erc20);
+        s.prefetch_speedup_cold_transfers = self.prefetch_speedup(Kind::Transfers).0;
+        s.transfers_cached_tx_per_s =
+            self.find(StateMode::Cached, Kind::Transfers, executor, true).map(|r| r.tx_per_s);
+        s.erc20_cached_tx_per_s =
+            self.find(StateMode::Cached, Kind::Erc20, executor, true).map(|r| r.tx_per_s);
+        s.transfers_cold_tx_per_s =
+            self.find(StateMode::Cold, Kind::Transfers, executor, true).map(|r| r.tx_per_s);
+        self.summary = s;
+    }
+
+    /// One JSON line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The targets: (name, measured, target, met).
+    pub fn targets(&self) -> Vec<(&'static str, Option<f64>, f64)> {
+        let s = &self.summary;
+        vec![
+            ("ERC-20 cold, tx/s end to end", s.erc20_cold_tx_per_s, TARGET_ERC20_COLD_TX_PER_S),
+            (
+                "parallel / serial, conflict-free",
+                s.parallel_speedup_conflict_free,
+                TARGET_SPEEDUP_CONFLICT_FREE,
+            ),
+            (
+                "parallel / serial, dependent chain",
+                s.parallel_speedup_dependent,
+                TARGET_SPEEDUP_DEPENDENT,
+            ),
+            (
+                "prefetch on / off, cold (ERC-20)",
+                s.prefetch_speedup_cold,
+                TARGET_PREFETCH_SPEEDUP_COLD,
+            ),
+        ]
+    }
+
+    /// The human-readable table and summary.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        let _ = writeln!(
+            t,
+            "wake bench execution: {} cores ({}), {} threads, backend {}, {} blocks × {} txs per run{}",
+            self.nproc,
+            self.cpu_model,
+            self.threads,
+            self.io_backend,
+            self.blocks_per_run,
+            self.txs_per_block,
+            if self.parallel_executor { "" } else { ", parallel executor not built yet" }
+        );
+        let load = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            t,
+            "load average (1 min) at start {}, at end {}",
+            load(self.loadavg_start),
+            load(self.loadavg_end)
+        );
+        let _ = writeln!(
+            t,
+            "cached: {} fillers, cache {} MiB, live {:.0} MiB (load {:.1} s)",
+            self.cached_accounts,
+            self.cached_cache_mib,
+            mib(self.cached_db_live_bytes),
+            self.cached_load_s
+        );
+        if self.cold_db_live_bytes > 0 {
+            let _ = writeln!(
+                t,
+                "cold:   {} fillers ({} token holders), cache {} MiB, live {:.0} MiB = {:.1}× the cache (load {:.1} s), {} warm-up lookups",
+                self.cold_accounts,
+                self.cold_token_holders,
+                self.cold_cache_mib,
+                mib(self.cold_db_live_bytes),
+                mib(self.cold_db_live_bytes) / self.cold_cache_mib as f64,
+                self.cold_load_s,
+                self.cold_warmup_lookups
+            );
+        }
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9} {:>8} {:>10} | {:>8} {:>8} {:>8} {:>8} | {:>8}",
+            "state",
+            "workload",
+            "executor",
+            "pf",
+            "txs",
+            "tx/s",
+            "Mgas/s",
+            "exec tx/s",
+            "recover",
+            "prefetch",
+            "execute",
+            "commit",
+            "reads/tx"
+        );
+        let _ = writeln!(t, "{:>72}| {:^35} |", "", "ms per block");
+        for r in &self.runs {
+            let per_block = |ms: f64| ms / r.blocks.max(1) as f64;
+            let _ = writeln!(
+                t,
+                "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9.0} {:>8.1} {:>10.0} | {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>8.2}",
+                r.state.name(),
+                r.workload.name(),
+                r.executor.name(),
+                if r.prefetch { "on" } else { "off" },
+                r.txs,
+                r.tx_per_s,
+                r.mgas_per_s,
+                r.exec_tx_per_s,
+                per_block(r.recover_ms),
+                per_block(r.prefetch_ms),
+                per_block(r.execute_ms),
+                per_block(r.commit_ms),
+                r.device_reads_per_tx
+            );
+        }
+        let _ = writeln!(t);
+        let s = &self.summary;
+        let fmt = |v: Option<f64>| v.map_or("not measured".to_string(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            t,
+            "prefetch speedup, cold, execution phase: ERC-20 {}, transfers {}; ERC-20 end to end {}",
+            fmt(s.prefetch_speedup_cold),
+            fmt(s.prefetch_speedup_cold_transfers),
+            fmt(s.prefetch_speedup_cold_e2e)
+        );
+        let _ = writeln!(
+            t,
+            "parallel speedup, cached, execution phase: transfers {}, ERC-20 {}, transfer chain {}, ERC-20 chain {}",
+            fmt(s.parallel_speedup_conflict_free_transfers),
+            fmt(s.parallel_speedup_conflict_free_erc20),
+            fmt(s.parallel_speedup_dependent_transfers),
+            fmt(s.parallel_speedup_dependent_erc20)
+        );
+        let _ = writeln!(t);
+        let _ = writeln!(t, "{:<38} {:>12} {:>10}  verdict", "target", "measured", "target");
+        for (name, value, target) in self.targets() {
+            let verdict = match value {
+                None => "not measured".to_string(),
+                Some(v) if v >= target => "met".to_string(),
+                Some(v) => format!("missed ({:.0} % of it)", 100.0 * v / target),
+            };
+            let _ = writeln!(t, "{name:<38} {:>12} {target:>10}  {verdict}", fmt(value));
+        }
+        t
+    }
+}
