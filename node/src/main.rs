@@ -1,14 +1,17 @@
 //! `wake`: the validator node binary.
 //!
-//! Subcommands: `wake bench triedb` (the storage benchmark, see [`bench`])
-//! and `wake ethtests` (BlockchainTests through the executor and triedb, see
-//! [`ethtests`]); the node, devnet, import and replay commands come later.
+//! Subcommands: `wake bench triedb` (the storage benchmark, see [`bench`]),
+//! `wake ethtests` (BlockchainTests through the executor and triedb, see
+//! [`ethtests`]) and `wake replay` (real mainnet blocks checked against
+//! their headers, see [`replay`]); the node, devnet and import commands
+//! come later.
 //! Logs go to stderr through `tracing` (filter with `RUST_LOG`, default
 //! `info`). Errors end the process with one `error:` line and exit
 //! status 1.
 
 mod bench;
 mod ethtests;
+mod replay;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +40,8 @@ enum Command {
     Ethtests(ethtests::EthtestsArgs),
     /// Seeded consensus simulations with Byzantine validators, checked by invariants.
     Sim(sim::SimArgs),
+    /// Replay real mainnet blocks (pevm layout) and check them against their headers.
+    Replay(replay::ReplayArgs),
 }
 
 fn init_tracing() {
@@ -50,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { bench } => bench::run(bench),
         Command::Ethtests(args) => ethtests::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }
 
