@@ -11,14 +11,15 @@
 //! the side effects revm performs before its own collision check (caller
 //! nonce bump, target warmed) and ends the frame with revm's collision
 //! result: all gas given to the create is consumed. In every other case it
-//! returns `None` and revm proceeds untouched.
+//! returns `None` and revm proceeds untouched. A failed storage read is
+//! left in the context, where revm finds it and fails the transaction.
 
-use crate::state::{BlockState, PreState};
+use crate::state::CollisionState;
 use alloy_primitives::Bytes;
 use revm::Inspector;
 use revm::context::JournalTr;
-use revm::context_interface::ContextTr;
 use revm::context_interface::journaled_state::account::JournaledAccountTr;
+use revm::context_interface::{ContextTr, context::ContextError};
 use revm::handler::MainnetContext;
 use revm::interpreter::{
     CreateInputs, CreateOutcome, Gas, InstructionResult, InterpreterResult,
@@ -30,12 +31,10 @@ use revm::primitives::{KECCAK_EMPTY, constants::CALL_STACK_LIMIT};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CreateCollisionGuard;
 
-impl<D: PreState> Inspector<MainnetContext<BlockState<D>>, EthInterpreter>
-    for CreateCollisionGuard
-{
+impl<D: CollisionState> Inspector<MainnetContext<D>, EthInterpreter> for CreateCollisionGuard {
     fn create(
         &mut self,
-        context: &mut MainnetContext<BlockState<D>>,
+        context: &mut MainnetContext<D>,
         inputs: &mut CreateInputs,
     ) -> Option<CreateOutcome> {
         // revm's make_create_frame, up to its collision check. Any state
@@ -58,9 +57,17 @@ impl<D: PreState> Inspector<MainnetContext<BlockState<D>>, EthInterpreter>
                 return None; // revm's own collision rule covers it.
             }
         }
-        if !journal.database.has_storage(target).ok()? {
-            return None;
+        match journal.database.has_storage(target) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                // revm checks the context's error when the transaction ends
+                // and fails it with this storage error.
+                *context.error() = Err(ContextError::Db(e));
+                return None;
+            }
         }
+        let journal = &mut context.journaled_state;
         // Collision: revm would have bumped the caller's nonce and warmed the
         // target (done above) before refusing the create.
         let mut caller = journal.load_account_mut(inputs.caller()).ok()?;

@@ -22,9 +22,9 @@
 //! Versions are a private counter, mapped from block hashes.
 
 use crate::{
-    BlockError, BlockTx, ChainSpec, Prefetched, SnapshotState, StateError, check_state_root,
-    decode_block, execute_block_with_roots, recover_senders, spec_supported, validate_block,
-    validate_outcome,
+    BlockError, BlockTx, ChainSpec, ParallelConfig, Prefetched, SnapshotState, SpecId, StateError,
+    check_state_root, decode_block, execute_block_parallel_with, execute_block_with_roots,
+    recover_senders, spec_supported, validate_block, validate_outcome,
 };
 use alloy_consensus::{Block, Header};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
@@ -46,6 +46,10 @@ pub struct RunnerConfig {
     pub db_dir: PathBuf,
     pub cache_bytes: usize,
     pub io_depth: usize,
+    /// `None`: the serial executor. `Some`: the parallel executor (blocks
+    /// before Byzantium still run serially: their receipts need a state
+    /// root per transaction).
+    pub parallel: Option<ParallelConfig>,
 }
 
 /// The verdict on one test.
@@ -305,6 +309,12 @@ impl Store {
         let mut name = self.base.file_name().map(|n| n.to_os_string()).unwrap_or_default();
         name.push(format!(".{}", self.generation));
         self.path = self.base.with_file_name(name);
+        // A file left by an earlier, killed run must not be reopened.
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("removing stale {}: {e}", self.path.display())),
+        }
         let mut config = Config::new(&self.path);
         config.cache_bytes = self.config.cache_bytes;
         config.io_depth = self.config.io_depth;
@@ -516,7 +526,12 @@ fn import_block(
     let state =
         Prefetched::load(SnapshotState::new(&snapshot, &hashes), &snapshot, &block, &senders)
             .map_err(BlockError::from)?;
-    let outcome = execute_block_with_roots(chain, &block, &senders, state, &mut roots)?;
+    let outcome = match store.config.parallel {
+        Some(config) if spec.is_enabled_in(SpecId::BYZANTIUM) => {
+            execute_block_parallel_with(chain, &block, &senders, state, config)?.0
+        }
+        _ => execute_block_with_roots(chain, &block, &senders, state, &mut roots)?,
+    };
     drop(snapshot);
     validate_outcome(&block.header, &outcome)?;
     // Durable only if the root is the header's: a block with a wrong state

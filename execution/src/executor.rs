@@ -27,6 +27,7 @@ use revm::context::{BlockEnv, CfgEnv, Context};
 use revm::context_interface::block::BlobExcessGasAndPrice;
 use revm::handler::SYSTEM_ADDRESS;
 use revm::primitives::hardfork::SpecId;
+use revm::state::EvmState;
 use revm::{ExecuteEvm, InspectEvm, MainBuilder, MainContext, SystemCallEvm};
 use wake_triedb::StateUpdates;
 
@@ -145,35 +146,18 @@ where
     D: PreState,
 {
     let header = &block.header;
-    let spec = chain.spec_at(header.number, header.timestamp);
+    let envs = BlockEnvs::new(chain, header);
+    let spec = envs.spec;
     let byzantium = spec.is_enabled_in(SpecId::BYZANTIUM);
     if !spec_supported(spec) || (!byzantium && roots.is_none()) {
         return Err(BlockError::UnsupportedSpec(spec));
     }
     assert_eq!(senders.len(), block.body.transactions.len(), "one sender per transaction");
 
-    let mut cfg = CfgEnv::new_with_spec(spec).with_chain_id(chain.chain_id);
-    let (_, blob_gas_max) = blob_gas_target_and_max(spec);
-    if spec.is_enabled_in(SpecId::CANCUN) {
-        cfg.set_max_blobs_per_tx(blob_gas_max / alloy_eips::eip4844::DATA_GAS_PER_BLOB);
-    }
-    let block_env = BlockEnv {
-        number: U256::from(header.number),
-        beneficiary: header.beneficiary,
-        timestamp: U256::from(header.timestamp),
-        gas_limit: header.gas_limit,
-        basefee: header.base_fee_per_gas.unwrap_or_default(),
-        difficulty: header.difficulty,
-        prevrandao: spec.is_enabled_in(SpecId::MERGE).then_some(header.mix_hash),
-        blob_excess_gas_and_price: header
-            .excess_blob_gas
-            .map(|excess| BlobExcessGasAndPrice::new_with_spec(excess, spec)),
-        ..Default::default()
-    };
     let mut evm = Context::mainnet()
         .with_db(BlockState::new(state))
-        .with_block(block_env)
-        .with_cfg(cfg)
+        .with_block(envs.block.clone())
+        .with_cfg(envs.cfg.clone())
         .build_mainnet_with_inspector(CreateCollisionGuard);
 
     // EIP-4788: store the parent beacon block root before any transaction.
@@ -181,59 +165,19 @@ where
         && let Some(root) = header.parent_beacon_block_root
     {
         let outcome = evm.system_call_one(BEACON_ROOTS_ADDRESS, root.0.into());
-        let mut changes = evm.finalize();
-        match outcome {
-            Ok(_) => {
-                // The system caller and the fee recipient are not part of the
-                // call's effects (no fee is paid).
-                changes.remove(&SYSTEM_ADDRESS);
-                changes.remove(&header.beneficiary);
-                evm.ctx.journaled_state.database.commit_tx(changes);
-            }
-            Err(EVMError::Database(e)) => return Err(BlockError::State(e)),
-            Err(e) => {
-                return Err(BlockError::SystemCall {
-                    contract: BEACON_ROOTS_ADDRESS,
-                    reason: e.to_string(),
-                });
-            }
-        }
+        let changes = evm.finalize();
+        let changes = beacon_root_changes(outcome.map(drop), changes, header.beneficiary)?;
+        evm.ctx.journaled_state.database.commit_tx(changes);
     }
 
     let mut receipts = Vec::with_capacity(block.body.transactions.len());
     let mut gas_used = 0u64;
     let mut blob_gas_used = 0u64;
     for (index, (tx, sender)) in block.body.transactions.iter().zip(senders).enumerate() {
-        let reject = |source: TxError| BlockError::Transaction { index, source };
-        if !type_enabled(tx.ty(), spec) {
-            return Err(reject(TxError::TypeNotEnabled { ty: tx.ty(), spec }));
-        }
-        let available = header.gas_limit - gas_used;
-        if tx.gas_limit() > available {
-            return Err(reject(TxError::BlockGasExceeded { gas_limit: tx.gas_limit(), available }));
-        }
-        let tx_blob_gas = blob_gas(tx);
-        let blob_available = blob_gas_max.saturating_sub(blob_gas_used);
-        if tx_blob_gas > blob_available {
-            return Err(reject(TxError::BlobGasExceeded {
-                blob_gas: tx_blob_gas,
-                available: blob_available,
-            }));
-        }
-        let result = match evm.inspect_tx(tx_env(tx, *sender)) {
-            Ok(result) => result,
-            Err(EVMError::Transaction(InvalidTransaction::InvalidChainId)) => {
-                return Err(reject(TxError::ChainIdMismatch {
-                    expected: chain.chain_id,
-                    got: tx.chain_id(),
-                }));
-            }
-            Err(EVMError::Transaction(e)) => return Err(reject(e.into())),
-            Err(EVMError::Database(e)) => return Err(BlockError::State(e)),
-            Err(e) => {
-                return Err(reject(TxError::Evm(InvalidTransaction::Str(e.to_string().into()))));
-            }
-        };
+        let tx_blob_gas = envs.precheck(tx, index, gas_used, blob_gas_used)?;
+        let result = evm
+            .inspect_tx(tx_env(tx, *sender))
+            .map_err(|e| evm_error(e, chain.chain_id, tx, index))?;
         evm.ctx.journaled_state.database.commit_tx(result.state);
         gas_used += result.result.tx_gas_used();
         blob_gas_used += tx_blob_gas;
@@ -248,6 +192,119 @@ where
     }
 
     let mut db = evm.ctx.journaled_state.database;
+    apply_block_rewards(&mut db, block, spec)?;
+    Ok(outcome(receipts, gas_used, blob_gas_used, db.into_updates()))
+}
+
+/// The revm environments of one block, and its blob gas ceiling.
+pub(crate) struct BlockEnvs {
+    pub spec: SpecId,
+    pub cfg: CfgEnv,
+    pub block: BlockEnv,
+    pub blob_gas_max: u64,
+    pub gas_limit: u64,
+}
+
+impl BlockEnvs {
+    pub fn new(chain: &ChainSpec, header: &Header) -> Self {
+        let spec = chain.spec_at(header.number, header.timestamp);
+        let mut cfg = CfgEnv::new_with_spec(spec).with_chain_id(chain.chain_id);
+        let (_, blob_gas_max) = blob_gas_target_and_max(spec);
+        if spec.is_enabled_in(SpecId::CANCUN) {
+            cfg.set_max_blobs_per_tx(blob_gas_max / alloy_eips::eip4844::DATA_GAS_PER_BLOB);
+        }
+        let block = BlockEnv {
+            number: U256::from(header.number),
+            beneficiary: header.beneficiary,
+            timestamp: U256::from(header.timestamp),
+            gas_limit: header.gas_limit,
+            basefee: header.base_fee_per_gas.unwrap_or_default(),
+            difficulty: header.difficulty,
+            prevrandao: spec.is_enabled_in(SpecId::MERGE).then_some(header.mix_hash),
+            blob_excess_gas_and_price: header
+                .excess_blob_gas
+                .map(|excess| BlobExcessGasAndPrice::new_with_spec(excess, spec)),
+            ..Default::default()
+        };
+        BlockEnvs { spec, cfg, block, blob_gas_max, gas_limit: header.gas_limit }
+    }
+
+    /// The checks made on transaction `index` before it runs, given the gas
+    /// and blob gas the transactions before it used. Returns its blob gas.
+    pub fn precheck(
+        &self,
+        tx: &BlockTx,
+        index: usize,
+        gas_used: u64,
+        blob_gas_used: u64,
+    ) -> Result<u64, BlockError> {
+        let reject = |source: TxError| BlockError::Transaction { index, source };
+        if !type_enabled(tx.ty(), self.spec) {
+            return Err(reject(TxError::TypeNotEnabled { ty: tx.ty(), spec: self.spec }));
+        }
+        let available = self.gas_limit - gas_used;
+        if tx.gas_limit() > available {
+            return Err(reject(TxError::BlockGasExceeded { gas_limit: tx.gas_limit(), available }));
+        }
+        let tx_blob_gas = blob_gas(tx);
+        let blob_available = self.blob_gas_max.saturating_sub(blob_gas_used);
+        if tx_blob_gas > blob_available {
+            return Err(reject(TxError::BlobGasExceeded {
+                blob_gas: tx_blob_gas,
+                available: blob_available,
+            }));
+        }
+        Ok(tx_blob_gas)
+    }
+}
+
+/// Why revm refused transaction `index`, as a block verdict (or our own
+/// storage failing).
+pub(crate) fn evm_error(
+    e: EVMError<StateError>,
+    chain_id: u64,
+    tx: &BlockTx,
+    index: usize,
+) -> BlockError {
+    let reject = |source: TxError| BlockError::Transaction { index, source };
+    match e {
+        EVMError::Transaction(InvalidTransaction::InvalidChainId) => {
+            reject(TxError::ChainIdMismatch { expected: chain_id, got: tx.chain_id() })
+        }
+        EVMError::Transaction(e) => reject(e.into()),
+        EVMError::Database(e) => BlockError::State(e),
+        e => reject(TxError::Evm(InvalidTransaction::Str(e.to_string().into()))),
+    }
+}
+
+/// The state changes of the EIP-4788 system call, without the system
+/// caller and the fee recipient (no fee is paid), or why it failed.
+pub(crate) fn beacon_root_changes(
+    outcome: Result<(), EVMError<StateError>>,
+    mut changes: EvmState,
+    beneficiary: Address,
+) -> Result<EvmState, BlockError> {
+    match outcome {
+        Ok(()) => {
+            changes.remove(&SYSTEM_ADDRESS);
+            changes.remove(&beneficiary);
+            Ok(changes)
+        }
+        Err(EVMError::Database(e)) => Err(BlockError::State(e)),
+        Err(e) => {
+            Err(BlockError::SystemCall { contract: BEACON_ROOTS_ADDRESS, reason: e.to_string() })
+        }
+    }
+}
+
+/// What happens after the last transaction: block and ommer rewards
+/// before the merge, withdrawals from Shanghai on.
+pub(crate) fn apply_block_rewards<D: PreState>(
+    db: &mut BlockState<D>,
+    block: &Block<BlockTx>,
+    spec: SpecId,
+) -> Result<(), StateError> {
+    let header = &block.header;
     if !spec.is_enabled_in(SpecId::MERGE) {
         let reward = block_reward(spec);
         let ommers = &block.body.ommers;
@@ -265,19 +322,28 @@ where
             db.increment_balance(w.address, U256::from(w.amount) * U256::from(GWEI))?;
         }
     }
+    Ok(())
+}
 
+/// Assembles a block's outcome from its receipts and diff.
+pub(crate) fn outcome(
+    receipts: Vec<ReceiptEnvelope>,
+    gas_used: u64,
+    blob_gas_used: u64,
+    updates: StateUpdates,
+) -> BlockOutcome {
     let logs_bloom = receipts.iter().fold(Bloom::ZERO, |bloom, r| bloom | *r.logs_bloom());
-    Ok(BlockOutcome {
+    BlockOutcome {
         receipts_root: calculate_receipt_root(&receipts),
         receipts,
         logs_bloom,
         gas_used,
         blob_gas_used,
-        updates: db.into_updates(),
-    })
+        updates,
+    }
 }
 
-fn receipt(
+pub(crate) fn receipt(
     ty: u8,
     status: Eip658Value,
     result: &ExecutionResult,

@@ -18,6 +18,9 @@
 //!    transaction over a [`BlockState`] overlay on a [`SnapshotState`]
 //!    (the parent's triedb version); beacon-root system call (EIP-4788),
 //!    withdrawals, and proof-of-work rewards are applied around it.
+//!    [`execute_block_parallel`] gives the same outcome, bit for bit, with
+//!    transactions run optimistically on several threads and committed in
+//!    order after read-set validation (see the `parallel` module).
 //! 6. [`validate_outcome`]: gas used, receipts root, logs bloom; the caller
 //!    commits [`BlockOutcome::updates`] to triedb and checks the returned
 //!    root with [`check_state_root`].
@@ -31,12 +34,11 @@
 //! * Nothing here writes to triedb. An invalid block is simply never
 //!   committed, so the state is unchanged by construction.
 //! * The pre-state is read through revm's `DatabaseRef` (`&self` reads):
-//!   one [`SnapshotState`] can be shared by many executor threads; only the
-//!   overlay is per executor. This is the shape the optimistic parallel
-//!   executor (next) builds on.
-//! * The fee recipient's credit is revm's (`reward_beneficiary`); a
-//!   parallel executor will have to defer it to keep transactions from
-//!   conflicting on the coinbase account.
+//!   one [`SnapshotState`] is shared by all the parallel executor's
+//!   threads, over one committed overlay.
+//! * The serial executor credits the fee recipient through revm
+//!   (`reward_beneficiary`); the parallel one defers the credit to commit
+//!   time, so that paying fees does not make every transaction conflict.
 //! * Supported forks: Frontier through Cancun. Receipts before Byzantium
 //!   carry the state root after their transaction; only the caller can
 //!   compute it (a trie commit), so those blocks need
@@ -56,6 +58,7 @@ mod eip7610;
 mod error;
 pub mod ethtests;
 mod executor;
+mod parallel;
 mod prefetch;
 pub mod replay;
 mod spec;
@@ -69,9 +72,13 @@ pub use executor::{
     BLOCK_BYTES_MAX, BlockOutcome, IntermediateRoots, decode_block, decode_header, execute_block,
     execute_block_with_roots, spec_supported,
 };
-pub use prefetch::{PrefetchStats, Prefetched};
+pub use parallel::{
+    IN_ORDER_SPAN, ParallelConfig, ParallelStats, SerialReason, execute_block_parallel,
+    execute_block_parallel_with,
+};
+pub use prefetch::{DISCOVERY_ROUNDS_MAX, PrefetchStats, Prefetched};
 pub use spec::{ChainSpec, ForkActivation, GENESIS_JSON_BYTES_MAX, Genesis, GenesisAccount};
-pub use state::{BlockHashes, BlockState, PreState, SnapshotState};
+pub use state::{BlockHashes, BlockState, CollisionState, PreState, SnapshotState};
 pub use tx::{
     BlockTx, TX_BYTES_MAX, blob_gas, decode_tx, recover_sender, recover_senders, tx_env,
     type_enabled,

@@ -11,7 +11,10 @@
 //!   [`StateUpdates`] for `TrieDb::commit`.
 
 use crate::error::StateError;
-use alloy_primitives::{Address, B256, Bytes, U256, map::HashMap};
+use alloy_primitives::{
+    Address, B256, Bytes, U256,
+    map::{HashMap, HashSet},
+};
 use revm::bytecode::Bytecode;
 use revm::database::{Database, DatabaseRef};
 use revm::state::{AccountInfo as RevmAccountInfo, EvmState};
@@ -42,6 +45,19 @@ pub trait PreState: DatabaseRef<Error = StateError> {
     /// empty root). Needed for EIP-7610: creating a contract at an address
     /// with storage is a collision, even without code or nonce.
     fn has_storage_ref(&self, address: Address) -> Result<bool, StateError>;
+}
+
+impl<T: PreState + ?Sized> PreState for &T {
+    fn has_storage_ref(&self, address: Address) -> Result<bool, StateError> {
+        (**self).has_storage_ref(address)
+    }
+}
+
+/// A state revm executes over that can also answer the EIP-7610 question
+/// for the state the block has reached (see [`crate::CreateCollisionGuard`]).
+pub trait CollisionState: Database<Error = StateError> {
+    /// Whether `address` has storage now.
+    fn has_storage(&mut self, address: Address) -> Result<bool, StateError>;
 }
 
 /// Turns stored code into revm bytecode (jump table analysed once per load).
@@ -127,8 +143,9 @@ pub struct BlockState<D> {
     storage_read: HashMap<(Address, U256), U256>,
     has_storage_read: HashMap<Address, bool>,
     code: HashMap<B256, Bytecode>,
-    /// Code deployed in this block, in deployment order.
+    /// Code deployed in this block, in deployment order, and its hashes.
     new_code: Vec<Bytes>,
+    new_code_hashes: HashSet<B256>,
 }
 
 impl<D: PreState> BlockState<D> {
@@ -141,28 +158,39 @@ impl<D: PreState> BlockState<D> {
             has_storage_read: HashMap::default(),
             code: HashMap::default(),
             new_code: Vec::new(),
+            new_code_hashes: HashSet::default(),
         }
     }
 
-    /// Whether `address` has storage in the state the block has reached
-    /// (EIP-7610). Slots cleared in this block are not tracked down to an
-    /// empty trie: an account that can be created over (no code, nonce 0)
-    /// never ran code that could clear them.
-    pub fn has_storage(&mut self, address: Address) -> Result<bool, StateError> {
-        if let Some(written) = self.written.get(&address) {
-            if written.storage.values().any(|v| !v.is_zero()) {
-                return Ok(true);
-            }
-            if written.storage_wiped {
-                return Ok(false);
-            }
+    /// The account as the block has left it, if the block wrote it
+    /// (`Some(None)`: destroyed). `None`: read the view below.
+    pub(crate) fn peek_account(&self, address: Address) -> Option<Option<AccountInfo>> {
+        self.written.get(&address).map(|written| written.info)
+    }
+
+    /// The slot as the block has left it, if the block wrote it or wiped
+    /// the account's storage. `None`: read the view below.
+    pub(crate) fn peek_storage(&self, address: Address, index: U256) -> Option<U256> {
+        let written = self.written.get(&address)?;
+        match written.storage.get(&index) {
+            Some(value) => Some(*value),
+            None => written.storage_wiped.then_some(U256::ZERO),
         }
-        if let Some(&known) = self.has_storage_read.get(&address) {
-            return Ok(known);
+    }
+
+    /// Whether the account has storage, if the block's writes decide it
+    /// (see [`CollisionState::has_storage`]). `None`: ask the view below.
+    pub(crate) fn peek_has_storage(&self, address: Address) -> Option<bool> {
+        let written = self.written.get(&address)?;
+        if written.storage.values().any(|v| !v.is_zero()) {
+            return Some(true);
         }
-        let known = self.base.has_storage_ref(address)?;
-        self.has_storage_read.insert(address, known);
-        Ok(known)
+        written.storage_wiped.then_some(false)
+    }
+
+    /// Code deployed in this block or already loaded through this overlay.
+    pub(crate) fn peek_code(&self, code_hash: &B256) -> Option<Bytecode> {
+        self.code.get(code_hash).cloned()
     }
 
     /// Credits `amount` wei to `address`, creating it when missing
@@ -196,11 +224,13 @@ impl<D: PreState> BlockState<D> {
                 entry.storage.clear();
                 continue;
             }
-            // Code not seen before in this block is new (code read from the
-            // pre-state went through `code_by_hash` and is already known).
-            if let Some(code) = &account.info.code
+            // Code is stored when a contract is created with it (once per
+            // block; storing code that triedb already has is harmless). A
+            // rule of the transaction alone, so every executor agrees on it.
+            if account.is_created()
                 && account.info.code_hash != KECCAK_EMPTY
-                && !self.code.contains_key(&account.info.code_hash)
+                && let Some(code) = &account.info.code
+                && self.new_code_hashes.insert(account.info.code_hash)
             {
                 self.new_code.push(code.original_bytes());
                 self.code.insert(account.info.code_hash, code.clone());
@@ -248,7 +278,24 @@ impl<D: PreState> BlockState<D> {
     }
 }
 
-fn to_triedb(info: &RevmAccountInfo) -> AccountInfo {
+impl<D: PreState> CollisionState for BlockState<D> {
+    /// Slots cleared in this block are not tracked down to an empty trie:
+    /// an account that can be created over (no code, nonce 0) never ran
+    /// code that could clear them.
+    fn has_storage(&mut self, address: Address) -> Result<bool, StateError> {
+        if let Some(known) = self.peek_has_storage(address) {
+            return Ok(known);
+        }
+        if let Some(&known) = self.has_storage_read.get(&address) {
+            return Ok(known);
+        }
+        let known = self.base.has_storage_ref(address)?;
+        self.has_storage_read.insert(address, known);
+        Ok(known)
+    }
+}
+
+pub(crate) fn to_triedb(info: &RevmAccountInfo) -> AccountInfo {
     AccountInfo { nonce: info.nonce, balance: info.balance, code_hash: info.code_hash }
 }
 

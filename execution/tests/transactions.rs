@@ -8,12 +8,11 @@
 //! `target/test-dbs`).
 
 use alloy_consensus::{
-    Block, BlockBody, Header, SignableTransaction, Signed, TxEip1559, TxEip4844, TxLegacy,
+    Block, BlockBody, Header, SignableTransaction, TxEip1559, TxEip4844, TxLegacy,
 };
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256};
 use rand::{Rng, SeedableRng};
-use secp256k1::{Message, SECP256K1, SecretKey};
 use std::collections::BTreeMap;
 use wake_execution::{
     BlockError, BlockOutcome, BlockTx, ChainSpec, Prefetched, SnapshotState, SpecId, TX_BYTES_MAX,
@@ -21,30 +20,13 @@ use wake_execution::{
 };
 use wake_triedb::{AccountInfo, AccountUpdate, Config, KECCAK_EMPTY, StateUpdates, TrieDb};
 
+mod common;
+
+use common::{Key, key, sign};
+
 const CHAIN_ID: u64 = 1;
 const BASE_FEE: u64 = 7;
 const ETHER: u128 = 1_000_000_000_000_000_000;
-
-struct Key {
-    secret: SecretKey,
-    address: Address,
-}
-
-fn key(seed: u8) -> Key {
-    let secret = SecretKey::from_byte_array([seed; 32]).expect("valid key");
-    let public = secret.public_key(SECP256K1).serialize_uncompressed();
-    let address = Address::from_slice(&keccak256(&public[1..])[12..]);
-    Key { secret, address }
-}
-
-fn sign<T: SignableTransaction<Signature>>(tx: T, key: &Key) -> Signed<T> {
-    let hash = tx.signature_hash();
-    let (recid, bytes) = SECP256K1
-        .sign_ecdsa_recoverable(Message::from_digest(hash.0), &key.secret)
-        .serialize_compact();
-    let signature = Signature::from_bytes_and_parity(&bytes, i32::from(recid) != 0);
-    tx.into_signed(signature)
-}
 
 fn transfer(nonce: u64, to: Address, value: U256) -> TxEip1559 {
     TxEip1559 {

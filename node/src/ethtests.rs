@@ -1,5 +1,6 @@
 //! `wake ethtests <dir-or-file>...`: runs ethereum/tests BlockchainTest
-//! files through the serial executor and the on-disk triedb (the runner is
+//! files through the serial (or, with `--parallel`, the parallel) executor
+//! and the on-disk triedb (the runner is
 //! `wake_execution::ethtests`). Prints one line per failure, the skipped
 //! networks, and ends with `N passed, M failed, K skipped`; `--json` adds
 //! one JSON summary line on stdout. Exit status 1 when a test failed.
@@ -10,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
+use wake_execution::ParallelConfig;
 use wake_execution::ethtests::{RunnerConfig, Summary, TestStatus, collect_test_files, run_files};
 
 #[derive(Debug, Args)]
@@ -30,6 +32,14 @@ pub struct EthtestsArgs {
     /// Reads in flight per batch.
     #[arg(long, value_name = "N", default_value_t = 4)]
     io_depth: usize,
+    /// Execute with the optimistic parallel executor on N threads per block
+    /// (blocks before Byzantium still run serially) [default: serial].
+    #[arg(long, value_name = "N")]
+    parallel: Option<usize>,
+    /// With --parallel: run every transaction speculatively first, even at
+    /// its turn, so deferred fees and validation are exercised everywhere.
+    #[arg(long, requires = "parallel")]
+    always_speculate: bool,
     /// Print a JSON summary line on stdout at the end.
     #[arg(long)]
     json: bool,
@@ -67,8 +77,16 @@ pub fn run(args: EthtestsArgs) -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
-    let config =
-        RunnerConfig { db_dir, cache_bytes: args.cache_mib << 20, io_depth: args.io_depth };
+    let parallel = args.parallel.map(|threads| ParallelConfig {
+        threads: threads.max(1),
+        always_speculate: args.always_speculate,
+    });
+    let config = RunnerConfig {
+        db_dir,
+        cache_bytes: args.cache_mib << 20,
+        io_depth: args.io_depth,
+        parallel,
+    };
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

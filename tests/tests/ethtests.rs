@@ -1,14 +1,16 @@
 //! Every BlockchainTest of ethereum/tests v14.1 (`ValidBlocks`,
-//! `InvalidBlocks`, `GeneralStateTests`) through the serial executor and the
-//! on-disk triedb, exactly as `wake ethtests` runs them: every test of every
-//! network we execute must pass (every Cancun test among them), and the
-//! only skipped networks are the ones we do not run, with known counts.
+//! `InvalidBlocks`, `GeneralStateTests`) through the on-disk triedb and the
+//! serial executor, then again through the parallel one, exactly as
+//! `wake ethtests` runs them: every test of every network we execute must
+//! pass (every Cancun test among them), and the only skipped networks are
+//! the ones we do not run, with known counts.
 //!
 //! Threads across files: `WAKE_TEST_THREADS` (default: up to 2). One small
 //! triedb per test (8 MiB cache) under `target/test-dbs/`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
+use wake_execution::ParallelConfig;
 use wake_execution::ethtests::{RunnerConfig, Summary, TestStatus, collect_test_files, run_files};
 
 /// JSON files under `BlockchainTests/` and the tests in them.
@@ -22,18 +24,33 @@ const EXPECTED_SKIPPED: &[(&str, usize)] = &[("Constantinople", 36)];
 
 #[test]
 fn blockchain_tests_pass_serial() {
+    run_all("serial", None);
+}
+
+/// The parallel executor with every transaction run speculatively first
+/// (validated at its turn, fee credited at commit), on 2 threads per block.
+#[test]
+fn blockchain_tests_pass_parallel() {
+    run_all("parallel", Some(ParallelConfig { threads: 2, always_speculate: true }));
+}
+
+fn run_all(executor: &str, parallel: Option<ParallelConfig>) {
     let started = Instant::now();
     let root = wake_tests::ethereum_tests_dir().join("BlockchainTests");
     let files = collect_test_files(&root).expect("list BlockchainTests");
     assert_eq!(files.len(), EXPECTED_FILES, "JSON files under {}", root.display());
 
     let dir = wake_tests::temp_db_dir("ethtests");
-    let config =
-        RunnerConfig { db_dir: dir.path().to_path_buf(), cache_bytes: 8 << 20, io_depth: 4 };
+    let config = RunnerConfig {
+        db_dir: dir.path().to_path_buf(),
+        cache_bytes: 8 << 20,
+        io_depth: 4,
+        parallel,
+    };
     let results = run_files(&files, &config, wake_tests::test_threads(), &|_, _| {});
     let summary = Summary::of(&results);
     println!(
-        "BlockchainTests: {} on {} threads in {:.1?}",
+        "BlockchainTests ({executor}): {} on {} threads in {:.1?}",
         summary.line(),
         wake_tests::test_threads(),
         started.elapsed()
@@ -54,7 +71,7 @@ fn blockchain_tests_pass_serial() {
     const SHOWN: usize = 50;
     assert!(
         failures.is_empty(),
-        "{} of {} BlockchainTests failed (first {SHOWN} shown):\n{}",
+        "{executor}: {} of {} BlockchainTests failed (first {SHOWN} shown):\n{}",
         failures.len(),
         results.len(),
         failures.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("\n")

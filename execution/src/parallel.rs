@@ -1,0 +1,858 @@
+//! The optimistic parallel executor: bit-identical to [`execute_block`],
+//! faster when a block's transactions do not depend on each other.
+//!
+//! # How it works
+//! Worker threads claim transactions in block order and run them
+//! *speculatively*: over the state the committed transactions have left
+//! (the block's [`BlockState`], shared behind a read-write lock) on top of
+//! the pre-state, while the transactions between are still running. Each
+//! speculative run records everything it read (accounts, slots, the
+//! EIP-7610 storage question) with the value it saw.
+//!
+//! Transactions are committed strictly in order, by whichever worker holds
+//! the commit lock. At its turn a transaction's recorded reads are checked
+//! against the state the transactions before it have left. If every read
+//! still holds, the run is what a serial executor would have done (revm is
+//! deterministic in what it reads), so its writes are committed as they
+//! are. If one read changed, the transaction runs again at its turn, over
+//! the exact state, and that run is committed. A transaction whose turn has
+//! come when it is claimed runs exactly at once. So every transaction runs
+//! at most twice, and the committed result is always the serial one.
+//!
+//! # Design decisions
+//! * **Read-set validation in order** (Monad-style), not Block-STM's
+//!   multi-version memory: one overlay, no per-location version lists, and
+//!   validation is a lookup per read. Checking a read needs no I/O: a
+//!   location the block has not written still has the pre-state value the
+//!   run saw. Only the EIP-7610 storage question is recomputed.
+//! * **Fee recipient deferred:** a speculative run does not credit the fee
+//!   recipient (its [`revm`] handler, `DeferredFee`, records the fee
+//!   instead); the fee is credited at commit. So paying fees does not make
+//!   every transaction depend on the one before. A transaction that reads
+//!   the fee recipient itself (sender, recipient, `BALANCE`) sees a stale
+//!   balance, fails validation and runs again.
+//! * **Chain detection:** when 6 of the last 8 validations fail, workers
+//!   stop running ahead for the next [`IN_ORDER_SPAN`] transactions: one
+//!   worker at a time runs the next transaction exactly. A fully dependent
+//!   block then costs one serial run plus the overlay's locking, not two.
+//! * **Serial fallback:** blocks before Byzantium (their receipts need a
+//!   state root per transaction), blocks of one transaction, and runs with
+//!   one thread go to the serial executor. A transaction whose speculative
+//!   run self-destructed an account is always run again at its turn, so no
+//!   speculative self-destruct or redeploy is ever trusted.
+//! * **Shared read cache:** pre-state reads of speculative runs are cached
+//!   for the whole block, so a transaction that runs again reads nothing
+//!   from triedb twice: the first, optimistic run is its prefetch.
+//! * Threads are scoped to the block. The calling thread is one worker.
+
+use crate::eip7610::CreateCollisionGuard;
+use crate::error::{BlockError, StateError};
+use crate::executor::{
+    BlockEnvs, BlockOutcome, apply_block_rewards, beacon_root_changes, evm_error, execute_block,
+    outcome, receipt,
+};
+use crate::spec::ChainSpec;
+use crate::state::{BlockState, CollisionState, PreState, to_triedb};
+use crate::tx::{BlockTx, tx_env};
+use alloy_consensus::{Block, Eip658Value, ReceiptEnvelope, Typed2718};
+use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
+use alloy_primitives::{Address, B256, U256, map::HashMap};
+use parking_lot::{Mutex, RwLock};
+use revm::bytecode::Bytecode;
+use revm::context::result::{EVMError, ExecutionResult, HaltReason};
+use revm::context::{Block as _, Cfg, ContextTr, JournalTr, Transaction as _};
+use revm::context_interface::ContextSetters;
+use revm::database::Database;
+use revm::handler::{
+    EthFrame, EvmTr, EvmTrError, FrameResult, FrameTr, Handler, MainnetContext, MainnetEvm,
+};
+use revm::inspector::{InspectorEvmTr, InspectorHandler};
+use revm::interpreter::interpreter::EthInterpreter;
+use revm::interpreter::interpreter_action::FrameInit;
+use revm::primitives::hardfork::SpecId;
+use revm::state::{Account, AccountInfo as RevmAccountInfo, EvmState, TransactionId};
+use revm::{Context, ExecuteEvm, InspectEvm, Inspector, MainBuilder, MainContext, SystemCallEvm};
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use wake_triedb::AccountInfo;
+
+/// Transactions run in order, one at a time, after the chain detector
+/// fires.
+pub const IN_ORDER_SPAN: usize = 64;
+
+/// Failed validations among the last 8 that fire the chain detector.
+const CHAIN_DETECT_FAILURES: u32 = 6;
+
+/// How far ahead of the commit point workers run, per worker.
+const LOOKAHEAD_PER_THREAD: usize = 4;
+
+/// Shards of the shared pre-state read cache.
+const CACHE_SHARDS: usize = 16;
+
+/// Why a block ran on the serial executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SerialReason {
+    /// One thread was asked for.
+    OneThread,
+    /// Fewer than two transactions: nothing to overlap.
+    FewTransactions,
+    /// Before Byzantium, receipts carry a state root per transaction.
+    PreByzantium,
+}
+
+/// What the parallel executor did with one block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParallelStats {
+    /// Worker threads, the calling thread included.
+    pub threads: usize,
+    /// Why the block ran serially, if it did.
+    pub serial: Option<SerialReason>,
+    /// Transactions run ahead of their turn.
+    pub speculative: usize,
+    /// Speculative runs whose reads held at their turn, committed as run.
+    pub validated: usize,
+    /// Transactions run at their turn over the exact state: speculative
+    /// runs that failed validation, plus transactions claimed at their turn.
+    pub exact: usize,
+    /// Speculative runs that failed validation (or the run itself failed).
+    pub aborted: usize,
+    /// Times the chain detector switched to in-order execution.
+    pub chain_detected: usize,
+}
+
+/// How the parallel executor runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParallelConfig {
+    /// Worker threads, the calling thread included.
+    pub threads: usize,
+    /// Run every transaction speculatively first, even one claimed at its
+    /// turn, and never fall back to the serial executor for lack of
+    /// threads or transactions. Slower; for tests, so that deferred fees
+    /// and validation are exercised on every transaction of every block.
+    pub always_speculate: bool,
+}
+
+impl ParallelConfig {
+    pub fn new(threads: usize) -> Self {
+        ParallelConfig { threads, always_speculate: false }
+    }
+}
+
+/// Executes `block` like [`execute_block`], with transactions run
+/// optimistically on `threads` threads (the calling thread included). The
+/// outcome, and the error of an invalid block, are the serial executor's,
+/// bit for bit. `state` is read from all threads at once.
+pub fn execute_block_parallel<D>(
+    chain: &ChainSpec,
+    block: &Block<BlockTx>,
+    senders: &[Address],
+    state: D,
+    threads: usize,
+) -> Result<(BlockOutcome, ParallelStats), BlockError>
+where
+    D: PreState + Sync,
+{
+    execute_block_parallel_with(chain, block, senders, state, ParallelConfig::new(threads))
+}
+
+/// [`execute_block_parallel`] with every knob.
+pub fn execute_block_parallel_with<D>(
+    chain: &ChainSpec,
+    block: &Block<BlockTx>,
+    senders: &[Address],
+    state: D,
+    config: ParallelConfig,
+) -> Result<(BlockOutcome, ParallelStats), BlockError>
+where
+    D: PreState + Sync,
+{
+    let header = &block.header;
+    let envs = BlockEnvs::new(chain, header);
+    let always = config.always_speculate;
+    let serial = if config.threads <= 1 && !always {
+        Some(SerialReason::OneThread)
+    } else if block.body.transactions.len() < 2 && !always {
+        Some(SerialReason::FewTransactions)
+    } else if !envs.spec.is_enabled_in(SpecId::BYZANTIUM) {
+        Some(SerialReason::PreByzantium)
+    } else {
+        None
+    };
+    if let Some(reason) = serial {
+        let outcome = execute_block(chain, block, senders, state)?;
+        return Ok((
+            outcome,
+            ParallelStats { threads: 1, serial: Some(reason), ..Default::default() },
+        ));
+    }
+    if !crate::spec_supported(envs.spec) {
+        return Err(BlockError::UnsupportedSpec(envs.spec));
+    }
+    assert_eq!(senders.len(), block.body.transactions.len(), "one sender per transaction");
+    let txs = block.body.transactions.len();
+    let threads = config.threads.clamp(1, txs.max(1));
+
+    let shared = Shared {
+        base: &state,
+        committed: RwLock::new(BlockState::new(&state)),
+        cache: ReadCache::new(),
+        beneficiary: header.beneficiary,
+    };
+    let mut main_evm = worker_evm(&shared, &envs);
+
+    // EIP-4788: store the parent beacon block root before any transaction.
+    if envs.spec.is_enabled_in(SpecId::CANCUN)
+        && let Some(root) = header.parent_beacon_block_root
+    {
+        let outcome = main_evm.system_call_one(BEACON_ROOTS_ADDRESS, root.0.into());
+        let changes = main_evm.finalize();
+        let changes = beacon_root_changes(outcome.map(drop), changes, header.beneficiary)?;
+        shared.committed.write().commit_tx(changes);
+    }
+
+    let run = Run {
+        chain_id: chain.chain_id,
+        block,
+        senders,
+        envs: &envs,
+        shared: &shared,
+        slots: (0..txs).map(|_| Slot::default()).collect(),
+        next: AtomicUsize::new(0),
+        committed: AtomicUsize::new(0),
+        window: AtomicUsize::new(threads * LOOKAHEAD_PER_THREAD),
+        full_window: threads * LOOKAHEAD_PER_THREAD,
+        stop: AtomicBool::new(txs == 0),
+        always_speculate: always,
+        commit: Mutex::new(Committer::new(txs)),
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|| run.work(&mut worker_evm(&shared, &envs)));
+        }
+        run.work(&mut main_evm);
+    });
+    drop(main_evm);
+
+    let committer = run.commit.into_inner();
+    if let Some(error) = committer.error {
+        return Err(error);
+    }
+    let mut stats = committer.stats;
+    stats.threads = threads;
+    debug_assert_eq!(committer.receipts.len(), txs);
+    let mut db = shared.committed.into_inner();
+    apply_block_rewards(&mut db, block, envs.spec)?;
+    let outcome =
+        outcome(committer.receipts, committer.gas_used, committer.blob_gas_used, db.into_updates());
+    Ok((outcome, stats))
+}
+
+/// One block's parallel run: the scheduler state every worker shares.
+struct Run<'r, 'a, D> {
+    chain_id: u64,
+    block: &'r Block<BlockTx>,
+    senders: &'r [Address],
+    envs: &'r BlockEnvs,
+    shared: &'r Shared<'a, D>,
+    /// Speculative results, by transaction index.
+    slots: Vec<Slot>,
+    /// The next transaction to hand out.
+    next: AtomicUsize,
+    /// Transactions committed (the next one to commit).
+    committed: AtomicUsize,
+    /// How far past `committed` a transaction may be handed out.
+    window: AtomicUsize,
+    full_window: usize,
+    /// Set when the block is done or rejected.
+    stop: AtomicBool,
+    /// See [`ParallelConfig::always_speculate`].
+    always_speculate: bool,
+    commit: Mutex<Committer>,
+}
+
+/// A speculative result waiting for its turn.
+#[derive(Default)]
+struct Slot {
+    ready: AtomicBool,
+    run: Mutex<Option<Speculated>>,
+}
+
+struct Speculated {
+    /// `None`: the run failed (invalid at that state, or a read failed);
+    /// only a run at its turn can say whether the block is invalid.
+    result: Option<ExecutionResult>,
+    state: EvmState,
+    reads: Vec<Read>,
+    /// The fee the recipient is owed (credited at commit).
+    fee: U256,
+}
+
+/// The commit side, held by one worker at a time.
+struct Committer {
+    receipts: Vec<ReceiptEnvelope>,
+    gas_used: u64,
+    blob_gas_used: u64,
+    /// Validation outcomes, newest in bit 0 (1 = failed).
+    history: u8,
+    /// Run in order until this many transactions are committed.
+    in_order_until: usize,
+    error: Option<BlockError>,
+    stats: ParallelStats,
+}
+
+impl Committer {
+    fn new(txs: usize) -> Self {
+        Committer {
+            receipts: Vec::with_capacity(txs),
+            gas_used: 0,
+            blob_gas_used: 0,
+            history: 0,
+            in_order_until: 0,
+            error: None,
+            stats: ParallelStats::default(),
+        }
+    }
+}
+
+enum Claim {
+    /// Run transaction `index`; `exact`: every transaction before it is
+    /// committed, so run it at its turn.
+    Tx { index: usize, exact: bool },
+    /// Nothing may be handed out now.
+    Wait,
+}
+
+type WorkerEvm<'s, 'a, D> = MainnetEvm<MainnetContext<View<'s, 'a, D>>, CreateCollisionGuard>;
+
+fn worker_evm<'s, 'a, D: PreState + Sync>(
+    shared: &'s Shared<'a, D>,
+    envs: &BlockEnvs,
+) -> WorkerEvm<'s, 'a, D> {
+    Context::mainnet()
+        .with_db(View { shared, reads: Vec::new(), recording: false })
+        .with_block(envs.block.clone())
+        .with_cfg(envs.cfg.clone())
+        .build_mainnet_with_inspector(CreateCollisionGuard)
+}
+
+impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
+    /// One worker's loop: claim, run, commit what is ready, until the block
+    /// is done or rejected.
+    fn work<'s>(&self, evm: &mut WorkerEvm<'s, 'a, D>) {
+        let mut idle = 0u32;
+        while !self.stop.load(Ordering::Acquire) {
+            match self.claim() {
+                Claim::Tx { index, exact: true } => {
+                    let mut committer = self.commit.lock();
+                    self.run_at_turn(&mut committer, evm, index);
+                    self.drain(&mut committer, evm);
+                    drop(committer);
+                    self.try_drain(evm);
+                    idle = 0;
+                }
+                Claim::Tx { index, exact: false } => {
+                    let run = self.speculate(evm, index);
+                    *self.slots[index].run.lock() = Some(run);
+                    self.slots[index].ready.store(true, Ordering::SeqCst);
+                    self.try_drain(evm);
+                    idle = 0;
+                }
+                Claim::Wait => {
+                    if self.try_drain(evm) {
+                        idle = 0;
+                    } else {
+                        backoff(&mut idle);
+                    }
+                }
+            }
+        }
+    }
+
+    fn claim(&self) -> Claim {
+        loop {
+            let index = self.next.load(Ordering::Acquire);
+            if index >= self.slots.len() {
+                return Claim::Wait;
+            }
+            let committed = self.committed.load(Ordering::Acquire);
+            if index >= committed + self.window.load(Ordering::Acquire) {
+                return Claim::Wait;
+            }
+            if self
+                .next
+                .compare_exchange(index, index + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // `committed` only grows and cannot pass an unclaimed index.
+                return Claim::Tx { index, exact: index == committed && !self.always_speculate };
+            }
+        }
+    }
+
+    /// Runs transaction `index` ahead of its turn, recording its reads.
+    fn speculate<'s>(&self, evm: &mut WorkerEvm<'s, 'a, D>, index: usize) -> Speculated {
+        let tx = &self.block.body.transactions[index];
+        let db = &mut evm.ctx.journaled_state.database;
+        db.reads.clear();
+        db.recording = true;
+        evm.ctx.set_tx(tx_env(tx, self.senders[index]));
+        let mut handler: DeferredFee<_, EVMError<StateError>, EthFrame<EthInterpreter>> =
+            DeferredFee::default();
+        let result = handler.inspect_run(evm).ok();
+        let state = evm.finalize();
+        let db = &mut evm.ctx.journaled_state.database;
+        db.recording = false;
+        Speculated { result, state, reads: std::mem::take(&mut db.reads), fee: handler.fee.get() }
+    }
+
+    /// Commits, in order, every transaction whose speculative run is ready.
+    fn drain<'s>(&self, committer: &mut Committer, evm: &mut WorkerEvm<'s, 'a, D>) {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let index = self.committed.load(Ordering::Acquire);
+            if index == self.slots.len() {
+                self.stop.store(true, Ordering::Release);
+                return;
+            }
+            if !self.slots[index].ready.load(Ordering::SeqCst) {
+                return;
+            }
+            let Some(run) = self.slots[index].run.lock().take() else { return };
+            self.commit_speculated(committer, evm, index, run);
+        }
+    }
+
+    /// [`Run::drain`] if the commit lock is free; true if it committed
+    /// anything. Checks again after letting go of the lock, so a result
+    /// stored while the lock was held is never left waiting.
+    fn try_drain<'s>(&self, evm: &mut WorkerEvm<'s, 'a, D>) -> bool {
+        let mut progressed = false;
+        loop {
+            let Some(mut committer) = self.commit.try_lock() else { return progressed };
+            let before = self.committed.load(Ordering::Acquire);
+            self.drain(&mut committer, evm);
+            progressed |= self.committed.load(Ordering::Acquire) > before;
+            drop(committer);
+            let next = self.committed.load(Ordering::Acquire);
+            if self.stop.load(Ordering::Acquire)
+                || next >= self.slots.len()
+                || !self.slots[next].ready.load(Ordering::SeqCst)
+            {
+                return progressed;
+            }
+        }
+    }
+
+    /// Commits speculative run `run` of transaction `index` if its reads
+    /// hold, else runs the transaction again at its turn.
+    fn commit_speculated<'s>(
+        &self,
+        committer: &mut Committer,
+        evm: &mut WorkerEvm<'s, 'a, D>,
+        index: usize,
+        run: Speculated,
+    ) {
+        committer.stats.speculative += 1;
+        let tx = &self.block.body.transactions[index];
+        let tx_blob_gas =
+            match self.envs.precheck(tx, index, committer.gas_used, committer.blob_gas_used) {
+                Ok(blob_gas) => blob_gas,
+                Err(e) => return self.reject(committer, e),
+            };
+        let trusted =
+            run.result.is_some() && !run.state.values().any(|account| account.is_selfdestructed());
+        let holds = match trusted.then(|| self.shared.reads_hold(&run.reads)) {
+            Some(Ok(holds)) => holds,
+            Some(Err(e)) => return self.reject(committer, BlockError::State(e)),
+            None => false,
+        };
+        self.detect_chain(committer, !holds);
+        if !holds {
+            committer.stats.aborted += 1;
+            return self.run_at_turn(committer, evm, index);
+        }
+        let Some(result) = run.result else { unreachable!("trusted runs have a result") };
+        let mut state = run.state;
+        if let Err(e) = self.shared.credit_fee(&mut state, run.fee) {
+            return self.reject(committer, BlockError::State(e));
+        }
+        self.shared.committed.write().commit_tx(state);
+        committer.stats.validated += 1;
+        self.record(committer, tx, &result, tx_blob_gas);
+    }
+
+    /// Runs transaction `index` at its turn (every transaction before it is
+    /// committed) and commits it: the serial executor's step, verbatim.
+    fn run_at_turn<'s>(
+        &self,
+        committer: &mut Committer,
+        evm: &mut WorkerEvm<'s, 'a, D>,
+        index: usize,
+    ) {
+        debug_assert_eq!(self.committed.load(Ordering::Acquire), index);
+        if self.stop.load(Ordering::Acquire) {
+            return;
+        }
+        committer.stats.exact += 1;
+        let tx = &self.block.body.transactions[index];
+        let tx_blob_gas =
+            match self.envs.precheck(tx, index, committer.gas_used, committer.blob_gas_used) {
+                Ok(blob_gas) => blob_gas,
+                Err(e) => return self.reject(committer, e),
+            };
+        let outcome = evm.inspect_tx(tx_env(tx, self.senders[index]));
+        match outcome {
+            Ok(result) => {
+                self.shared.committed.write().commit_tx(result.state);
+                self.record(committer, tx, &result.result, tx_blob_gas);
+            }
+            Err(e) => self.reject(committer, evm_error(e, self.chain_id, tx, index)),
+        }
+    }
+
+    /// Books a committed transaction's receipt and moves the commit point.
+    fn record(
+        &self,
+        committer: &mut Committer,
+        tx: &BlockTx,
+        result: &ExecutionResult,
+        tx_blob_gas: u64,
+    ) {
+        committer.gas_used += result.tx_gas_used();
+        committer.blob_gas_used += tx_blob_gas;
+        let status = Eip658Value::Eip658(result.is_success());
+        let gas_used = committer.gas_used;
+        committer.receipts.push(receipt(tx.ty(), status, result, gas_used));
+        let committed = self.committed.fetch_add(1, Ordering::AcqRel) + 1;
+        if committed == committer.in_order_until {
+            self.window.store(self.full_window, Ordering::Release);
+        }
+        if committed == self.slots.len() {
+            self.stop.store(true, Ordering::Release);
+        }
+    }
+
+    /// The block is invalid (or our storage failed): stop every worker.
+    fn reject(&self, committer: &mut Committer, error: BlockError) {
+        committer.error = Some(error);
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Feeds one validation outcome to the chain detector.
+    fn detect_chain(&self, committer: &mut Committer, failed: bool) {
+        committer.history = (committer.history << 1) | u8::from(failed);
+        if committer.history.count_ones() >= CHAIN_DETECT_FAILURES {
+            committer.history = 0;
+            committer.stats.chain_detected += 1;
+            committer.in_order_until = self.committed.load(Ordering::Acquire) + IN_ORDER_SPAN;
+            self.window.store(1, Ordering::Release);
+        }
+    }
+}
+
+/// Waits a little longer each time nothing could be done.
+fn backoff(idle: &mut u32) {
+    *idle = idle.saturating_add(1);
+    if *idle < 64 {
+        std::hint::spin_loop();
+    } else if *idle < 256 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+}
+
+/// One read of a speculative run, with the value it saw.
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    Account(Address, Option<AccountInfo>),
+    Storage(Address, U256, U256),
+    HasStorage(Address, bool),
+}
+
+/// What all workers share: the pre-state, the committed overlay, and a
+/// cache of pre-state reads.
+struct Shared<'a, D> {
+    base: &'a D,
+    committed: RwLock<BlockState<&'a D>>,
+    cache: ReadCache,
+    beneficiary: Address,
+}
+
+impl<D: PreState + Sync> Shared<'_, D> {
+    fn base_account(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        let shard = self.cache.shard(&address, 0);
+        if let Some(known) = shard.lock().accounts.get(&address) {
+            return Ok(*known);
+        }
+        let read = self.base.basic_ref(address)?.map(|info| to_triedb(&info));
+        shard.lock().accounts.insert(address, read);
+        Ok(read)
+    }
+
+    fn base_storage(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        let shard = self.cache.shard(&address, index.byte(0));
+        if let Some(known) = shard.lock().storage.get(&(address, index)) {
+            return Ok(*known);
+        }
+        let read = self.base.storage_ref(address, index)?;
+        shard.lock().storage.insert((address, index), read);
+        Ok(read)
+    }
+
+    fn base_has_storage(&self, address: Address) -> Result<bool, StateError> {
+        let shard = self.cache.shard(&address, 0);
+        if let Some(known) = shard.lock().has_storage.get(&address) {
+            return Ok(*known);
+        }
+        let read = self.base.has_storage_ref(address)?;
+        shard.lock().has_storage.insert(address, read);
+        Ok(read)
+    }
+
+    fn code(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        if let Some(code) = self.committed.read().peek_code(&code_hash) {
+            return Ok(code);
+        }
+        if let Some(code) = self.cache.code.read().get(&code_hash) {
+            return Ok(code.clone());
+        }
+        let code = self.base.code_by_hash_ref(code_hash)?;
+        self.cache.code.write().insert(code_hash, code.clone());
+        Ok(code)
+    }
+
+    /// Whether every read of a speculative run still holds in the committed
+    /// state. A location the block has not written still holds the
+    /// pre-state value the run read, so this needs no I/O (except for the
+    /// storage question, which the block's writes do not always decide).
+    fn reads_hold(&self, reads: &[Read]) -> Result<bool, StateError> {
+        let committed = self.committed.read();
+        for read in reads {
+            let holds = match *read {
+                Read::Account(address, seen) => {
+                    committed.peek_account(address).is_none_or(|now| now == seen)
+                }
+                Read::Storage(address, index, seen) => {
+                    committed.peek_storage(address, index).is_none_or(|now| now == seen)
+                }
+                Read::HasStorage(address, seen) => {
+                    let now = match committed.peek_has_storage(address) {
+                        Some(now) => now,
+                        None => self.base_has_storage(address)?,
+                    };
+                    now == seen
+                }
+            };
+            if !holds {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Adds a speculative run's deferred fee to the fee recipient, as
+    /// revm's `reward_beneficiary` would have at the end of the run: the
+    /// recipient is loaded (from the committed state if the run did not
+    /// load it), touched, and credited unless the sum overflows.
+    fn credit_fee(&self, state: &mut EvmState, fee: U256) -> Result<(), StateError> {
+        let account = match state.entry(self.beneficiary) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let current = match self.committed.read().peek_account(self.beneficiary) {
+                    Some(now) => now,
+                    None => self.base_account(self.beneficiary)?,
+                };
+                entry.insert(match current {
+                    Some(info) => Account::from(to_revm(info)),
+                    None => Account::new_not_existing(TransactionId::ZERO),
+                })
+            }
+        };
+        account.mark_touch();
+        if let Some(balance) = account.info.balance.checked_add(fee) {
+            account.info.balance = balance;
+        }
+        Ok(())
+    }
+}
+
+fn to_revm(info: AccountInfo) -> RevmAccountInfo {
+    RevmAccountInfo {
+        balance: info.balance,
+        nonce: info.nonce,
+        code_hash: info.code_hash,
+        code: None,
+        ..Default::default()
+    }
+}
+
+#[derive(Default)]
+struct CacheShard {
+    accounts: HashMap<Address, Option<AccountInfo>>,
+    storage: HashMap<(Address, U256), U256>,
+    has_storage: HashMap<Address, bool>,
+}
+
+/// Pre-state reads of the block so far, shared by the workers.
+struct ReadCache {
+    shards: Vec<Mutex<CacheShard>>,
+    code: RwLock<HashMap<B256, Bytecode>>,
+}
+
+impl ReadCache {
+    fn new() -> Self {
+        ReadCache {
+            shards: (0..CACHE_SHARDS).map(|_| Mutex::default()).collect(),
+            code: RwLock::default(),
+        }
+    }
+
+    fn shard(&self, address: &Address, salt: u8) -> &Mutex<CacheShard> {
+        &self.shards[usize::from(address.0[19] ^ salt) % CACHE_SHARDS]
+    }
+}
+
+/// A worker's view for revm: the committed overlay, then the pre-state
+/// (through the shared cache). While `recording`, every read is logged
+/// with the value it returned.
+struct View<'s, 'a, D> {
+    shared: &'s Shared<'a, D>,
+    reads: Vec<Read>,
+    recording: bool,
+}
+
+impl<D: PreState + Sync> Database for View<'_, '_, D> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
+        let written = self.shared.committed.read().peek_account(address);
+        let info = match written {
+            Some(info) => info,
+            None => self.shared.base_account(address)?,
+        };
+        if self.recording {
+            self.reads.push(Read::Account(address, info));
+        }
+        Ok(info.map(to_revm))
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        if code_hash == wake_triedb::KECCAK_EMPTY || code_hash.is_zero() {
+            return Ok(Bytecode::default());
+        }
+        self.shared.code(code_hash)
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
+        let written = self.shared.committed.read().peek_storage(address, index);
+        let value = match written {
+            Some(value) => value,
+            None => self.shared.base_storage(address, index)?,
+        };
+        if self.recording {
+            self.reads.push(Read::Storage(address, index, value));
+        }
+        Ok(value)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.shared.base.block_hash_ref(number)
+    }
+}
+
+impl<D: PreState + Sync> CollisionState for View<'_, '_, D> {
+    fn has_storage(&mut self, address: Address) -> Result<bool, StateError> {
+        let written = self.shared.committed.read().peek_has_storage(address);
+        let known = match written {
+            Some(known) => known,
+            None => self.shared.base_has_storage(address)?,
+        };
+        if self.recording {
+            self.reads.push(Read::HasStorage(address, known));
+        }
+        Ok(known)
+    }
+}
+
+/// revm's mainnet handler, except that the fee recipient is not credited:
+/// the fee is recorded and credited when the transaction commits.
+struct DeferredFee<EVM, ERROR, FRAME> {
+    fee: Cell<U256>,
+    _types: PhantomData<(EVM, ERROR, FRAME)>,
+}
+
+impl<EVM, ERROR, FRAME> Default for DeferredFee<EVM, ERROR, FRAME> {
+    fn default() -> Self {
+        DeferredFee { fee: Cell::new(U256::ZERO), _types: PhantomData }
+    }
+}
+
+impl<EVM, ERROR, FRAME> Handler for DeferredFee<EVM, ERROR, FRAME>
+where
+    EVM: EvmTr<Context: ContextTr<Journal: JournalTr<State = EvmState>>, Frame = FRAME>,
+    ERROR: EvmTrError<EVM>,
+    FRAME: FrameTr<FrameResult = FrameResult, FrameInit = FrameInit>,
+{
+    type Evm = EVM;
+    type Error = ERROR;
+    type HaltReason = HaltReason;
+
+    /// revm's `post_execution::reward_beneficiary`, computing the reward
+    /// without paying it.
+    fn reward_beneficiary(
+        &self,
+        evm: &mut Self::Evm,
+        exec_result: &mut FrameResult,
+    ) -> Result<(), Self::Error> {
+        let context = evm.ctx();
+        if context.cfg().is_fee_charge_disabled() {
+            return Ok(());
+        }
+        let basefee = context.block().basefee() as u128;
+        let effective_gas_price = context.tx().effective_gas_price(basefee);
+        let spec: SpecId = context.cfg().spec().into();
+        let coinbase_gas_price = if spec.is_enabled_in(SpecId::LONDON) {
+            effective_gas_price.saturating_sub(basefee)
+        } else {
+            effective_gas_price
+        };
+        let gas = exec_result.gas();
+        let used = gas.used().saturating_sub(gas.reservoir());
+        self.fee.set(U256::from(coinbase_gas_price * used as u128));
+        Ok(())
+    }
+}
+
+impl<EVM, ERROR> InspectorHandler for DeferredFee<EVM, ERROR, EthFrame<EthInterpreter>>
+where
+    EVM: InspectorEvmTr<
+            Context: ContextTr<Journal: JournalTr<State = EvmState>>,
+            Frame = EthFrame<EthInterpreter>,
+            Inspector: Inspector<<<Self as Handler>::Evm as EvmTr>::Context, EthInterpreter>,
+        >,
+    ERROR: EvmTrError<EVM>,
+{
+    type IT = EthInterpreter;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_detector_fires_on_six_of_eight() {
+        let mut history = 0u8;
+        let mut fired = 0;
+        for failed in [true, false, true, true, false, true, true] {
+            history = (history << 1) | u8::from(failed);
+            fired += usize::from(history.count_ones() >= CHAIN_DETECT_FAILURES);
+        }
+        assert_eq!(fired, 0, "5 of 7 failed");
+        history = (history << 1) | 1;
+        assert!(history.count_ones() >= CHAIN_DETECT_FAILURES);
+    }
+}
