@@ -18,9 +18,14 @@
 //! lazily once per process (c-kzg's trusted setup, seconds here) are built
 //! before the first block, outside the clock, and reported apart.
 //!
-//! The parallel executor is not in `wake-execution` yet; until it is, the
-//! parallel columns read `n/a` and the JSON figures are `null`
-//! ([`execute_parallel`] is the one place that will call it).
+//! Every block from Byzantium on also runs through the parallel executor
+//! (`--threads`), checked against the header and against the serial
+//! outcome field by field (receipts, gas, bloom, state diff). Earlier
+//! blocks need a state root per receipt, which the parallel executor does
+//! not compute: their parallel column reads `n/a`. The parallel Mgas/s is
+//! over the blocks that ran in parallel, next to the serial Mgas/s of the
+//! same blocks; a block the parallel executor hands to its serial path (one
+//! thread, under two transactions) says so on its line.
 
 use anyhow::Context as _;
 use clap::Args;
@@ -31,7 +36,7 @@ use std::time::{Duration, Instant};
 use wake_execution::replay::{
     Mismatch, ReplayBlock, block_dirs, check_header, compare_outcomes, execute_serial, warm_up,
 };
-use wake_execution::{BlockError, BlockOutcome, ChainSpec};
+use wake_execution::{BlockError, BlockOutcome, ChainSpec, SerialReason, execute_block_parallel};
 
 /// Most executions of one block per executor (`--repeat`).
 const REPEAT_MAX: u32 = 1000;
@@ -66,8 +71,10 @@ struct BlockReport {
     gas: u64,
     receipts_root_checked: bool,
     serial: Duration,
-    /// `None` while there is no parallel executor.
+    /// `None` when the block cannot run in parallel (pre-Byzantium).
     parallel: Option<Duration>,
+    /// Why the parallel executor ran the block serially, if it did.
+    parallel_serial_reason: Option<SerialReason>,
     /// Every difference found, each prefixed with what was compared.
     mismatches: Vec<String>,
 }
@@ -114,11 +121,17 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         totals.gas as f64 / 1e6,
         ms(totals.serial),
         mgas_per_s(totals.gas, totals.serial),
-        totals.parallel.map_or("n/a".to_string(), |t| format!(
-            "{:.1} ms ({:.1} Mgas/s)",
-            ms(t),
-            mgas_per_s(totals.gas, t)
-        )),
+        match totals.parallel {
+            Some(p) => format!(
+                "{:.1} ms ({:.1} Mgas/s) over {} blocks of {:.1} Mgas (serial {:.1} Mgas/s on them)",
+                ms(p.parallel),
+                mgas_per_s(p.gas, p.parallel),
+                p.blocks,
+                p.gas as f64 / 1e6,
+                mgas_per_s(p.gas, p.serial),
+            ),
+            None => "n/a".to_string(),
+        },
         threads,
         totals.mismatched,
         totals.receipts_root_unchecked,
@@ -139,8 +152,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             "gas": totals.gas,
             "serial_ms": ms(totals.serial),
             "serial_mgas_per_s": mgas_per_s(totals.gas, totals.serial),
-            "parallel_ms": totals.parallel.map(ms),
-            "parallel_mgas_per_s": totals.parallel.map(|t| mgas_per_s(totals.gas, t)),
+            "parallel_blocks": totals.parallel.map_or(0, |p| p.blocks),
+            "parallel_ms": totals.parallel.map(|p| ms(p.parallel)),
+            "parallel_mgas_per_s": totals.parallel.map(|p| mgas_per_s(p.gas, p.parallel)),
+            "serial_mgas_per_s_parallel_blocks": totals.parallel.map(|p| mgas_per_s(p.gas, p.serial)),
             "threads": threads,
             "repeat": args.repeat,
             "load_ms": ms(load_time),
@@ -171,9 +186,23 @@ fn replay_block(
             Some(execute_serial(chain, block))
         });
     let reference = serial_outcome.as_ref().map(|outcome| ("serial", outcome));
+    let mut parallel_serial_reason = None;
     let (parallel_times, _) =
         timed_runs("parallel", block, repeat, reference, &mut mismatches, || {
-            execute_parallel(chain, block, threads)
+            // Receipts before Byzantium need a state root per transaction.
+            block.receipts_root_checkable().then(|| {
+                execute_block_parallel(
+                    chain,
+                    &block.block,
+                    &block.senders,
+                    block.state.clone(),
+                    threads,
+                )
+                .map(|(outcome, stats)| {
+                    parallel_serial_reason = stats.serial;
+                    outcome
+                })
+            })
         });
     mismatches.dedup();
 
@@ -185,6 +214,7 @@ fn replay_block(
         receipts_root_checked: block.receipts_root_checkable(),
         serial: median(serial_times),
         parallel: (!parallel_times.is_empty()).then(|| median(parallel_times)),
+        parallel_serial_reason,
         mismatches,
     }
 }
@@ -224,25 +254,21 @@ fn timed_runs(
     (times, first)
 }
 
-/// The parallel executor's outcome for `block` on `threads` threads, or
-/// `None` while `wake-execution` has no parallel executor.
-fn execute_parallel(
-    _chain: &ChainSpec,
-    _block: &ReplayBlock,
-    _threads: usize,
-) -> Option<Result<BlockOutcome, BlockError>> {
-    None
-}
-
 fn note(out: &mut Vec<String>, what: &str, mismatches: Vec<Mismatch>) {
     out.extend(mismatches.into_iter().map(|m| format!("{what}: {m}")));
 }
 
 /// One block's line: number, fork, txs, gas, times, Mgas/s, verdict.
 fn line(r: &BlockReport) -> String {
-    let parallel = r.parallel.map_or("parallel n/a".to_string(), |t| {
-        format!("parallel {:>8.2} ms {:>7.1} Mgas/s", ms(t), mgas_per_s(r.gas, t))
-    });
+    let parallel = match (r.parallel, r.parallel_serial_reason) {
+        (None, _) => format!("parallel {:>25}", "n/a"),
+        (Some(t), reason) => format!(
+            "parallel {:>8.2} ms {:>7.1} Mgas/s{}",
+            ms(t),
+            mgas_per_s(r.gas, t),
+            reason.map_or(String::new(), |reason| format!(" (ran serially: {reason:?})")),
+        ),
+    };
     let verdict = if r.mismatches.is_empty() {
         if r.receipts_root_checked {
             "ok".to_string()
@@ -267,8 +293,8 @@ struct Totals {
     txs: usize,
     gas: u64,
     serial: Duration,
-    /// `None` unless every block ran in parallel.
-    parallel: Option<Duration>,
+    /// Over the blocks that ran in parallel; `None` when none did.
+    parallel: Option<ParallelTotals>,
     mismatched: usize,
     receipts_root_unchecked: usize,
 }
@@ -279,10 +305,40 @@ impl Totals {
             txs: reports.iter().map(|r| r.txs).sum(),
             gas: reports.iter().map(|r| r.gas).sum(),
             serial: reports.iter().map(|r| r.serial).sum(),
-            parallel: reports.iter().map(|r| r.parallel).sum(),
+            parallel: ParallelTotals::of(reports),
             mismatched: reports.iter().filter(|r| !r.mismatches.is_empty()).count(),
             receipts_root_unchecked: reports.iter().filter(|r| !r.receipts_root_checked).count(),
         }
+    }
+}
+
+/// The blocks that ran in parallel: their gas, and both executors' time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ParallelTotals {
+    blocks: usize,
+    gas: u64,
+    parallel: Duration,
+    serial: Duration,
+}
+
+impl ParallelTotals {
+    fn of(reports: &[BlockReport]) -> Option<ParallelTotals> {
+        let mut totals = None;
+        for r in reports {
+            if let Some(parallel) = r.parallel {
+                let t = totals.get_or_insert(ParallelTotals {
+                    blocks: 0,
+                    gas: 0,
+                    parallel: Duration::ZERO,
+                    serial: Duration::ZERO,
+                });
+                t.blocks += 1;
+                t.gas += r.gas;
+                t.parallel += parallel;
+                t.serial += r.serial;
+            }
+        }
+        totals
     }
 }
 
@@ -328,7 +384,7 @@ mod tests {
     }
 
     #[test]
-    fn parallel_total_only_when_every_block_has_one() {
+    fn parallel_totals_cover_only_blocks_that_ran_in_parallel() {
         let report = |parallel| BlockReport {
             number: 1,
             fork: "Cancun".into(),
@@ -337,13 +393,21 @@ mod tests {
             receipts_root_checked: true,
             serial: Duration::from_millis(1),
             parallel,
+            parallel_serial_reason: None,
             mismatches: Vec::new(),
         };
         let some = Some(Duration::from_millis(2));
+        let totals = Totals::of(&[report(some), report(None), report(some)]);
+        assert_eq!(totals.serial, Duration::from_millis(3));
         assert_eq!(
-            Totals::of(&[report(some), report(some)]).parallel,
-            Some(Duration::from_millis(4))
+            totals.parallel,
+            Some(ParallelTotals {
+                blocks: 2,
+                gas: 42_000,
+                parallel: Duration::from_millis(4),
+                serial: Duration::from_millis(2),
+            })
         );
-        assert_eq!(Totals::of(&[report(some), report(None)]).parallel, None);
+        assert_eq!(Totals::of(&[report(None)]).parallel, None);
     }
 }

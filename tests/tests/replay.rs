@@ -1,6 +1,9 @@
 //! Real mainnet blocks (the vendored pevm fixtures, Frontier to Cancun)
 //! through the serial executor, each checked against its header: gas used,
-//! blob gas used, logs bloom, and the receipts root from Byzantium on.
+//! blob gas used, logs bloom, and the receipts root from Byzantium on. Every
+//! block from Byzantium on also runs through the parallel executor, which
+//! must match the header and the serial outcome field by field (receipts,
+//! gas, bloom, state diff).
 //!
 //! Before Byzantium a receipt carries the state root after its
 //! transaction and the fixtures' pre-state is partial, so those receipts
@@ -12,7 +15,7 @@
 use wake_execution::replay::{
     Field, ReplayBlock, block_dirs, check_header, compare_outcomes, execute_serial,
 };
-use wake_execution::{ChainSpec, SpecId};
+use wake_execution::{ChainSpec, SpecId, execute_block_parallel};
 
 /// The fixture blocks, and how many of them precede Byzantium (4,370,000):
 /// 46147, 930196, 1796867, 2462997, 2674998, 2688148 and 4330482.
@@ -27,6 +30,7 @@ fn mainnet_blocks_match_their_headers() {
 
     let mut failures = Vec::new();
     let mut receipts_root_unchecked = 0;
+    let mut parallel_blocks = 0;
     let mut forks = std::collections::BTreeSet::new();
     for dir in &dirs {
         let block = ReplayBlock::load(dir, &chain, wake_tests::test_threads())
@@ -54,6 +58,28 @@ fn mainnet_blocks_match_their_headers() {
 
         if block.receipts_root_checkable() {
             assert!(block.spec.is_enabled_in(SpecId::BYZANTIUM));
+            // The parallel executor, at least two workers so it overlaps.
+            let threads = wake_tests::test_threads().max(2);
+            match execute_block_parallel(
+                &chain,
+                &block.block,
+                &block.senders,
+                block.state.clone(),
+                threads,
+            ) {
+                Ok((parallel, _)) => {
+                    let header = check_header(&block, &parallel);
+                    let serial = compare_outcomes(&outcome, &parallel);
+                    failures.extend(
+                        header
+                            .iter()
+                            .chain(&serial)
+                            .map(|m| format!("{} parallel: {m}", block.number())),
+                    );
+                    parallel_blocks += 1;
+                }
+                Err(e) => failures.push(format!("{} parallel: {e}", block.number())),
+            }
         } else {
             receipts_root_unchecked += 1;
             assert!(block.number() < 4_370_000);
@@ -65,6 +91,7 @@ fn mainnet_blocks_match_their_headers() {
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(receipts_root_unchecked, PRE_BYZANTIUM_BLOCKS);
+    assert_eq!(parallel_blocks, BLOCKS - PRE_BYZANTIUM_BLOCKS);
     // Frontier through Cancun are all exercised.
     for fork in
         [SpecId::FRONTIER, SpecId::HOMESTEAD, SpecId::BYZANTIUM, SpecId::LONDON, SpecId::CANCUN]
