@@ -240,6 +240,7 @@ where
     }
     let mut stats = committer.stats;
     stats.threads = threads;
+    tracing::debug!(number = header.number, txs, ?stats, "parallel block executed");
     debug_assert_eq!(committer.receipts.len(), txs);
     let mut db = shared.committed.into_inner();
     apply_block_rewards(&mut db, block, envs.spec)?;
