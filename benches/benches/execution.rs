@@ -68,7 +68,7 @@ fn execution(c: &mut Criterion) {
             let block = &generated.block;
             let senders = &generated.senders;
             // The first call reads the state into the cache and checks the block.
-            let outcome = execute(executor, &chain, block, senders, state, threads())
+            let (outcome, _) = execute(executor, &chain, block, senders, state, threads())
                 .expect("the block executes");
             assert!(outcome.receipts.iter().all(|r| r.status()), "every transaction succeeds");
             group.bench_function(format!("{}/{}", plan.kind.name(), executor.name()), |b| {

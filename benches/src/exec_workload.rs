@@ -262,24 +262,27 @@ impl Population {
 
     /// The genesis in batches for `TrieDb::commit`, one version each: first
     /// the contracts and the senders (addresses derived on `threads`
-    /// threads), then the fillers, `batch_accounts` at a time (each batch
-    /// also writes its holders' token balances).
+    /// threads), then for each `batch_accounts` fillers, their accounts,
+    /// then their holders' token balances. The balances go in a version of
+    /// their own (one account, the token, with many slots) so that neither
+    /// commit mixes a bulk of accounts with a bulk of one account's storage.
     pub fn genesis_batches(
         self,
         batch_accounts: u64,
         threads: usize,
     ) -> impl Iterator<Item = StateUpdates> {
         let batch_accounts = batch_accounts.max(1);
-        let fillers = (0..self.accounts.div_ceil(batch_accounts)).map(move |b| {
+        let fillers = (0..self.accounts.div_ceil(batch_accounts)).flat_map(move |b| {
             let first = b * batch_accounts;
-            self.filler_genesis(first..(first + batch_accounts).min(self.accounts))
+            let range = first..(first + batch_accounts).min(self.accounts);
+            [self.filler_genesis(range.clone()), self.holder_genesis(range)]
         });
         std::iter::once_with(move || self.fixed_genesis(threads)).chain(fillers)
     }
 
     /// How many batches [`genesis_batches`](Self::genesis_batches) yields.
     pub fn genesis_batches_len(&self, batch_accounts: u64) -> u64 {
-        1 + self.accounts.div_ceil(batch_accounts.max(1))
+        1 + 2 * self.accounts.div_ceil(batch_accounts.max(1))
     }
 
     /// The contracts, the token supply and the senders.
@@ -317,31 +320,37 @@ impl Population {
         updates
     }
 
-    /// Fillers `range`, and their token balances in the token's storage.
+    /// The accounts of fillers `range`.
     pub fn filler_genesis(&self, range: std::ops::Range<u64>) -> StateUpdates {
         let mut updates = StateUpdates::default();
-        let mut token_storage = BTreeMap::new();
         for i in range {
-            let address = self.filler_address(i);
             updates.accounts.insert(
-                address,
+                self.filler_address(i),
                 AccountUpdate::info(AccountInfo {
                     nonce: 0,
                     balance: Self::filler_ether(i),
                     code_hash: KECCAK_EMPTY,
                 }),
             );
-            if Self::is_holder(i) {
-                token_storage.insert(balance_slot(address), Self::filler_tokens(i));
-            }
         }
-        if !token_storage.is_empty() {
+        updates
+    }
+
+    /// The token balances of the holders among fillers `range`, in the
+    /// token's storage (empty when the range holds no holder).
+    pub fn holder_genesis(&self, range: std::ops::Range<u64>) -> StateUpdates {
+        let storage: BTreeMap<B256, U256> = range
+            .filter(|&i| Self::is_holder(i))
+            .map(|i| (balance_slot(self.filler_address(i)), Self::filler_tokens(i)))
+            .collect();
+        let mut updates = StateUpdates::default();
+        if !storage.is_empty() {
             updates.accounts.insert(
                 token_address(),
                 AccountUpdate::Set {
                     info: contract_info(&token_code()),
                     wipe_storage: false,
-                    storage: token_storage,
+                    storage,
                 },
             );
         }

@@ -5,7 +5,10 @@
 //! What one timed block costs (each part timed on its own):
 //! 1. **recover**: [`recover_senders`] on `threads` threads (libsecp256k1);
 //! 2. **prefetch** (when on): [`Prefetched::load`], the block's accounts and
-//!    access-list slots read in one overlapped triedb batch;
+//!    access-list slots read in one overlapped triedb batch, then
+//!    [`Prefetched::discover`], which runs the transactions over what is
+//!    loaded and batch-reads what they reveal (the ERC-20 balance slots),
+//!    up to [`DISCOVERY_ROUNDS_MAX`] rounds, on `threads` threads;
 //! 3. **execute**: the executor over the pre-state view ([`SnapshotState`],
 //!    or [`Prefetched`] in front of it);
 //! 4. **commit**: `TrieDb::commit` of the block's diff, durable (fdatasync)
@@ -17,8 +20,9 @@
 //!
 //! States ([`StateMode`]):
 //! * **cached**: a small population (100k fillers by default) in a 1 GiB
-//!   cache; each run first reads every account and slot its blocks touch, so
-//!   the timed part never waits on the disk.
+//!   cache; each run first reads every account and slot its blocks touch.
+//!   The serial and the parallel executor both execute every block, in
+//!   turns, over the same pre-state, so their ratio compares the same work.
 //! * **cold**: a large population (10M fillers, 2.5M token holders) with a
 //!   cache far below the data, reopened empty and warmed with random lookups
 //!   (the inner nodes a running node would hold). Each run uses its own
@@ -30,8 +34,8 @@
 //!
 //! Checks, outside the clock: the recovered senders are the signers; every
 //! receipt succeeded (and an ERC-20 transfer logged its `Transfer`); the
-//! block's gas is the receipts' sum; the first block of a parallel run
-//! equals the serial executor's outcome; after each run, sampled senders,
+//! block's gas is the receipts' sum; where several executors run the same
+//! block (cached state), their receipts and diffs are equal; after each run, sampled senders,
 //! recipients and the fee recipient hold what the [`Ledger`] expects.
 
 mod report;
@@ -52,14 +56,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wake_execution::{
-    BlockError, BlockOutcome, BlockTx, ChainSpec, PreState, Prefetched, SnapshotState, SpecId,
-    execute_block, recover_senders,
+    BlockError, BlockOutcome, BlockTx, ChainSpec, DISCOVERY_ROUNDS_MAX, ParallelStats, PreState,
+    Prefetched, SnapshotState, SpecId, execute_block, execute_block_parallel, recover_senders,
 };
 use wake_triedb::{Config, Snapshot, TrieDb};
 
-/// Whether the optimistic parallel executor is on this branch. While it is
-/// not, parallel runs are skipped and their ratios reported as missing.
-pub const PARALLEL_EXECUTOR: bool = false;
+/// Whether this build measures the optimistic parallel executor (a switch
+/// kept for builds that compare against the serial executor alone).
+pub const PARALLEL_EXECUTOR: bool = true;
 
 /// Everything `wake bench execution` can be told.
 #[derive(Clone, Debug)]
@@ -175,14 +179,16 @@ impl Executor {
 }
 
 /// One measured configuration.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct RunSpec {
     kind: Kind,
-    executor: Executor,
+    /// Each executes every block of the run over the same pre-state.
+    executors: Vec<Executor>,
     prefetch: bool,
 }
 
-/// Executes `block` with `executor`. The one place the executors are chosen.
+/// Executes `block` with `executor`: the one place the executors are
+/// chosen. The parallel executor also says what it did.
 pub fn execute<D: PreState + Sync>(
     executor: Executor,
     chain: &ChainSpec,
@@ -190,35 +196,35 @@ pub fn execute<D: PreState + Sync>(
     senders: &[Address],
     state: D,
     threads: usize,
-) -> Result<BlockOutcome, BlockError> {
+) -> Result<(BlockOutcome, Option<ParallelStats>), BlockError> {
     match executor {
-        Executor::Serial => execute_block(chain, block, senders, state),
-        // Until the parallel executor lands (see PARALLEL_EXECUTOR, which
-        // keeps this arm from running):
-        // wake_execution::execute_block_parallel(chain, block, senders, state, threads).map(|(o, _)| o)
-        Executor::Parallel => {
-            let _ = threads;
-            execute_block(chain, block, senders, state)
-        }
+        Executor::Serial => execute_block(chain, block, senders, state).map(|o| (o, None)),
+        Executor::Parallel => execute_block_parallel(chain, block, senders, state, threads)
+            .map(|(o, stats)| (o, Some(stats))),
     }
 }
 
-/// The runs of each state, in order.
+/// The runs of each state, in order. Cached: every executor on the same
+/// blocks (paired, so their ratio compares like with like). Cold: one run
+/// per executor and prefetch setting, each on its own cold accounts (a
+/// second executor on the same block would find it cached).
 fn run_specs(mode: StateMode) -> Vec<RunSpec> {
     let mut specs = Vec::new();
     match mode {
         StateMode::Cached => {
             for kind in Kind::ALL {
-                for &executor in Executor::available() {
-                    specs.push(RunSpec { kind, executor, prefetch: true });
-                }
+                specs.push(RunSpec {
+                    kind,
+                    executors: Executor::available().to_vec(),
+                    prefetch: true,
+                });
             }
         }
         StateMode::Cold => {
             for kind in [Kind::Transfers, Kind::Erc20] {
                 for &executor in Executor::available() {
                     for prefetch in [false, true] {
-                        specs.push(RunSpec { kind, executor, prefetch });
+                        specs.push(RunSpec { kind, executors: vec![executor], prefetch });
                     }
                 }
             }
@@ -273,16 +279,17 @@ pub fn run_exec_bench(opts: &ExecBenchOptions) -> Result<ExecReport> {
         }
         report.io_backend = format!("{:?}", bench.db.io_backend());
         for plan in bench.plans.clone() {
-            let result = bench.run(&plan)?;
-            tracing::info!(
-                state = mode.name(),
-                workload = plan.0.kind.name(),
-                executor = plan.0.executor.name(),
-                prefetch = plan.0.prefetch,
-                tx_per_s = result.tx_per_s as u64,
-                "run done"
-            );
-            report.runs.push(result);
+            for result in bench.run(&plan)? {
+                tracing::info!(
+                    state = mode.name(),
+                    workload = result.workload.name(),
+                    executor = result.executor.name(),
+                    prefetch = result.prefetch,
+                    tx_per_s = result.tx_per_s as u64,
+                    "run done"
+                );
+                report.runs.push(result);
+            }
         }
         drop(bench);
         let _ = std::fs::remove_file(&path);
@@ -341,14 +348,13 @@ impl<'o> StateBench<'o> {
         let start = Instant::now();
         let db = open_db(path, cache_mib.max(256))?;
         let batches = population.genesis_batches_len(opts.load_batch);
-        let bar = bars.count(&format!("{}: genesis", mode.name()), accounts + senders, "accounts");
+        let bar = bars.count(&format!("{}: genesis", mode.name()), batches, "versions");
         let mut version = 0u64;
         for (v, updates) in population.genesis_batches(opts.load_batch, opts.threads).enumerate() {
             version = v as u64;
-            let accounts_in = updates.accounts.len() as u64;
             db.commit(version, &updates)
                 .with_context(|| format!("{}: genesis version {v} of {batches}", mode.name()))?;
-            bar.inc(accounts_in.saturating_sub(1));
+            bar.inc(1);
         }
         bar.finish();
         let load_s = start.elapsed().as_secs_f64();
@@ -446,31 +452,42 @@ impl<'o> StateBench<'o> {
         Ok(())
     }
 
-    /// Generates, runs and checks one planned run.
-    fn run(&mut self, (spec, plan): &(RunSpec, RunPlan)) -> Result<RunResult> {
+    /// Generates, runs and checks one planned run: its blocks are executed
+    /// by each of the run's executors over the same pre-state (in turns: the
+    /// executor that goes first changes with every block, so neither always
+    /// finds the other's reads in the cache), their outcomes must be equal,
+    /// and one diff is committed. Returns one result per executor; the
+    /// recovery and the commit count in each.
+    fn run(&mut self, (spec, plan): &(RunSpec, RunPlan)) -> Result<Vec<RunResult>> {
+        let names: Vec<&str> = spec.executors.iter().map(|e| e.name()).collect();
         let label = format!(
             "{} {} {}{}",
             self.mode.name(),
             spec.kind.name(),
-            spec.executor.name(),
+            names.join("+"),
             if spec.prefetch { "" } else { " no-pf" }
         );
         let blocks = generate_run(&self.population, plan, &mut self.tip, self.opts.threads);
         if self.mode == StateMode::Cached {
             self.warm_up_cached(&blocks)?;
         }
-        let mut result = RunResult {
-            state: self.mode,
-            workload: spec.kind,
-            executor: spec.executor,
-            prefetch: spec.prefetch,
-            blocks: plan.blocks,
-            ..RunResult::default()
-        };
+        let mut results: Vec<RunResult> = spec
+            .executors
+            .iter()
+            .map(|&executor| RunResult {
+                state: self.mode,
+                workload: spec.kind,
+                executor,
+                prefetch: spec.prefetch,
+                blocks: plan.blocks,
+                ..RunResult::default()
+            })
+            .collect();
         let reads_before = self.db.stats().device_reads;
         let bar = self.bars.count(&label, plan.blocks, "blocks");
         let threads = self.opts.threads;
-        let mut times = [Duration::ZERO; 4];
+        // Per executor: recover, prefetch, execute, commit.
+        let mut times = vec![[Duration::ZERO; 4]; spec.executors.len()];
         for (b, generated) in blocks.iter().enumerate() {
             let block = &generated.block;
             let snapshot = self.snapshot()?;
@@ -479,54 +496,84 @@ impl<'o> StateBench<'o> {
             let start = Instant::now();
             let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, threads)
                 .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"))?;
-            let recovered = Instant::now();
-            let (outcome, prefetched) = if spec.prefetch {
-                let state = Prefetched::load(base, &snapshot, block, &senders)?;
-                let prefetched = Instant::now();
-                let stats = state.stats();
-                result.prefetched_accounts += stats.accounts as u64;
-                result.prefetched_slots += stats.slots as u64;
-                (execute(spec.executor, &self.chain, block, &senders, state, threads)?, prefetched)
-            } else {
-                (execute(spec.executor, &self.chain, block, &senders, base, threads)?, recovered)
-            };
-            let executed = Instant::now();
-
-            // Outside the clock: the senders, and parallel == serial.
+            let recover = start.elapsed();
             ensure!(senders == generated.senders, "recovered senders differ from the signers");
-            if spec.executor == Executor::Parallel && b == 0 {
-                let serial = execute_block(&self.chain, block, &senders, base)?;
-                ensure!(
-                    serial.receipts == outcome.receipts && serial.updates == outcome.updates,
-                    "{label}: the parallel executor's outcome differs from the serial one"
-                );
-            }
 
-            let commit_start = Instant::now();
+            let mut outcome: Option<BlockOutcome> = None;
+            for k in 0..spec.executors.len() {
+                let e = (k + b) % spec.executors.len();
+                let executor = spec.executors[e];
+                let start = Instant::now();
+                let ((run, stats), prefetch) = if spec.prefetch {
+                    let mut state = Prefetched::load(base, &snapshot, block, &senders)?;
+                    state.discover(
+                        &self.chain,
+                        block,
+                        &senders,
+                        &snapshot,
+                        DISCOVERY_ROUNDS_MAX,
+                        threads,
+                    )?;
+                    let prefetch = start.elapsed();
+                    let s = state.stats();
+                    results[e].prefetched_accounts += s.accounts as u64;
+                    results[e].prefetched_slots += s.slots as u64;
+                    results[e].discovery_rounds += s.discovery_rounds as u64;
+                    (execute(executor, &self.chain, block, &senders, state, threads)?, prefetch)
+                } else {
+                    (
+                        execute(executor, &self.chain, block, &senders, base, threads)?,
+                        Duration::ZERO,
+                    )
+                };
+                let total = start.elapsed();
+                times[e][0] += recover;
+                times[e][1] += prefetch;
+                times[e][2] += total - prefetch;
+                if let Some(stats) = stats {
+                    results[e].add_parallel_stats(&stats);
+                }
+                match &outcome {
+                    None => outcome = Some(run),
+                    Some(first) => ensure!(
+                        first.receipts == run.receipts && first.updates == run.updates,
+                        "{label}: block {}: the executors' outcomes differ",
+                        block.header.number
+                    ),
+                }
+            }
+            let outcome = outcome.context("a run has at least one executor")?;
+
+            let start = Instant::now();
             self.version += 1;
             let root = self.db.commit(self.version, &outcome.updates)?;
-            let committed = Instant::now();
+            let commit = start.elapsed();
+            for t in &mut times {
+                t[3] += commit;
+            }
 
-            times[0] += recovered - start;
-            times[1] += prefetched - recovered;
-            times[2] += executed - prefetched;
-            times[3] += committed - commit_start;
             let gas: u64 = outcome.receipts.last().map_or(0, |r| r.cumulative_gas_used());
             ensure!(gas == outcome.gas_used, "block gas {} != receipts' {gas}", outcome.gas_used);
             self.ledger
                 .record(&self.population, generated, &outcome.receipts)
                 .with_context(|| format!("{label}: block {}", block.header.number))?;
             self.hashes.insert(block.header.number, block.header.hash_slow());
-            result.txs += block.body.transactions.len() as u64;
-            result.gas += outcome.gas_used;
-            result.last_root = root;
+            for result in &mut results {
+                result.txs += block.body.transactions.len() as u64;
+                result.gas += outcome.gas_used;
+                result.last_root = root;
+            }
             bar.inc(1);
         }
         bar.finish();
         self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
-        result.device_reads = self.db.stats().device_reads - reads_before;
-        result.set_times(times);
-        Ok(result)
+        // Device reads are shared by the executors of a run.
+        let device_reads = self.db.stats().device_reads - reads_before;
+        for (result, times) in results.iter_mut().zip(times) {
+            result.device_reads = device_reads;
+            result.set_times(times);
+        }
+        Ok(results)
     }
 
     /// Compares sampled accounts of `blocks` (first and last transaction of

@@ -7,6 +7,7 @@ use alloy_primitives::B256;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
+use wake_execution::ParallelStats;
 
 /// ERC-20 transfers per second with cold state, end to end.
 pub const TARGET_ERC20_COLD_TX_PER_S: f64 = 10_000.0;
@@ -41,11 +42,24 @@ pub struct RunResult {
     pub exec_tx_per_s: f64,
     pub prefetched_accounts: u64,
     pub prefetched_slots: u64,
-    /// Device reads during the timed blocks (prefetch, execution, commit).
+    /// Discovery rounds that found reads, summed over the blocks.
+    pub discovery_rounds: u64,
+    /// Device reads during the run's blocks (prefetch, execution, commit;
+    /// in a paired cached run, of both executors together).
     pub device_reads: u64,
     pub device_reads_per_tx: f64,
     /// State root after the run's last block.
     pub last_root: B256,
+    /// Parallel executor, summed over the blocks: transactions run ahead
+    /// of their turn, those whose reads held, those run at their turn over
+    /// the exact state, speculative runs thrown away, chain detections,
+    /// and blocks it handed to the serial executor.
+    pub speculative: u64,
+    pub validated: u64,
+    pub exact: u64,
+    pub aborted: u64,
+    pub chain_detected: u64,
+    pub serial_fallback_blocks: u64,
 }
 
 impl Default for RunResult {
@@ -68,9 +82,16 @@ impl Default for RunResult {
             exec_tx_per_s: 0.0,
             prefetched_accounts: 0,
             prefetched_slots: 0,
+            discovery_rounds: 0,
             device_reads: 0,
             device_reads_per_tx: 0.0,
             last_root: B256::ZERO,
+            speculative: 0,
+            validated: 0,
+            exact: 0,
+            aborted: 0,
+            chain_detected: 0,
+            serial_fallback_blocks: 0,
         }
     }
 }
@@ -90,6 +111,16 @@ impl RunResult {
         self.exec_tx_per_s = per_s(self.txs as f64, self.prefetch_ms + self.execute_ms);
         self.device_reads_per_tx =
             if self.txs == 0 { 0.0 } else { self.device_reads as f64 / self.txs as f64 };
+    }
+
+    /// Adds one block's parallel-executor counters.
+    pub(super) fn add_parallel_stats(&mut self, stats: &ParallelStats) {
+        self.speculative += stats.speculative as u64;
+        self.validated += stats.validated as u64;
+        self.exact += stats.exact as u64;
+        self.aborted += stats.aborted as u64;
+        self.chain_detected += stats.chain_detected as u64;
+        self.serial_fallback_blocks += u64::from(stats.serial.is_some());
     }
 
     /// Prefetch + execute, the part executors and prefetch change.
@@ -287,7 +318,7 @@ impl ExecReport {
             self.io_backend,
             self.blocks_per_run,
             self.txs_per_block,
-            if self.parallel_executor { "" } else { ", parallel executor not built yet" }
+            if self.parallel_executor { "" } else { ", serial executor only" }
         );
         let load = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(
@@ -354,6 +385,21 @@ impl ExecReport {
                 per_block(r.execute_ms),
                 per_block(r.commit_ms),
                 r.device_reads_per_tx
+            );
+        }
+        for r in self.runs.iter().filter(|r| r.executor == Executor::Parallel) {
+            let _ = writeln!(
+                t,
+                "parallel {} {}{}: {} run ahead, {} held, {} at their turn, {} aborted, {} chain detections, {} serial blocks",
+                r.state.name(),
+                r.workload.name(),
+                if r.prefetch { "" } else { " (prefetch off)" },
+                r.speculative,
+                r.validated,
+                r.exact,
+                r.aborted,
+                r.chain_detected,
+                r.serial_fallback_blocks
             );
         }
         let _ = writeln!(t);
