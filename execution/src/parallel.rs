@@ -339,8 +339,18 @@ fn worker_evm<'s, 'a, D: PreState + Sync>(
 
 impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
     /// One worker's loop: claim, run, commit what is ready, until the block
-    /// is done or rejected.
+    /// is done or rejected. A panic stops every worker before it goes on
+    /// unwinding (to the caller, as in the serial executor), so the others
+    /// never wait for a transaction that will not come.
     fn work<'s>(&self, evm: &mut WorkerEvm<'s, 'a, D>) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work_on(evm)));
+        if let Err(panic) = outcome {
+            self.stop.store(true, Ordering::Release);
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    fn work_on<'s>(&self, evm: &mut WorkerEvm<'s, 'a, D>) {
         let mut idle = 0u32;
         while !self.stop.load(Ordering::Acquire) {
             match self.claim() {
