@@ -126,3 +126,25 @@ fn waves_collapse_branches_near_the_root() {
         assert_eq!(account, model.account(address), "{address}");
     }
 }
+
+/// Wave commit after wave commit over the same accounts, so that garbage
+/// builds up and compaction moves nodes while a commit goes in waves: the
+/// compaction of one wave must never move nodes that a later wave of the
+/// same commit then has to read.
+#[test]
+fn repeated_wave_commits_under_compaction_match_the_model() {
+    let dir = wake_tests::temp_db_dir("large-commits-repeated");
+    let db = TrieDb::open(config(&dir.path().join("db"))).expect("open");
+    let mut model = Model::default();
+    let mut compacted = 0;
+    for v in 1..=8u64 {
+        let updates: StateUpdates = workload::updates(0x7a7e_5eed, v, POOL, LARGE);
+        model.apply(&updates);
+        let before = db.stats().nodes_compacted;
+        let root = db.commit(v, &updates).expect("commit");
+        assert_eq!(root, model.root(), "root of version {v}");
+        compacted += db.stats().nodes_compacted - before;
+    }
+    assert!(compacted > 0, "compaction ran during the wave commits");
+    check_reads(&db, &model, 11);
+}

@@ -236,10 +236,19 @@ impl CommitCtx<'_> {
     /// Compacts and writes every `Mem` subtree that starts `keep` nibbles or
     /// more below the root, keeping the few nodes above in memory (the
     /// next waves pass through them).
+    ///
+    /// Only `Mem` subtrees, the ones this wave built: a stored subtree
+    /// there belongs to a later wave (or to none), which must find it where
+    /// the previous version left it. Compacting it now would move nodes
+    /// that the later wave then reads, and only the few near the root stay
+    /// in memory; `finish_root` compacts what no wave touched.
     fn seal_below(&mut self, child: &mut Child, depth: usize, keep: usize) -> Result<()> {
         let Child::Mem(node) = child else { return Ok(()) };
         let visit = |ctx: &mut Self, c: &mut Child, d: usize| {
             if d >= keep {
+                if !matches!(c, Child::Mem(_)) {
+                    return Ok(());
+                }
                 ctx.compact(c, d)?;
                 ctx.seal_in_place(c, d)
             } else {
