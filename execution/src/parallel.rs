@@ -52,7 +52,7 @@ use crate::executor::{
     outcome, receipt,
 };
 use crate::spec::ChainSpec;
-use crate::state::{BlockState, CollisionState, PreState, to_triedb};
+use crate::state::{BlockState, CollisionState, PreState, to_revm, to_triedb};
 use crate::tx::{BlockTx, tx_env};
 use alloy_consensus::{Block, Eip658Value, ReceiptEnvelope, Typed2718};
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
@@ -688,16 +688,6 @@ impl<D: PreState + Sync> Shared<'_, D> {
             account.info.balance = balance;
         }
         Ok(())
-    }
-}
-
-fn to_revm(info: AccountInfo) -> RevmAccountInfo {
-    RevmAccountInfo {
-        balance: info.balance,
-        nonce: info.nonce,
-        code_hash: info.code_hash,
-        code: None,
-        ..Default::default()
     }
 }
 

@@ -22,7 +22,7 @@
 use crate::error::StateError;
 use crate::executor::BlockEnvs;
 use crate::spec::ChainSpec;
-use crate::state::PreState;
+use crate::state::{PreState, to_revm};
 use crate::tx::{BlockTx, tx_env};
 use alloy_consensus::{Block, Transaction};
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
@@ -252,7 +252,7 @@ impl<D: PreState> Database for Discovery<'_, D> {
 
     fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
         match self.loaded.accounts.get(&address) {
-            Some(account) => Ok(account.map(|a| revm_info(&a))),
+            Some(account) => Ok(account.map(|a| to_revm(a.info()))),
             None => {
                 self.found.accounts.insert(address);
                 Ok(None)
@@ -296,16 +296,6 @@ impl<D: PreState> Database for Discovery<'_, D> {
     }
 }
 
-fn revm_info(account: &Account) -> RevmAccountInfo {
-    RevmAccountInfo {
-        balance: account.balance,
-        nonce: account.nonce,
-        code_hash: account.code_hash,
-        code: None,
-        ..Default::default()
-    }
-}
-
 impl<D: PreState> PreState for Prefetched<D> {
     fn has_storage_ref(&self, address: Address) -> Result<bool, StateError> {
         match self.accounts.get(&address) {
@@ -320,7 +310,7 @@ impl<D: PreState> DatabaseRef for Prefetched<D> {
 
     fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
         match self.accounts.get(&address) {
-            Some(account) => Ok(account.map(|a| revm_info(&a))),
+            Some(account) => Ok(account.map(|a| to_revm(a.info()))),
             None => self.inner.basic_ref(address),
         }
     }

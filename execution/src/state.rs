@@ -93,14 +93,7 @@ impl DatabaseRef for SnapshotState<'_> {
     type Error = StateError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
-        Ok(self.snapshot.account(&address)?.map(|acc| RevmAccountInfo {
-            balance: acc.balance,
-            nonce: acc.nonce,
-            code_hash: acc.code_hash,
-            // Loaded on demand through `code_by_hash_ref`.
-            code: None,
-            ..Default::default()
-        }))
+        Ok(self.snapshot.account(&address)?.map(|acc| to_revm(acc.info())))
     }
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
@@ -295,6 +288,18 @@ impl<D: PreState> CollisionState for BlockState<D> {
     }
 }
 
+/// An account as revm sees it; its code is loaded on demand through
+/// `code_by_hash`.
+pub(crate) fn to_revm(info: AccountInfo) -> RevmAccountInfo {
+    RevmAccountInfo {
+        balance: info.balance,
+        nonce: info.nonce,
+        code_hash: info.code_hash,
+        code: None,
+        ..Default::default()
+    }
+}
+
 pub(crate) fn to_triedb(info: &RevmAccountInfo) -> AccountInfo {
     AccountInfo { nonce: info.nonce, balance: info.balance, code_hash: info.code_hash }
 }
@@ -304,13 +309,7 @@ impl<D: PreState> Database for BlockState<D> {
 
     fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
         if let Some(written) = self.written.get(&address) {
-            return Ok(written.info.map(|info| RevmAccountInfo {
-                balance: info.balance,
-                nonce: info.nonce,
-                code_hash: info.code_hash,
-                code: None,
-                ..Default::default()
-            }));
+            return Ok(written.info.map(to_revm));
         }
         if let Some(read) = self.accounts_read.get(&address) {
             return Ok(read.clone());
