@@ -1,0 +1,8 @@
+//! # wake-node (library)
+//!
+//! The parts of the `wake` binary that run a node: the validator process
+//! and its libp2p transport, the transaction pool, the JSON-RPC server and
+//! the asynchronous-execution pipeline. `src/main.rs` is the CLI over them;
+//! the integration tests under `tests/` drive them too.
+
+pub mod rpc;
