@@ -54,6 +54,7 @@
 //!   ([`TxError`] for its transactions); [`StateError`] is our own storage
 //!   failing, which is not a verdict on the block.
 
+pub mod call;
 mod eip7610;
 mod error;
 pub mod ethtests;
