@@ -145,6 +145,18 @@ impl FileJournal {
     pub fn torn_tail_bytes(&self) -> u64 {
         self.torn_tail_bytes
     }
+
+    /// Every record of the journal at `path`, in order: for audits ("did
+    /// this validator ever sign two blocks in one round?"). Opens the file
+    /// like [`Self::open`] (a torn tail is cut), so not while a node runs.
+    pub fn read_records(path: &Path) -> Result<Vec<JournalRecord>, StoreError> {
+        let (file, recovered) = RecordFile::open(path, JournalRecord::BYTES, false)?;
+        let mut records = Vec::with_capacity(recovered.records.len());
+        for (offset, _) in &recovered.records {
+            records.push(JournalRecord::decode(&file.read_at(*offset)?)?);
+        }
+        Ok(records)
+    }
 }
 
 impl VoteJournal for FileJournal {

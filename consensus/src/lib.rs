@@ -43,12 +43,15 @@
 //!   bad input is dropped and counted per [`DropReason`], equivocation kept
 //!   as [`Evidence`].
 //!
-//! Not here yet: the libp2p transport (issue 4 section 3), which will sit
-//! behind a trait so the core and the simulator never see it.
+//! * [`Driver`]: the core plus its I/O for a real process (journal fsync
+//!   before a vote leaves, wall-clock timers, ledger appends, serving
+//!   blocks) over any [`Transport`]. The node's libp2p network implements
+//!   [`Transport`]; neither the core nor the simulator sees libp2p.
 
 pub mod codec;
 pub mod core;
 pub mod crypto;
+pub mod driver;
 pub mod journal;
 pub mod ledger;
 pub mod sim;
@@ -62,6 +65,7 @@ pub use crate::core::{
     Restore,
 };
 pub use crate::crypto::{Ed25519, Scheme, SignerSet};
+pub use crate::driver::{Driver, DriverError, DriverStats, Notice, Transport};
 pub use crate::journal::{
     FileJournal, JournalRecord, MemJournal, VoteJournal, VoteKind, VoteTicket,
 };

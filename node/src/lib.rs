@@ -5,4 +5,7 @@
 //! the asynchronous-execution pipeline. `src/main.rs` is the CLI over them;
 //! the integration tests under `tests/` drive them too.
 
+pub mod config;
+pub mod p2p;
 pub mod rpc;
+pub mod validator;

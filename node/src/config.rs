@@ -1,0 +1,234 @@
+//! `node.toml` and key files: what an operator writes to run `wake node`.
+//!
+//! ```toml
+//! data_dir = "/var/lib/wake"          # relative paths are relative to this file
+//! key_file = "validator.key"          # the validator's ed25519 secret
+//! listen = "/ip4/0.0.0.0/tcp/30400"
+//!
+//! [consensus]                          # optional; defaults shown
+//! round_timeout_ms = 1000
+//! execution_delay = 3
+//!
+//! [[validators]]                       # the validator set, in index order
+//! public_key = "…64 hex digits…"
+//! stake = 1
+//! address = "/ip4/10.0.0.1/tcp/30400"
+//! ```
+//!
+//! A key file holds one line: the 32-byte ed25519 secret in hex. It is
+//! created with mode 0600 by `wake keys generate` and never overwritten.
+//! Every problem is a [`ConfigError`] naming the file and the field.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+/// Most validators a config may list (the consensus codec's bound).
+pub const VALIDATORS_MAX: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// `node.toml`, as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: PathBuf,
+    key_file: PathBuf,
+    listen: String,
+    #[serde(default)]
+    consensus: ConsensusSection,
+    validators: Vec<RawValidator>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    pub round_timeout_ms: u64,
+    pub execution_delay: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        let defaults = wake_consensus::Config::default();
+        Self {
+            round_timeout_ms: defaults.round_timeout_ms,
+            execution_delay: defaults.execution_delay,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidator {
+    public_key: String,
+    stake: u64,
+    address: Option<String>,
+}
+
+/// One member of the validator set.
+#[derive(Clone, Debug)]
+pub struct ValidatorEntry {
+    pub public_key: [u8; 32],
+    pub stake: u64,
+    pub address: Option<Multiaddr>,
+}
+
+/// A checked `node.toml`.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub listen: Multiaddr,
+    pub consensus: ConsensusSection,
+    pub validators: Vec<ValidatorEntry>,
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let invalid = |reason: String| ConfigError::Invalid { path: path.to_owned(), reason };
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let listen: Multiaddr =
+            raw.listen.parse().map_err(|e| invalid(format!("listen {:?}: {e}", raw.listen)))?;
+        if raw.validators.is_empty() || raw.validators.len() > VALIDATORS_MAX {
+            return Err(invalid(format!(
+                "{} validators listed; between 1 and {VALIDATORS_MAX} are needed",
+                raw.validators.len()
+            )));
+        }
+        if raw.consensus.round_timeout_ms == 0 || raw.consensus.execution_delay == 0 {
+            return Err(invalid(
+                "consensus.round_timeout_ms and execution_delay must be > 0".into(),
+            ));
+        }
+        let mut validators = Vec::with_capacity(raw.validators.len());
+        for (index, validator) in raw.validators.iter().enumerate() {
+            let public_key = parse_hex32(&validator.public_key)
+                .map_err(|e| invalid(format!("validators[{index}].public_key: {e}")))?;
+            let address =
+                match &validator.address {
+                    None => None,
+                    Some(text) => Some(text.parse::<Multiaddr>().map_err(|e| {
+                        invalid(format!("validators[{index}].address {text:?}: {e}"))
+                    })?),
+                };
+            validators.push(ValidatorEntry { public_key, stake: validator.stake, address });
+        }
+        Ok(Self {
+            data_dir: base.join(raw.data_dir),
+            key_file: base.join(raw.key_file),
+            listen,
+            consensus: raw.consensus,
+            validators,
+        })
+    }
+}
+
+fn parse_hex32(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    let bytes = hex::decode(text).map_err(|e| format!("not hex: {e}"))?;
+    bytes.try_into().map_err(|bytes: Vec<u8>| format!("{} bytes, expected 32", bytes.len()))
+}
+
+/// Reads a key file (one line of hex).
+pub fn read_key(path: &Path) -> Result<[u8; 32], ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    parse_hex32(&text).map_err(|reason| ConfigError::Invalid { path: path.to_owned(), reason })
+}
+
+/// Writes a new key file (mode 0600); refuses to overwrite one.
+pub fn write_new_key(path: &Path, secret: &[u8; 32]) -> Result<(), ConfigError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let write = |source| ConfigError::Write { path: path.to_owned(), source };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(write)?;
+    file.write_all(format!("{}\n", hex::encode(secret)).as_bytes()).map_err(write)?;
+    file.sync_all().map_err(write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    #[test]
+    fn loads_a_config_with_paths_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            &format!(
+                "data_dir = \"data\"\nkey_file = \"v.key\"\nlisten = \"/ip4/127.0.0.1/tcp/0\"\n\
+                 [[validators]]\npublic_key = \"{KEY}\"\nstake = 5\naddress = \"/ip4/127.0.0.1/tcp/1\"\n"
+            ),
+        );
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.data_dir, dir.path().join("data"));
+        assert_eq!(config.validators[0].stake, 5);
+        assert_eq!(config.consensus.execution_delay, 3);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("data_dir = 1", "data_dir"),
+            (
+                "data_dir = \"d\"\nkey_file = \"k\"\nlisten = \"nonsense\"\n[[validators]]\npublic_key = \"00\"\nstake = 1\n",
+                "listen",
+            ),
+            (
+                "data_dir = \"d\"\nkey_file = \"k\"\nlisten = \"/ip4/1.2.3.4/tcp/1\"\n[[validators]]\npublic_key = \"00\"\nstake = 1\n",
+                "public_key",
+            ),
+            (
+                "data_dir = \"d\"\nkey_file = \"k\"\nlisten = \"/ip4/1.2.3.4/tcp/1\"\nvalidators = []\n",
+                "validators",
+            ),
+            (
+                "data_dir = \"d\"\nkey_file = \"k\"\nlisten = \"/ip4/1.2.3.4/tcp/1\"\nbogus = 1\nvalidators = []\n",
+                "bogus",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = NodeConfig::load(&write(dir.path(), text)).unwrap_err().to_string();
+            assert!(err.contains(field), "{err:?} should name {field}");
+        }
+    }
+
+    #[test]
+    fn key_files_are_new_private_and_round_trip() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.key");
+        write_new_key(&path, &[9u8; 32]).unwrap();
+        assert_eq!(read_key(&path).unwrap(), [9u8; 32]);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(write_new_key(&path, &[1u8; 32]).is_err(), "an existing key is never overwritten");
+        assert_eq!(read_key(&path).unwrap(), [9u8; 32]);
+    }
+}

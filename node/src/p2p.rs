@@ -1,0 +1,544 @@
+//! The libp2p network of a node: tcp + noise + yamux on a tokio
+//! current-thread runtime of its own thread.
+//!
+//! * **Identity is the validator key.** The libp2p keypair is the
+//!   validator's ed25519 key, so a peer's [`PeerId`] *is* its validator
+//!   public key, proven by the noise handshake. A consensus message is
+//!   attributed to the validator whose key authenticated the connection;
+//!   a message from any other peer is dropped and counted.
+//! * **Consensus messages** (proposals, votes, timeouts, block requests
+//!   and responses) go over direct streams: a request-response protocol
+//!   (`/wake/consensus/1`) whose request is one length-delimited frame
+//!   (u32 big-endian length, then the bytes) capped at
+//!   [`wake_consensus::codec::MESSAGE_BYTES_MAX`] before anything is
+//!   allocated, and whose response is an empty acknowledgement. Block sync
+//!   for a validator that lags or restarts rides the same protocol: the
+//!   core's block requests walk back from a certified block by id, and
+//!   peers answer from their tree or their ledger.
+//! * **Transactions** go over gossipsub (topic [`TX_TOPIC`]), signed by
+//!   the sender's key, capped at the transaction size limit.
+//! * The consensus thread talks to the network through [`NetTransport`]
+//!   (the [`Transport`] of the consensus driver) and hears back through a
+//!   bounded channel of [`Inbound`]. Both directions use `try_send`:
+//!   a full queue drops the message and counts it (consensus survives
+//!   lost messages; a stalled network never blocks the consensus thread).
+//! * Peers that are down are redialled every [`REDIAL_INTERVAL`].
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identity, noise, tcp, yamux};
+use tokio::sync::mpsc;
+use wake_consensus::codec::MESSAGE_BYTES_MAX;
+use wake_consensus::{Transport, ValidatorIndex};
+
+/// The consensus stream protocol.
+pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/wake/consensus/1");
+/// The gossipsub topic of mempool transactions.
+pub const TX_TOPIC: &str = "wake/tx/1";
+/// Largest gossiped transaction (the pool's own limit is checked on admission).
+pub const TX_GOSSIP_BYTES_MAX: usize = 128 * 1024 + 1024;
+/// How often peers that are not connected are dialled again.
+pub const REDIAL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("bad node key: {0}")]
+    Key(String),
+    #[error("cannot build the libp2p transport: {0}")]
+    Transport(String),
+    #[error("cannot listen on {address}: {reason}")]
+    Listen { address: Multiaddr, reason: String },
+    #[error("cannot start the network thread: {0}")]
+    Thread(io::Error),
+}
+
+/// One validator as the network sees it.
+#[derive(Clone, Debug)]
+pub struct PeerEntry {
+    pub peer: PeerId,
+    /// Where to dial it (none: wait for it to dial us).
+    pub address: Option<Multiaddr>,
+}
+
+/// Network settings.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// The 32-byte ed25519 secret (the validator key, or a full node's own).
+    pub secret: [u8; 32],
+    pub listen: Multiaddr,
+    /// The validator set, in validator-index order.
+    pub validators: Vec<PeerEntry>,
+    /// More peers to keep connected (full nodes).
+    pub extra_peers: Vec<(PeerId, Multiaddr)>,
+    /// Bound of the queue from the consensus thread to the network.
+    pub outbound_queue: usize,
+}
+
+/// What the network hands to the node.
+#[derive(Debug)]
+pub enum Inbound {
+    Consensus { from: ValidatorIndex, bytes: Vec<u8> },
+    Transaction(Vec<u8>),
+}
+
+#[derive(Debug)]
+enum Outbound {
+    Send { to: ValidatorIndex, bytes: Vec<u8> },
+    Broadcast(Vec<u8>),
+    Gossip(Vec<u8>),
+}
+
+/// Counters, shared with the node's metrics.
+#[derive(Debug, Default)]
+pub struct NetStats {
+    pub frames_sent: AtomicU64,
+    pub frames_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// Outbound messages dropped because the network queue was full.
+    pub outbound_dropped: AtomicU64,
+    /// Inbound messages dropped because the node's queue was full.
+    pub inbound_dropped: AtomicU64,
+    /// Consensus frames from peers that are not validators.
+    pub unknown_peer_dropped: AtomicU64,
+    /// Requests that failed (dial failure, timeout, closed connection).
+    pub send_failures: AtomicU64,
+    pub txs_gossiped: AtomicU64,
+    pub txs_received: AtomicU64,
+    pub connected_peers: AtomicU64,
+}
+
+/// The consensus driver's side of the network.
+#[derive(Clone)]
+pub struct NetTransport {
+    outbound: mpsc::Sender<Outbound>,
+    stats: Arc<NetStats>,
+}
+
+impl NetTransport {
+    fn push(&self, message: Outbound) {
+        if self.outbound.try_send(message).is_err() {
+            self.stats.outbound_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Gossip one transaction (already admitted by our pool) to the others.
+    pub fn gossip_transaction(&self, bytes: Vec<u8>) {
+        self.push(Outbound::Gossip(bytes));
+    }
+}
+
+impl Transport for NetTransport {
+    fn send(&mut self, to: ValidatorIndex, bytes: Vec<u8>) {
+        self.push(Outbound::Send { to, bytes });
+    }
+
+    fn broadcast(&mut self, bytes: Vec<u8>) {
+        self.push(Outbound::Broadcast(bytes));
+    }
+}
+
+/// A running network thread; dropping it stops the thread.
+pub struct Network {
+    transport: NetTransport,
+    stats: Arc<NetStats>,
+    local_peer_id: PeerId,
+    listening: Vec<Multiaddr>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Network {
+    /// Starts the network thread and returns once it listens (or could not).
+    pub fn start(
+        config: NetConfig,
+        inbound: crossbeam_channel::Sender<Inbound>,
+    ) -> Result<Self, NetError> {
+        let mut secret = config.secret;
+        let keypair = identity::Keypair::ed25519_from_bytes(&mut secret)
+            .map_err(|e| NetError::Key(e.to_string()))?;
+        let local_peer_id = keypair.public().to_peer_id();
+        let stats = Arc::new(NetStats::default());
+        let (outbound_tx, outbound_rx) = mpsc::channel(config.outbound_queue.max(1));
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel();
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("wake-net".into())
+            .spawn(move || {
+                let runtime =
+                    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(NetError::Transport(e.to_string())));
+                            return;
+                        }
+                    };
+                let channels = Channels {
+                    outbound: outbound_rx,
+                    inbound,
+                    shutdown: shutdown_rx,
+                    ready: ready_tx,
+                };
+                runtime.block_on(run(config, keypair, channels, thread_stats));
+            })
+            .map_err(NetError::Thread)?;
+        let listening = match ready_rx.recv() {
+            Ok(Ok(listening)) => listening,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(NetError::Transport(
+                    "the network thread stopped while starting".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            transport: NetTransport { outbound: outbound_tx, stats: stats.clone() },
+            stats,
+            local_peer_id,
+            listening,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn transport(&self) -> NetTransport {
+        self.transport.clone()
+    }
+
+    pub fn stats(&self) -> &Arc<NetStats> {
+        &self.stats
+    }
+
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// The addresses it listens on (the port resolved when 0 was asked).
+    pub fn listening(&self) -> &[Multiaddr] {
+        &self.listening
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The PeerId of a validator's ed25519 public key.
+pub fn peer_id_of(public_key: &[u8; 32]) -> Result<PeerId, NetError> {
+    let key = identity::ed25519::PublicKey::try_from_bytes(public_key)
+        .map_err(|e| NetError::Key(e.to_string()))?;
+    Ok(identity::PublicKey::from(key).to_peer_id())
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    consensus: request_response::Behaviour<FrameCodec>,
+    gossip: gossipsub::Behaviour,
+}
+
+/// One length-delimited frame per request, an empty response.
+#[derive(Clone, Copy, Debug)]
+struct FrameCodec {
+    max: usize,
+}
+
+impl request_response::Codec for FrameCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = ();
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        let mut len = [0u8; 4];
+        io.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > self.max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame of {len} bytes exceeds the {}-byte cap", self.max),
+            ));
+        }
+        let mut bytes = vec![0u8; len];
+        io.read_exact(&mut bytes).await?;
+        Ok(bytes)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<()>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        Ok(())
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        let len = u32::try_from(bytes.len())
+            .ok()
+            .filter(|len| *len as usize <= self.max)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame over the cap"))?;
+        io.write_all(&len.to_be_bytes()).await?;
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, (): ()) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        io.close().await
+    }
+}
+
+fn build_swarm(keypair: identity::Keypair) -> Result<Swarm<Behaviour>, NetError> {
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_behaviour(|key| {
+            let consensus = request_response::Behaviour::with_codec(
+                FrameCodec { max: MESSAGE_BYTES_MAX },
+                [(CONSENSUS_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(1024),
+            );
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(500))
+                .max_transmit_size(TX_GOSSIP_BYTES_MAX)
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                // Identical transactions are one message, whoever sends them.
+                .message_id_fn(|message: &gossipsub::Message| {
+                    gossipsub::MessageId::from(
+                        wake_consensus::types::sha256(&[&message.data]).to_vec(),
+                    )
+                })
+                .build()
+                .map_err(|e| e.to_string())?;
+            let gossip = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+            )?;
+            Ok(Behaviour { consensus, gossip })
+        })
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}
+
+struct Channels {
+    outbound: mpsc::Receiver<Outbound>,
+    inbound: crossbeam_channel::Sender<Inbound>,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+    ready: std::sync::mpsc::SyncSender<Result<Vec<Multiaddr>, NetError>>,
+}
+
+async fn run(
+    config: NetConfig,
+    keypair: identity::Keypair,
+    channels: Channels,
+    stats: Arc<NetStats>,
+) {
+    let Channels { mut outbound, inbound, mut shutdown, ready } = channels;
+    let mut swarm = match build_swarm(keypair) {
+        Ok(swarm) => swarm,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let topic = gossipsub::IdentTopic::new(TX_TOPIC);
+    if let Err(e) = swarm.behaviour_mut().gossip.subscribe(&topic) {
+        let _ = ready.send(Err(NetError::Transport(e.to_string())));
+        return;
+    }
+    if let Err(e) = swarm.listen_on(config.listen.clone()) {
+        let _ = ready.send(Err(NetError::Listen { address: config.listen, reason: e.to_string() }));
+        return;
+    }
+    // Wait for the listener: a port in use is reported here, not later.
+    let mut listening = Vec::new();
+    while listening.is_empty() {
+        match swarm.select_next_some().await {
+            SwarmEvent::NewListenAddr { address, .. } => listening.push(address),
+            SwarmEvent::ListenerClosed { reason: Err(e), .. }
+            | SwarmEvent::ListenerError { error: e, .. } => {
+                let _ = ready
+                    .send(Err(NetError::Listen { address: config.listen, reason: e.to_string() }));
+                return;
+            }
+            _ => {}
+        }
+    }
+    let local = *swarm.local_peer_id();
+    let mut index_of: HashMap<PeerId, ValidatorIndex> = HashMap::new();
+    let mut dial_list: Vec<(PeerId, Multiaddr)> = config.extra_peers.clone();
+    for (index, entry) in config.validators.iter().enumerate() {
+        index_of.insert(entry.peer, index as ValidatorIndex);
+        if let Some(address) = &entry.address
+            && entry.peer != local
+        {
+            dial_list.push((entry.peer, address.clone()));
+        }
+    }
+    for (peer, address) in &dial_list {
+        swarm.add_peer_address(*peer, address.clone());
+    }
+    let _ = ready.send(Ok(listening));
+    tracing::info!(peer_id = %local, peers = dial_list.len(), "network started");
+
+    let mut redial = tokio::time::interval(REDIAL_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            event = swarm.select_next_some() => {
+                on_swarm_event(&mut swarm, event, &index_of, &inbound, &stats);
+            }
+            message = outbound.recv() => {
+                let Some(message) = message else { break };
+                on_outbound(&mut swarm, message, &config.validators, local, &topic, &stats);
+            }
+            _ = redial.tick() => {
+                for (peer, address) in &dial_list {
+                    if !swarm.is_connected(peer) {
+                        let _ = swarm.dial(address.clone());
+                    }
+                }
+                stats.connected_peers.store(swarm.connected_peers().count() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+    tracing::debug!("network stopped");
+}
+
+fn on_outbound(
+    swarm: &mut Swarm<Behaviour>,
+    message: Outbound,
+    validators: &[PeerEntry],
+    local: PeerId,
+    topic: &gossipsub::IdentTopic,
+    stats: &NetStats,
+) {
+    let send = |swarm: &mut Swarm<Behaviour>, peer: &PeerId, bytes: Vec<u8>| {
+        stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+        stats.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        swarm.behaviour_mut().consensus.send_request(peer, bytes);
+    };
+    match message {
+        Outbound::Send { to, bytes } => {
+            if let Some(entry) = validators.get(to as usize)
+                && entry.peer != local
+            {
+                send(swarm, &entry.peer, bytes);
+            }
+        }
+        Outbound::Broadcast(bytes) => {
+            for entry in validators.iter().filter(|entry| entry.peer != local) {
+                send(swarm, &entry.peer, bytes.clone());
+            }
+        }
+        Outbound::Gossip(bytes) => {
+            // `InsufficientPeers` before the mesh forms: the pool keeps the
+            // transaction, so nothing is lost but the early gossip.
+            if swarm.behaviour_mut().gossip.publish(topic.clone(), bytes).is_ok() {
+                stats.txs_gossiped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn on_swarm_event(
+    swarm: &mut Swarm<Behaviour>,
+    event: SwarmEvent<BehaviourEvent>,
+    index_of: &HashMap<PeerId, ValidatorIndex>,
+    inbound: &crossbeam_channel::Sender<Inbound>,
+    stats: &NetStats,
+) {
+    let deliver = |message: Inbound| {
+        if inbound.try_send(message).is_err() {
+            stats.inbound_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    match event {
+        SwarmEvent::Behaviour(BehaviourEvent::Consensus(request_response::Event::Message {
+            peer,
+            message: request_response::Message::Request { request, channel, .. },
+            ..
+        })) => {
+            let _ = swarm.behaviour_mut().consensus.send_response(channel, ());
+            stats.frames_received.fetch_add(1, Ordering::Relaxed);
+            stats.bytes_received.fetch_add(request.len() as u64, Ordering::Relaxed);
+            match index_of.get(&peer) {
+                Some(&from) => deliver(Inbound::Consensus { from, bytes: request }),
+                None => {
+                    stats.unknown_peer_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Consensus(
+            request_response::Event::OutboundFailure { peer, error, .. },
+        )) => {
+            stats.send_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(%peer, %error, "consensus send failed");
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+            message,
+            ..
+        })) => {
+            stats.txs_received.fetch_add(1, Ordering::Relaxed);
+            deliver(Inbound::Transaction(message.data));
+        }
+        SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            tracing::debug!(peer = %peer_id, "connected");
+        }
+        SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            tracing::debug!(peer = %peer_id, "disconnected");
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_id_is_the_validator_key() {
+        let secret = [7u8; 32];
+        let signing = ed25519_dalek::SigningKey::from_bytes(&secret);
+        let from_validator = peer_id_of(signing.verifying_key().as_bytes()).unwrap();
+        let mut bytes = secret;
+        let keypair = identity::Keypair::ed25519_from_bytes(&mut bytes).unwrap();
+        assert_eq!(keypair.public().to_peer_id(), from_validator);
+    }
+}

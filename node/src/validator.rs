@@ -1,0 +1,280 @@
+//! A validator process: the consensus driver on its own thread, fed by the
+//! libp2p network thread through a bounded channel.
+//!
+//! Layout: the network runs on a tokio current-thread runtime in its own
+//! thread ([`crate::p2p`]); the consensus driver (core, vote journal with
+//! fsync before every vote, ledger) runs on the calling thread and sleeps
+//! until the next message or timer. Neither blocks the other: messages
+//! cross in bounded queues, and a full queue drops (consensus tolerates
+//! loss).
+//!
+//! Execution: this process orders blocks without executing them. Each
+//! committed block's "execution result" is a digest of the block
+//! ([`NullExecution`]), so the delayed-result check of the protocol runs
+//! exactly as it will with real execution (a voter compares the carried
+//! result with its own for block `h-K`, waits while it is not ready) but
+//! nothing is run. The asynchronous-execution pipeline replaces this oracle.
+//!
+//! Data directory: `consensus/journal` (the vote journal) and
+//! `consensus/ledger` (finalized blocks). A restarted validator restores
+//! its last vote from the journal (it can never vote twice in a round) and
+//! its committed chain from the ledger, then catches up through the core's
+//! block requests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use wake_consensus::{
+    Config, Core, Driver, Ed25519, ExecutionOracle, ExecutionResult, FileJournal, FileLedger,
+    FinalizedBlock, Height, Ledger, Notice, PayloadSource, Restore, Round, Validator, ValidatorSet,
+    VoteJournal, sha256,
+};
+
+use crate::config::{NodeConfig, read_key};
+use crate::p2p::{Inbound, NetConfig, Network, PeerEntry, peer_id_of};
+
+/// Bound of the queue from the network to the consensus thread.
+const INBOUND_QUEUE: usize = 8192;
+/// Bound of the queue from the consensus thread to the network.
+const OUTBOUND_QUEUE: usize = 8192;
+/// Results kept by [`NullExecution`]: K back is all a voter asks.
+const RESULTS_KEPT: usize = 1024;
+/// How often a status line is logged.
+const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The execution result of a block that is ordered but not executed: a
+/// digest of its id, known the moment it commits.
+#[derive(Default)]
+pub struct NullExecution {
+    results: BTreeMap<Height, ExecutionResult>,
+}
+
+impl NullExecution {
+    pub fn on_commit(&mut self, block: &FinalizedBlock) {
+        let id = block.header.id();
+        let digest = |tag: &[u8]| sha256(&[b"wake/null-execution/", tag, &id.0]);
+        let mut logs_bloom = [0u8; 256];
+        logs_bloom[..32].copy_from_slice(&digest(b"bloom"));
+        self.results.insert(
+            block.header.height,
+            ExecutionResult {
+                state_root: digest(b"state"),
+                receipts_root: digest(b"receipts"),
+                logs_bloom,
+                gas_used: 0,
+            },
+        );
+        while self.results.len() > RESULTS_KEPT {
+            self.results.pop_first();
+        }
+    }
+}
+
+impl ExecutionOracle for NullExecution {
+    fn result(&self, height: Height) -> Option<ExecutionResult> {
+        self.results.get(&height).cloned()
+    }
+}
+
+/// Empty payloads: the ordering is what this process exercises.
+pub struct EmptyPayloads;
+
+impl PayloadSource for EmptyPayloads {
+    fn payload(&mut self, _round: Round, _height: Height, _bytes_max: usize) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+/// Runs a validator until `stop` is set or a fatal error.
+pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let secret = read_key(&config.key_file)?;
+    let signing = wake_consensus::crypto::ed25519_key_from_seed(secret);
+    let public = signing.verifying_key();
+    let me =
+        config.validators.iter().position(|v| v.public_key == *public.as_bytes()).with_context(
+            || {
+                format!(
+                    "the key in {} ({}) is not in the validator set",
+                    config.key_file.display(),
+                    hex::encode(public.as_bytes())
+                )
+            },
+        )? as wake_consensus::ValidatorIndex;
+
+    let mut members = Vec::with_capacity(config.validators.len());
+    let mut peers = Vec::with_capacity(config.validators.len());
+    for (index, entry) in config.validators.iter().enumerate() {
+        let public_key = ed25519_dalek::VerifyingKey::from_bytes(&entry.public_key)
+            .with_context(|| format!("validators[{index}].public_key is not an ed25519 key"))?;
+        members.push(Validator { public_key, stake: entry.stake });
+        peers.push(PeerEntry {
+            peer: peer_id_of(&entry.public_key)?,
+            address: entry.address.clone(),
+        });
+    }
+    let validators = ValidatorSet::<Ed25519>::new(members).context("validator set")?;
+
+    let dir = config.data_dir.join("consensus");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let consensus_config = Config {
+        round_timeout_ms: config.consensus.round_timeout_ms,
+        execution_delay: config.consensus.execution_delay,
+        ..Config::default()
+    };
+    let journal = open_journal(&dir.join("journal"))?;
+    let ledger = open_ledger(&dir.join("ledger"), consensus_config.epoch)?;
+    let ledger_tip = match ledger.tip_height() {
+        0 => None,
+        height => ledger.get(height).context("reading the ledger tip")?,
+    };
+    let mut execution = NullExecution::default();
+    // The oracle must know the results of the committed blocks the next
+    // proposals will carry (K back from the tip).
+    let tip_height = ledger.tip_height();
+    let from = tip_height.saturating_sub(consensus_config.execution_delay + 1).max(1);
+    for height in from..=tip_height {
+        if let Some(block) = ledger.get(height).context("reading the ledger")? {
+            execution.on_commit(&block);
+        }
+    }
+    let restore = Restore { last_vote: journal.last(), ledger_tip };
+    tracing::info!(
+        validator = me,
+        validators = config.validators.len(),
+        ledger_height = tip_height,
+        last_vote_round = restore.last_vote.map(|r| r.round),
+        "starting validator"
+    );
+    let core = Core::new(consensus_config, validators, me, signing, restore);
+
+    let (inbound_tx, inbound_rx) = crossbeam_channel::bounded(INBOUND_QUEUE);
+    let network = Network::start(
+        NetConfig {
+            secret,
+            listen: config.listen.clone(),
+            validators: peers,
+            extra_peers: Vec::new(),
+            outbound_queue: OUTBOUND_QUEUE,
+        },
+        inbound_tx,
+    )?;
+    tracing::info!(listen = ?network.listening(), peer_id = %network.local_peer_id(), "listening");
+
+    let mut driver =
+        Driver::new(core, journal, ledger, network.transport(), execution, EmptyPayloads);
+    let mut status = Status::new(tip_height);
+    let notices = driver.start(Instant::now())?;
+    status.on_notices(&mut driver, notices);
+    while !stop.load(Ordering::Relaxed) {
+        // Wake at least every 100 ms to see `stop`.
+        let deadline = driver.next_wake().min(Instant::now() + Duration::from_millis(100));
+        let notices = match inbound_rx.recv_deadline(deadline) {
+            Ok(Inbound::Consensus { from, bytes }) => {
+                driver.on_message(from, bytes, Instant::now())?
+            }
+            // Transactions have no pool in an ordering-only validator.
+            Ok(Inbound::Transaction(_)) => Vec::new(),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Vec::new(),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                bail!("the network thread stopped")
+            }
+        };
+        status.on_notices(&mut driver, notices);
+        let notices = driver.on_wake(Instant::now())?;
+        status.on_notices(&mut driver, notices);
+        status.maybe_log(&driver, &network);
+    }
+    tracing::info!(committed = driver.core().committed_height(), "stopped");
+    Ok(())
+}
+
+fn open_journal(path: &Path) -> anyhow::Result<FileJournal> {
+    let journal = FileJournal::open(path, true)
+        .with_context(|| format!("cannot open the vote journal {}", path.display()))?;
+    if journal.torn_tail_bytes() > 0 {
+        tracing::warn!(bytes = journal.torn_tail_bytes(), "vote journal: torn tail cut");
+    }
+    Ok(journal)
+}
+
+fn open_ledger(path: &Path, epoch: u64) -> anyhow::Result<FileLedger> {
+    let ledger = FileLedger::open(path, epoch, true)
+        .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+    if ledger.torn_tail_bytes() > 0 {
+        tracing::warn!(bytes = ledger.torn_tail_bytes(), "ledger: torn tail cut");
+    }
+    Ok(ledger)
+}
+
+type NodeDriver = Driver<
+    Ed25519,
+    FileJournal,
+    FileLedger,
+    crate::p2p::NetTransport,
+    NullExecution,
+    EmptyPayloads,
+>;
+
+struct Status {
+    started: Instant,
+    last_log: Instant,
+    start_height: Height,
+    evidence: u64,
+}
+
+impl Status {
+    fn new(start_height: Height) -> Self {
+        let now = Instant::now();
+        Self { started: now, last_log: now, start_height, evidence: 0 }
+    }
+
+    fn on_notices(&mut self, driver: &mut NodeDriver, notices: Vec<Notice<Ed25519>>) {
+        for notice in notices {
+            match notice {
+                Notice::Committed(block) => {
+                    driver.oracle_mut().on_commit(&block);
+                    tracing::info!(
+                        height = block.header.height,
+                        round = block.header.round,
+                        author = block.header.author,
+                        "committed"
+                    );
+                }
+                Notice::Certified { round, height, .. } => {
+                    tracing::debug!(round, height, "certified");
+                }
+                Notice::Evidence(evidence) => {
+                    self.evidence += 1;
+                    tracing::warn!(?evidence, "equivocation evidence");
+                }
+            }
+        }
+    }
+
+    fn maybe_log(&mut self, driver: &NodeDriver, network: &Network) {
+        if self.last_log.elapsed() < STATUS_INTERVAL {
+            return;
+        }
+        self.last_log = Instant::now();
+        let core = driver.core();
+        let stats = driver.stats();
+        let net = network.stats();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        tracing::info!(
+            round = core.round(),
+            committed = core.committed_height(),
+            blocks_per_s =
+                format!("{:.1}", (core.committed_height() - self.start_height) as f64 / secs),
+            peers = net.connected_peers.load(Ordering::Relaxed),
+            dropped = driver.drops().total(),
+            votes = stats.votes_persisted,
+            evidence = self.evidence,
+            "status"
+        );
+    }
+}
