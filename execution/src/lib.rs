@@ -25,6 +25,11 @@
 //!    commits [`BlockOutcome::updates`] to triedb and checks the returned
 //!    root with [`check_state_root`].
 //!
+//! Before a block exists, [`Pool`] (the `pool` module) admits transactions
+//! (stateless checks and sender recovery outside its lock, nonce and funds
+//! against the latest executed state) and builds the leader's block, which
+//! consensus carries as a payload ([`encode_payload`], [`decode_payload`]).
+//!
 //! Chain rules live in [`ChainSpec`]: mainnet's schedule, a devnet's from a
 //! geth `genesis.json` ([`Genesis`]), and the ethereum/tests networks.
 //! [`ethtests`] runs ethereum/tests BlockchainTests through all of the above
@@ -60,6 +65,8 @@ mod error;
 pub mod ethtests;
 mod executor;
 mod parallel;
+mod payload;
+pub mod pool;
 mod prefetch;
 pub mod replay;
 mod spec;
@@ -76,6 +83,13 @@ pub use executor::{
 pub use parallel::{
     IN_ORDER_SPAN, ParallelConfig, ParallelStats, SerialReason, execute_block_parallel,
     execute_block_parallel_with,
+};
+pub use payload::{
+    PayloadError, decode_payload, encode_payload, payload_item_len, payload_len, split_payload,
+};
+pub use pool::{
+    AccountSource, AccountState, Admitted, BlockLimits, Pool, PoolConfig, PoolError, PoolHead,
+    PooledTx, TxOrigin,
 };
 pub use prefetch::{DISCOVERY_ROUNDS_MAX, PrefetchStats, Prefetched};
 pub use spec::{ChainSpec, ForkActivation, GENESIS_JSON_BYTES_MAX, Genesis, GenesisAccount};
