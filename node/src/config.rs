@@ -9,6 +9,12 @@
 //! round_timeout_ms = 1000
 //! execution_delay = 3
 //!
+//! [execution]                          # optional: without it the validator
+//! genesis = "genesis.json"             # orders blocks but executes nothing
+//! rpc = "127.0.0.1:8545"
+//! threads = 2
+//! cache_mib = 256
+//!
 //! [[validators]]                       # the validator set, in index order
 //! public_key = "…64 hex digits…"
 //! stake = 1
@@ -47,7 +53,27 @@ struct RawConfig {
     listen: String,
     #[serde(default)]
     consensus: ConsensusSection,
+    execution: Option<RawExecution>,
     validators: Vec<RawValidator>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExecution {
+    genesis: PathBuf,
+    rpc: String,
+    #[serde(default = "default_threads")]
+    threads: usize,
+    #[serde(default = "default_cache_mib")]
+    cache_mib: usize,
+}
+
+fn default_threads() -> usize {
+    2
+}
+
+fn default_cache_mib() -> usize {
+    256
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -90,6 +116,8 @@ pub struct NodeConfig {
     pub key_file: PathBuf,
     pub listen: Multiaddr,
     pub consensus: ConsensusSection,
+    /// Absent: an ordering-only validator (no state, no transactions).
+    pub execution: Option<crate::executing::ExecutionSettings>,
     pub validators: Vec<ValidatorEntry>,
 }
 
@@ -126,7 +154,20 @@ impl NodeConfig {
                 };
             validators.push(ValidatorEntry { public_key, stake: validator.stake, address });
         }
+        let execution = match raw.execution {
+            None => None,
+            Some(e) => Some(crate::executing::ExecutionSettings {
+                genesis: base.join(e.genesis),
+                rpc: e
+                    .rpc
+                    .parse()
+                    .map_err(|err| invalid(format!("execution.rpc {:?}: {err}", e.rpc)))?,
+                threads: e.threads.clamp(1, 256),
+                cache_mib: e.cache_mib.clamp(1, 1 << 20),
+            }),
+        };
         Ok(Self {
+            execution,
             data_dir: base.join(raw.data_dir),
             key_file: base.join(raw.key_file),
             listen,

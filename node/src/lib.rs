@@ -6,6 +6,9 @@
 //! the integration tests under `tests/` drive them too.
 
 pub mod config;
+pub mod devnet;
+pub mod executing;
 pub mod p2p;
+pub mod pipeline;
 pub mod rpc;
 pub mod validator;

@@ -43,6 +43,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// Replay real mainnet blocks (pevm layout) and check them against their headers.
     Replay(replay::ReplayArgs),
+    /// A local devnet: N validator processes, real transactions, a live status line.
+    Devnet(wake_node::devnet::DevnetArgs),
     /// Validator keys.
     Keys {
         #[command(subcommand)]
@@ -113,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ethtests(args) => ethtests::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Devnet(args) => wake_node::devnet::run(args),
         Command::Keys { keys: command } => keys(command),
         Command::Node { config } => node(&config),
     }

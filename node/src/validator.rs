@@ -35,7 +35,11 @@ use wake_consensus::{
 };
 
 use crate::config::{NodeConfig, read_key};
-use crate::p2p::{Inbound, NetConfig, Network, PeerEntry, peer_id_of};
+use crate::executing::ExecutingNode;
+use crate::p2p::{Inbound, NetConfig, NetTransport, Network, PeerEntry, peer_id_of};
+
+/// Gossiped transactions sent per loop turn.
+const GOSSIP_PER_WAKE: usize = 4096;
 
 /// Bound of the queue from the network to the consensus thread.
 const INBOUND_QUEUE: usize = 8192;
@@ -132,62 +136,148 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
         0 => None,
         height => ledger.get(height).context("reading the ledger tip")?,
     };
-    let mut execution = NullExecution::default();
-    // The oracle must know the results of the committed blocks the next
-    // proposals will carry (K back from the tip).
-    let tip_height = ledger.tip_height();
-    let from = tip_height.saturating_sub(consensus_config.execution_delay + 1).max(1);
-    for height in from..=tip_height {
-        if let Some(block) = ledger.get(height).context("reading the ledger")? {
-            execution.on_commit(&block);
-        }
-    }
     let restore = Restore { last_vote: journal.last(), ledger_tip };
+    let tip_height = ledger.tip_height();
     tracing::info!(
         validator = me,
         validators = config.validators.len(),
         ledger_height = tip_height,
         last_vote_round = restore.last_vote.map(|r| r.round),
+        executing = config.execution.is_some(),
         "starting validator"
     );
-    let core = Core::new(consensus_config, validators, me, signing, restore);
+    let core = Core::new(consensus_config.clone(), validators, me, signing, restore);
+    let net_config = NetConfig {
+        secret,
+        listen: config.listen.clone(),
+        validators: peers,
+        extra_peers: Vec::new(),
+        outbound_queue: OUTBOUND_QUEUE,
+    };
 
-    let (inbound_tx, inbound_rx) = crossbeam_channel::bounded(INBOUND_QUEUE);
-    let network = Network::start(
-        NetConfig {
-            secret,
-            listen: config.listen.clone(),
-            validators: peers,
-            extra_peers: Vec::new(),
-            outbound_queue: OUTBOUND_QUEUE,
-        },
-        inbound_tx,
-    )?;
-    tracing::info!(listen = ?network.listening(), peer_id = %network.local_peer_id(), "listening");
+    match &config.execution {
+        None => {
+            let mut execution = NullExecution::default();
+            // The oracle must know the results of the committed blocks the
+            // next proposals will carry (K back from the tip).
+            let from = tip_height.saturating_sub(consensus_config.execution_delay + 1).max(1);
+            for height in from..=tip_height {
+                if let Some(block) = ledger.get(height).context("reading the ledger")? {
+                    execution.on_commit(&block);
+                }
+            }
+            let (inbound_tx, inbound_rx) = crossbeam_channel::bounded(INBOUND_QUEUE);
+            let network = Network::start(net_config, inbound_tx)?;
+            tracing::info!(listen = ?network.listening(), peer_id = %network.local_peer_id(), "listening");
+            let mut driver =
+                Driver::new(core, journal, ledger, network.transport(), execution, EmptyPayloads);
+            let hooks = Hooks {
+                on_commit: |driver: &mut Driver<_, _, _, _, NullExecution, _>,
+                            block: Box<FinalizedBlock>| {
+                    driver.oracle_mut().on_commit(&block);
+                    Ok(())
+                },
+                on_transaction: |_: Vec<u8>| {},
+                on_idle: || Ok(()),
+            };
+            run_loop(&mut driver, &inbound_rx, &network, stop, tip_height, hooks)
+        }
+        Some(settings) => {
+            let recipients = config
+                .validators
+                .iter()
+                .map(|v| crate::pipeline::fee_recipient(&v.public_key))
+                .collect();
+            let metrics = Arc::new(crate::rpc::Metrics::new());
+            let cell = std::cell::RefCell::new(ExecutingNode::start(
+                settings,
+                &config.data_dir,
+                &ledger,
+                recipients,
+                metrics,
+            )?);
+            let (inbound_tx, inbound_rx) = crossbeam_channel::bounded(INBOUND_QUEUE);
+            let network = Network::start(net_config, inbound_tx)?;
+            tracing::info!(listen = ?network.listening(), peer_id = %network.local_peer_id(), "listening");
+            let transport = network.transport();
+            let (results, payloads) = {
+                let node = cell.borrow();
+                (node.oracle(), node.payloads())
+            };
+            let mut driver =
+                Driver::new(core, journal, ledger, transport.clone(), results, payloads);
+            let hooks = Hooks {
+                on_commit: |_: &mut Driver<_, _, _, _, _, _>, block: Box<FinalizedBlock>| {
+                    cell.borrow_mut().on_commit(block)
+                },
+                on_transaction: |bytes: Vec<u8>| {
+                    cell.borrow().ingest(bytes);
+                },
+                on_idle: || {
+                    let mut node = cell.borrow_mut();
+                    for raw in node.pool.drain_gossip(GOSSIP_PER_WAKE) {
+                        transport.gossip_transaction(raw.to_vec());
+                    }
+                    if !node.is_running() {
+                        return Err(node.execution_failure());
+                    }
+                    Ok(())
+                },
+            };
+            run_loop(&mut driver, &inbound_rx, &network, stop, tip_height, hooks)
+        }
+    }
+}
 
-    let mut driver =
-        Driver::new(core, journal, ledger, network.transport(), execution, EmptyPayloads);
+/// What the consensus loop does besides driving the core.
+struct Hooks<C, T, I> {
+    on_commit: C,
+    on_transaction: T,
+    on_idle: I,
+}
+
+fn run_loop<O, P, C, T, I>(
+    driver: &mut Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
+    inbound_rx: &crossbeam_channel::Receiver<Inbound>,
+    network: &Network,
+    stop: &Arc<AtomicBool>,
+    tip_height: Height,
+    mut hooks: Hooks<C, T, I>,
+) -> anyhow::Result<()>
+where
+    O: ExecutionOracle,
+    P: PayloadSource,
+    C: FnMut(
+        &mut Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
+        Box<FinalizedBlock>,
+    ) -> anyhow::Result<()>,
+    T: FnMut(Vec<u8>),
+    I: FnMut() -> anyhow::Result<()>,
+{
     let mut status = Status::new(tip_height);
     let notices = driver.start(Instant::now())?;
-    status.on_notices(&mut driver, notices);
+    status.on_notices(driver, notices, &mut hooks.on_commit)?;
     while !stop.load(Ordering::Relaxed) {
-        // Wake at least every 100 ms to see `stop`.
-        let deadline = driver.next_wake().min(Instant::now() + Duration::from_millis(100));
+        // Wake at least every 20 ms to see `stop` and drain the gossip outbox.
+        let deadline = driver.next_wake().min(Instant::now() + Duration::from_millis(20));
         let notices = match inbound_rx.recv_deadline(deadline) {
             Ok(Inbound::Consensus { from, bytes }) => {
                 driver.on_message(from, bytes, Instant::now())?
             }
-            // Transactions have no pool in an ordering-only validator.
-            Ok(Inbound::Transaction(_)) => Vec::new(),
+            Ok(Inbound::Transaction(bytes)) => {
+                (hooks.on_transaction)(bytes);
+                Vec::new()
+            }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Vec::new(),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 bail!("the network thread stopped")
             }
         };
-        status.on_notices(&mut driver, notices);
+        status.on_notices(driver, notices, &mut hooks.on_commit)?;
         let notices = driver.on_wake(Instant::now())?;
-        status.on_notices(&mut driver, notices);
-        status.maybe_log(&driver, &network);
+        status.on_notices(driver, notices, &mut hooks.on_commit)?;
+        (hooks.on_idle)()?;
+        status.maybe_log(driver, network);
     }
     tracing::info!(committed = driver.core().committed_height(), "stopped");
     Ok(())
@@ -211,15 +301,6 @@ fn open_ledger(path: &Path, epoch: u64) -> anyhow::Result<FileLedger> {
     Ok(ledger)
 }
 
-type NodeDriver = Driver<
-    Ed25519,
-    FileJournal,
-    FileLedger,
-    crate::p2p::NetTransport,
-    NullExecution,
-    EmptyPayloads,
->;
-
 struct Status {
     started: Instant,
     last_log: Instant,
@@ -233,17 +314,31 @@ impl Status {
         Self { started: now, last_log: now, start_height, evidence: 0 }
     }
 
-    fn on_notices(&mut self, driver: &mut NodeDriver, notices: Vec<Notice<Ed25519>>) {
+    fn on_notices<O, P, C>(
+        &mut self,
+        driver: &mut Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
+        notices: Vec<Notice<Ed25519>>,
+        on_commit: &mut C,
+    ) -> anyhow::Result<()>
+    where
+        O: ExecutionOracle,
+        P: PayloadSource,
+        C: FnMut(
+            &mut Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
+            Box<FinalizedBlock>,
+        ) -> anyhow::Result<()>,
+    {
         for notice in notices {
             match notice {
                 Notice::Committed(block) => {
-                    driver.oracle_mut().on_commit(&block);
                     tracing::info!(
                         height = block.header.height,
                         round = block.header.round,
                         author = block.header.author,
+                        payload_bytes = block.payload.len(),
                         "committed"
                     );
+                    on_commit(driver, block)?;
                 }
                 Notice::Certified { round, height, .. } => {
                     tracing::debug!(round, height, "certified");
@@ -254,9 +349,17 @@ impl Status {
                 }
             }
         }
+        Ok(())
     }
 
-    fn maybe_log(&mut self, driver: &NodeDriver, network: &Network) {
+    fn maybe_log<O, P>(
+        &mut self,
+        driver: &Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
+        network: &Network,
+    ) where
+        O: ExecutionOracle,
+        P: PayloadSource,
+    {
         if self.last_log.elapsed() < STATUS_INTERVAL {
             return;
         }

@@ -1,0 +1,575 @@
+//! `wake devnet`: N validators as separate `wake node` processes on
+//! loopback, from a generated genesis with M funded accounts, driven by a
+//! load generator that signs real transactions and sends them the way users
+//! do, as JSON-RPC `eth_sendRawTransaction` batches.
+//!
+//! The generator signs everything before the measured window. During the
+//! window it sends at `--tps`, round-robin over the validators, and watches
+//! validator 0 over JSON-RPC: the executed head (`eth_blockNumber`), the
+//! consensus head (`eth_syncing`'s `highestBlock` while execution lags) and
+//! every new block's transactions. A sampled transaction's latency is from
+//! its submission to the moment its block is seen executed (finalized and
+//! executed: with asynchronous execution that is when a wallet sees it).
+//! It prints a live status line, then a summary (`--json`: one line).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_consensus::{SignableTransaction, TxEip1559};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use secp256k1::{Message, SECP256K1, SecretKey};
+use serde_json::{Value, json};
+
+/// Chain id of every devnet.
+pub const DEVNET_CHAIN_ID: u64 = 1337;
+/// Gas limit of devnet blocks: room for > 10,000 transfers per block.
+const GAS_LIMIT: u64 = 1_000_000_000;
+/// JSON-RPC batch size (the server's default cap is 100).
+const BATCH: usize = 100;
+/// One in this many transactions is timed.
+const SAMPLE_EVERY: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Native transfers.
+    Transfers,
+    /// ERC-20 `transfer` calls on a token in the genesis.
+    Erc20,
+    /// Half and half.
+    Mix,
+}
+
+#[derive(Debug, Args)]
+pub struct DevnetArgs {
+    /// Validators (separate processes).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Transactions per second offered.
+    #[arg(long, default_value_t = 300)]
+    tps: u64,
+    #[arg(long, value_enum, default_value_t = Workload::Transfers)]
+    workload: Workload,
+    /// Funded accounts in the genesis (all of them send).
+    #[arg(long, default_value_t = 2_000)]
+    accounts: u64,
+    /// K: block h carries the execution result of block h-K.
+    #[arg(long, default_value_t = 3)]
+    delay: u64,
+    /// Data directory (default: a temporary one, removed at the end).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Parallel execution threads per validator.
+    #[arg(long, default_value_t = 1)]
+    exec_threads: usize,
+    /// One JSON summary line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Account {
+    secret: SecretKey,
+    address: Address,
+}
+
+fn account(i: u64) -> Account {
+    let mut seed = keccak256([b"wake-devnet-account/".as_slice(), &i.to_be_bytes()].concat());
+    loop {
+        if let Ok(secret) = SecretKey::from_byte_array(seed.0) {
+            let public = secret.public_key(SECP256K1).serialize_uncompressed();
+            let address = Address::from_slice(&keccak256(&public[1..])[12..]);
+            return Account { secret, address };
+        }
+        seed = keccak256(seed);
+    }
+}
+
+fn genesis_json(accounts: &[Account], workload: Workload) -> Value {
+    let mut alloc = serde_json::Map::new();
+    let rich = format!("{:#x}", U256::from(10u64).pow(U256::from(24u64)));
+    for a in accounts {
+        alloc.insert(format!("{:#x}", a.address), json!({ "balance": rich }));
+    }
+    if workload != Workload::Transfers {
+        let mut storage = serde_json::Map::new();
+        let tokens = format!("{:#x}", U256::from(10u64).pow(U256::from(24u64)));
+        for a in accounts {
+            storage.insert(
+                format!("{:#x}", wake_benches::exec_workload::balance_slot(a.address)),
+                json!(tokens),
+            );
+        }
+        alloc.insert(
+            format!("{:#x}", wake_benches::exec_workload::token_address()),
+            json!({
+                "balance": "0x0",
+                "code": format!("{}", wake_benches::exec_workload::token_code()),
+                "storage": storage,
+            }),
+        );
+    }
+    json!({
+        "config": {
+            "chainId": DEVNET_CHAIN_ID,
+            "homesteadBlock": 0, "eip150Block": 0, "eip158Block": 0, "byzantiumBlock": 0,
+            "constantinopleBlock": 0, "petersburgBlock": 0, "istanbulBlock": 0,
+            "berlinBlock": 0, "londonBlock": 0,
+            "terminalTotalDifficulty": 0, "terminalTotalDifficultyPassed": true,
+            "shanghaiTime": 0, "cancunTime": 0
+        },
+        "gasLimit": format!("{GAS_LIMIT:#x}"),
+        "baseFeePerGas": "0x3b9aca00",
+        "timestamp": "0x0",
+        "alloc": alloc,
+    })
+}
+
+fn sign(tx: TxEip1559, secret: &SecretKey) -> Bytes {
+    let hash = tx.signature_hash();
+    let (recid, bytes) =
+        SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), secret).serialize_compact();
+    let signature =
+        alloy_primitives::Signature::from_bytes_and_parity(&bytes, i32::from(recid) != 0);
+    Bytes::from(tx.into_signed(signature).encoded_2718())
+}
+
+/// Transaction `k`: account `k % n` at nonce `k / n`, to the next account.
+fn transaction(k: u64, accounts: &[Account], workload: Workload) -> (B256, Bytes) {
+    let n = accounts.len() as u64;
+    let from = &accounts[(k % n) as usize];
+    let to = accounts[((k + 1) % n) as usize].address;
+    let erc20 = match workload {
+        Workload::Transfers => false,
+        Workload::Erc20 => true,
+        Workload::Mix => k % 2 == 1,
+    };
+    let (kind, input, gas_limit, value) = if erc20 {
+        let token = wake_benches::exec_workload::token_address();
+        let data = wake_benches::exec_workload::transfer_calldata(to, U256::from(1u64));
+        (TxKind::Call(token), data, 100_000, U256::ZERO)
+    } else {
+        (TxKind::Call(to), Bytes::new(), 21_000, U256::from(1u64))
+    };
+    let tx = TxEip1559 {
+        chain_id: DEVNET_CHAIN_ID,
+        nonce: k / n,
+        gas_limit,
+        max_fee_per_gas: 100_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: kind,
+        value,
+        access_list: Default::default(),
+        input,
+    };
+    let raw = sign(tx, &from.secret);
+    (keccak256(&raw), raw)
+}
+
+/// A blocking JSON-RPC client over one keep-alive HTTP/1.1 connection.
+struct Rpc {
+    addr: SocketAddr,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl Rpc {
+    fn new(addr: SocketAddr) -> Self {
+        Self { addr, stream: None }
+    }
+
+    fn call(&mut self, body: &Value) -> anyhow::Result<Value> {
+        let result = self.try_call(body);
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    fn try_call(&mut self, body: &Value) -> anyhow::Result<Value> {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.set_nodelay(true)?;
+            self.stream = Some(BufReader::new(stream));
+        }
+        let reader = self.stream.as_mut().context("connected")?;
+        let body = serde_json::to_vec(body)?;
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let stream = reader.get_mut();
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(&body)?;
+        let mut status = String::new();
+        reader.read_line(&mut status)?;
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = Some(value.trim().parse::<usize>()?);
+            }
+        }
+        let length = length.context("response without Content-Length")?;
+        if length > 64 << 20 {
+            bail!("response of {length} bytes");
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        if !status.contains(" 200") {
+            bail!("HTTP {}: {}", status.trim(), String::from_utf8_lossy(&body));
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let response =
+            self.call(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))?;
+        if let Some(error) = response.get("error") {
+            bail!("{method}: {error}");
+        }
+        Ok(response["result"].clone())
+    }
+}
+
+fn hex_u64(value: &Value) -> Option<u64> {
+    u64::from_str_radix(value.as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+struct Process {
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on a child we spawned and still own.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Writes keys, genesis and configs; returns the config paths and RPC addresses.
+fn write_network(
+    dir: &Path,
+    args: &DevnetArgs,
+    accounts: &[Account],
+) -> anyhow::Result<(Vec<PathBuf>, Vec<SocketAddr>)> {
+    std::fs::write(
+        dir.join("genesis.json"),
+        serde_json::to_vec(&genesis_json(accounts, args.workload))?,
+    )?;
+    let mut keys = Vec::new();
+    let mut set = String::new();
+    let mut p2p_ports = Vec::new();
+    for i in 0..args.validators {
+        let secret: [u8; 32] = rand::random();
+        let path = dir.join(format!("v{i}.key"));
+        if !path.exists() {
+            crate::config::write_new_key(&path, &secret)?;
+        }
+        let secret = crate::config::read_key(&path)?;
+        let public = wake_consensus::crypto::ed25519_key_from_seed(secret).verifying_key();
+        let port = free_port()?;
+        set += &format!(
+            "[[validators]]\npublic_key = \"{}\"\nstake = 1\naddress = \"/ip4/127.0.0.1/tcp/{port}\"\n",
+            hex::encode(public.as_bytes())
+        );
+        keys.push(path);
+        p2p_ports.push(port);
+    }
+    let mut configs = Vec::new();
+    let mut rpcs = Vec::new();
+    for (i, port) in p2p_ports.iter().enumerate() {
+        let rpc = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let config = dir.join(format!("node{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"data{i}\"\nkey_file = \"v{i}.key\"\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\n\
+                 [consensus]\nexecution_delay = {}\nround_timeout_ms = 1000\n\
+                 [execution]\ngenesis = \"genesis.json\"\nrpc = \"{rpc}\"\nthreads = {}\ncache_mib = 128\n{set}",
+                args.delay, args.exec_threads
+            ),
+        )?;
+        configs.push(config);
+        rpcs.push(rpc);
+    }
+    Ok((configs, rpcs))
+}
+
+/// What the run measured.
+struct Summary {
+    txs_sent: u64,
+    txs_included: u64,
+    tps_sustained: f64,
+    latencies_ms: Vec<f64>,
+    lag_max: u64,
+    blocks: u64,
+    send_errors: u64,
+}
+
+pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
+    if args.validators == 0 || args.accounts < 2 || args.tps == 0 || args.duration == 0 {
+        bail!("--validators, --tps and --duration must be > 0 and --accounts ≥ 2");
+    }
+    let temp;
+    let dir = match &args.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => {
+            temp =
+                tempfile::Builder::new().prefix("wake-devnet-").tempdir_in(std::env::temp_dir())?;
+            temp.path().to_owned()
+        }
+    };
+    eprintln!(
+        "wake devnet: {} validators, {} accounts, {} workload at {} tx/s for {} s, data in {}",
+        args.validators,
+        args.accounts,
+        format!("{:?}", args.workload).to_lowercase(),
+        args.tps,
+        args.duration,
+        dir.display()
+    );
+    let accounts: Vec<Account> = (0..args.accounts).map(account).collect();
+    let (configs, rpcs) = write_network(&dir, &args, &accounts)?;
+
+    let total = (args.tps * args.duration) as usize;
+    let bar = indicatif::ProgressBar::new(total as u64).with_message("signing");
+    let txs: Vec<(B256, Bytes)> = (0..total as u64)
+        .map(|k| {
+            bar.inc(1);
+            transaction(k, &accounts, args.workload)
+        })
+        .collect();
+    bar.finish_and_clear();
+
+    let exe = std::env::current_exe().context("locating the wake binary")?;
+    let mut processes = Vec::new();
+    for (i, config) in configs.iter().enumerate() {
+        let log = std::fs::File::create(dir.join(format!("node{i}.log")))?;
+        let child = Command::new(&exe)
+            .args(["node", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting a validator")?;
+        processes.push(Process { child });
+    }
+    eprintln!("started {} validators; logs in {}/node*.log", args.validators, dir.display());
+    let mut clients: Vec<Rpc> = rpcs.iter().map(|a| Rpc::new(*a)).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (i, client) in clients.iter_mut().enumerate() {
+        while client.request("eth_chainId", json!([])).is_err() {
+            if Instant::now() > deadline {
+                bail!("validator {i} did not serve JSON-RPC within 120 s (see its log)");
+            }
+            if let Ok(Some(status)) = processes[i].child.try_wait() {
+                bail!("validator {i} exited with {status} (see {}/node{i}.log)", dir.display());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    let summary = drive(&args, &txs, &rpcs, &mut clients[0])?;
+    drop(processes);
+    report(&args, &summary);
+    Ok(())
+}
+
+fn drive(
+    args: &DevnetArgs,
+    txs: &[(B256, Bytes)],
+    rpcs: &[SocketAddr],
+    watcher: &mut Rpc,
+) -> anyhow::Result<Summary> {
+    let sampled: HashMap<B256, usize> =
+        txs.iter().enumerate().step_by(SAMPLE_EVERY).map(|(i, (hash, _))| (*hash, i)).collect();
+    let start_height = hex_u64(&watcher.request("eth_blockNumber", json!([]))?).unwrap_or(0);
+    let started = Instant::now();
+    let window = Duration::from_secs(args.duration);
+    // The sender: paced batches, round-robin over the validators.
+    let rpcs = rpcs.to_vec();
+    let tps = args.tps;
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<(usize, Instant)>();
+    let payloads: Vec<(usize, Bytes)> =
+        txs.iter().enumerate().map(|(i, (_, raw))| (i, raw.clone())).collect();
+    let sender = std::thread::spawn(move || {
+        let mut clients: Vec<Rpc> = rpcs.iter().map(|a| Rpc::new(*a)).collect();
+        let mut errors = 0u64;
+        for (batch_index, batch) in payloads.chunks(BATCH).enumerate() {
+            let due = started + Duration::from_secs_f64((batch_index * BATCH) as f64 / tps as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let body: Vec<Value> = batch
+                .iter()
+                .map(|(i, raw)| {
+                    json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]})
+                })
+                .collect();
+            let now = Instant::now();
+            let count = clients.len();
+            let client = &mut clients[batch_index % count];
+            match client.call(&Value::Array(body)) {
+                Ok(Value::Array(responses)) => {
+                    errors += responses.iter().filter(|r| r.get("error").is_some()).count() as u64;
+                }
+                _ => errors += batch.len() as u64,
+            }
+            for (i, _) in batch {
+                if i % SAMPLE_EVERY == 0 {
+                    let _ = sent_tx.send((*i, now));
+                }
+            }
+        }
+        errors
+    });
+
+    let mut sent_at: HashMap<usize, Instant> = HashMap::new();
+    let mut latencies_ms = Vec::new();
+    let mut next_block = start_height + 1;
+    let (mut included, mut included_in_window, mut lag_max) = (0u64, 0u64, 0u64);
+    let mut last_status = Instant::now();
+    let drain_deadline = started + window + Duration::from_secs(15);
+    let mut sender = Some(sender);
+    let mut send_errors = 0;
+    loop {
+        while let Ok((i, at)) = sent_rx.try_recv() {
+            sent_at.insert(i, at);
+        }
+        let executed = hex_u64(&watcher.request("eth_blockNumber", json!([]))?).unwrap_or(0);
+        let syncing = watcher.request("eth_syncing", json!([]))?;
+        let consensus = hex_u64(&syncing["highestBlock"]).unwrap_or(executed);
+        lag_max = lag_max.max(consensus.saturating_sub(executed));
+        while next_block <= executed {
+            let block = watcher
+                .request("eth_getBlockByNumber", json!([format!("{next_block:#x}"), false]))?;
+            let seen = Instant::now();
+            let hashes = block["transactions"].as_array().cloned().unwrap_or_default();
+            included += hashes.len() as u64;
+            if seen <= started + window {
+                included_in_window += hashes.len() as u64;
+            }
+            for hash in hashes.iter().filter_map(|h| h.as_str()?.parse::<B256>().ok()) {
+                if let Some(i) = sampled.get(&hash)
+                    && let Some(at) = sent_at.get(i)
+                {
+                    latencies_ms.push(seen.duration_since(*at).as_secs_f64() * 1e3);
+                }
+            }
+            next_block += 1;
+        }
+        if last_status.elapsed() >= Duration::from_secs(1) {
+            last_status = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            let (p50, p99) = percentiles(&latencies_ms);
+            eprintln!(
+                "[{secs:5.1}s] height {consensus} finalized {consensus} executed {executed} lag {} \
+                 | included {included} ({:.0} tx/s) | finality p50 {p50:.0} ms p99 {p99:.0} ms",
+                consensus.saturating_sub(executed),
+                included as f64 / secs.max(1e-9),
+            );
+        }
+        if let Some(handle) = sender.take_if(|h| h.is_finished()) {
+            send_errors = handle.join().unwrap_or(0);
+        }
+        let all_in = sender.is_none() && included >= txs.len() as u64 - send_errors;
+        if all_in || Instant::now() > drain_deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(handle) = sender.take() {
+        send_errors = handle.join().unwrap_or(0);
+    }
+    Ok(Summary {
+        txs_sent: txs.len() as u64,
+        txs_included: included,
+        tps_sustained: included_in_window as f64 / window.as_secs_f64(),
+        latencies_ms,
+        lag_max,
+        blocks: next_block - 1 - start_height,
+        send_errors,
+    })
+}
+
+fn percentiles(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn report(args: &DevnetArgs, s: &Summary) {
+    let (p50, p99) = percentiles(&s.latencies_ms);
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "validators": args.validators,
+                "duration_s": args.duration,
+                "workload": format!("{:?}", args.workload).to_lowercase(),
+                "accounts": args.accounts,
+                "tps_offered": args.tps,
+                "tps_sustained": s.tps_sustained,
+                "txs_sent": s.txs_sent,
+                "txs_included": s.txs_included,
+                "send_errors": s.send_errors,
+                "finality_ms_p50": p50,
+                "finality_ms_p99": p99,
+                "execution_lag_blocks_max": s.lag_max,
+                "blocks_finalized": s.blocks,
+                "execution_mode": "async",
+                "execution_delay": args.delay,
+            })
+        );
+    } else {
+        println!(
+            "summary: {} validators, {} s: {:.0} tx/s sustained ({} of {} transactions included, {} refused), \
+             {} blocks, finality p50 {p50:.0} ms p99 {p99:.0} ms, execution lag ≤ {} blocks",
+            args.validators,
+            args.duration,
+            s.tps_sustained,
+            s.txs_included,
+            s.txs_sent,
+            s.send_errors,
+            s.blocks,
+            s.lag_max
+        );
+    }
+}

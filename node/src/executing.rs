@@ -1,0 +1,451 @@
+//! The executing side of a validator: state (triedb), the transaction
+//! pool, the execution thread and the JSON-RPC server.
+//!
+//! Threads and queues (each bounded):
+//! * the consensus thread hands every finalized block to
+//!   [`ExecutingNode::on_commit`], which records its transactions as
+//!   ordered in the pool and queues it for execution
+//!   ([`EXECUTION_QUEUE`] blocks; a full queue blocks consensus, which is
+//!   backpressure of last resort: the core already waits for results K
+//!   blocks back before it proposes or votes);
+//! * the execution thread ([`crate::pipeline::BlockExecutor`]) executes in
+//!   height order, commits version `h` to triedb, publishes the result to
+//!   [`Results`] (the core's oracle), the block to the RPC [`ChainStore`]
+//!   and the touched accounts to the pool, and checks every certified
+//!   delayed result against its own: a difference stops the node with both
+//!   roots named;
+//! * the RPC server runs on a tokio current-thread runtime of its own
+//!   thread; `eth_sendRawTransaction` admits into the pool;
+//! * gossiped transactions are admitted on an ingest thread in batches
+//!   (sender recovery is the expensive part and runs on several threads).
+//!
+//! Restart: the triedb file is rebuilt from genesis by re-executing the
+//! ledger's finalized blocks before the node rejoins (simple and always
+//! consistent; a long chain makes restarts slow, see the README).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use alloy_consensus::{Block, BlockBody};
+use alloy_eips::eip1559::BaseFeeParams;
+use alloy_primitives::{Address, B256, Bytes, keccak256};
+use anyhow::Context;
+use wake_consensus::{
+    ExecutionResult, FileLedger, FinalizedBlock, Height, Ledger, PayloadSource, Round,
+};
+use wake_execution::pool::touched_accounts;
+use wake_execution::{
+    AccountSource, AccountState, BlockLimits, Genesis, Pool, PoolConfig, PoolError, PoolHead,
+    StateError, TxOrigin,
+};
+use wake_triedb::TrieDb;
+
+use crate::pipeline::{
+    BlockExecutor, ExecutedBlock, NodePayload, PAYLOAD_TXS_MAX, PipelineError, Results,
+    ResultsOracle, consensus_result, genesis_header,
+};
+use crate::rpc::{
+    ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
+    StoredBlock, SubmitError,
+};
+
+/// Finalized blocks queued for execution.
+pub const EXECUTION_QUEUE: usize = 64;
+/// Gossiped transactions queued for admission.
+const INGEST_QUEUE: usize = 65_536;
+/// Transactions admitted per ingest batch.
+const INGEST_BATCH: usize = 1024;
+
+/// `[execution]` of `node.toml`.
+#[derive(Clone, Debug)]
+pub struct ExecutionSettings {
+    pub genesis: PathBuf,
+    pub rpc: SocketAddr,
+    /// Parallel execution threads.
+    pub threads: usize,
+    /// triedb node cache.
+    pub cache_mib: usize,
+}
+
+/// The state, pool, execution thread and RPC server of one validator.
+pub struct ExecutingNode {
+    pub results: Arc<Results>,
+    pub pool: Arc<Pool>,
+    pub store: Arc<ChainStore>,
+    pub backend: Arc<NodeBackend>,
+    gas_limit: u64,
+    execution: Option<SyncSender<Box<FinalizedBlock>>>,
+    execution_thread: Option<JoinHandle<Result<(), PipelineError>>>,
+    ingest: Option<SyncSender<Bytes>>,
+    ingest_thread: Option<JoinHandle<()>>,
+    rpc: Option<RpcServerHandle>,
+    rpc_runtime: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+/// The pool's view of the newest executed state.
+struct LatestState(TrieDb);
+
+impl AccountSource for LatestState {
+    fn account_state(&self, address: Address) -> Result<AccountState, StateError> {
+        let Some(latest) = self.0.latest() else { return Ok(AccountState::default()) };
+        let snapshot = self.0.snapshot(latest.version).map_err(|e| StateError(Arc::new(e)))?;
+        let account = snapshot.account(&address).map_err(|e| StateError(Arc::new(e)))?;
+        Ok(account.map_or_else(AccountState::default, |a| AccountState {
+            nonce: a.nonce,
+            balance: a.balance,
+        }))
+    }
+}
+
+impl ExecutingNode {
+    /// Opens state at `data_dir/state`, commits genesis, re-executes the
+    /// ledger, and starts the execution thread and the RPC server.
+    pub fn start(
+        settings: &ExecutionSettings,
+        data_dir: &Path,
+        ledger: &FileLedger,
+        recipients: Vec<Address>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(&settings.genesis)
+            .with_context(|| format!("cannot read {}", settings.genesis.display()))?;
+        let genesis = Genesis::from_json(&text)
+            .with_context(|| format!("{}: invalid genesis", settings.genesis.display()))?;
+        let chain = genesis.spec.clone();
+
+        let state_dir = data_dir.join("state");
+        std::fs::create_dir_all(&state_dir)
+            .with_context(|| format!("cannot create {}", state_dir.display()))?;
+        // Rebuilt from genesis on every start (see the module doc).
+        for entry in std::fs::read_dir(&state_dir)? {
+            let path = entry?.path();
+            if path.is_file() {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+        let mut config = wake_triedb::Config::new(state_dir.join("triedb"));
+        config.cache_bytes = settings.cache_mib << 20;
+        let db = TrieDb::open(config).context("cannot open the state database")?;
+        let root = db.commit(0, &genesis.state_updates()).context("committing genesis")?;
+        let genesis_header = genesis_header(&genesis, root);
+        tracing::info!(
+            accounts = genesis.alloc.len(),
+            state_root = %root,
+            chain_id = chain.chain_id,
+            "genesis committed"
+        );
+
+        let store = Arc::new(ChainStore::new(StoreConfig::default()));
+        store
+            .insert(StoredBlock::without_transactions(genesis_header.clone()))
+            .context("storing genesis")?;
+        let head = PoolHead {
+            spec: chain.spec_at(1, genesis_header.timestamp),
+            base_fee: genesis_header
+                .next_block_base_fee(BaseFeeParams::ethereum())
+                .unwrap_or_default(),
+            block_gas_limit: genesis_header.gas_limit,
+        };
+        let pool = Arc::new(Pool::new(
+            PoolConfig::new(chain.chain_id),
+            head,
+            Arc::new(LatestState(db.clone())),
+        ));
+        let results = Arc::new(Results::default());
+        let mut executor = BlockExecutor::new(
+            chain.clone(),
+            Arc::new(db.clone()),
+            genesis_header.clone(),
+            recipients,
+            settings.threads,
+        );
+
+        // Catch up with our own ledger first.
+        let tip = ledger.tip_height();
+        if tip > 0 {
+            let started = Instant::now();
+            for height in 1..=tip {
+                let block = ledger.get(height)?.context("ledger has a hole")?;
+                let executed = executor.execute(&block)?;
+                publish(&executed, &results, &store, &pool);
+            }
+            tracing::info!(
+                blocks = tip,
+                secs = started.elapsed().as_secs_f64(),
+                "ledger re-executed"
+            );
+        }
+
+        let submit_pool = pool.clone();
+        let submitter = move |raw: Bytes| -> Result<B256, SubmitError> {
+            submit_pool.insert(TxOrigin::Local, raw).map(|a| a.hash).map_err(submit_error)
+        };
+        let backend = Arc::new(NodeBackend::new(
+            store.clone(),
+            chain.clone(),
+            db.clone(),
+            Box::new(submitter),
+        ));
+        backend.set_consensus_head(tip);
+
+        let (rpc_runtime, handle) = rpc_runtime()?;
+        let rpc = RpcServer::start(
+            RpcConfig { addr: settings.rpc, ..RpcConfig::default() },
+            backend.clone(),
+            metrics,
+            &handle,
+        )
+        .with_context(|| format!("cannot start JSON-RPC on {}", settings.rpc))?;
+        tracing::info!(url = rpc.http_url(), "JSON-RPC serving");
+
+        let (execution_tx, execution_rx) = sync_channel(EXECUTION_QUEUE);
+        let thread_parts = (results.clone(), store.clone(), pool.clone(), backend.clone());
+        let execution_thread = std::thread::Builder::new()
+            .name("wake-exec".into())
+            .spawn(move || execution_loop(executor, execution_rx, thread_parts))?;
+        let (ingest_tx, ingest_rx) = sync_channel(INGEST_QUEUE);
+        let ingest_pool = pool.clone();
+        let ingest_thread = std::thread::Builder::new()
+            .name("wake-ingest".into())
+            .spawn(move || ingest_loop(&ingest_pool, ingest_rx))?;
+
+        Ok(Self {
+            results,
+            pool,
+            store,
+            backend,
+            gas_limit: genesis_header.gas_limit,
+            execution: Some(execution_tx),
+            execution_thread: Some(execution_thread),
+            ingest: Some(ingest_tx),
+            ingest_thread: Some(ingest_thread),
+            rpc: Some(rpc),
+            rpc_runtime: Some(rpc_runtime),
+        })
+    }
+
+    /// A finalized block: its transactions are ordered; queue it for
+    /// execution. Fails when the execution thread stopped (its error).
+    pub fn on_commit(&mut self, block: Box<FinalizedBlock>) -> anyhow::Result<()> {
+        if let Some((_, envelopes)) = NodePayload::decode(&block.payload) {
+            let ordered: Vec<(Address, u64)> = envelopes
+                .iter()
+                .filter_map(|bytes| self.pool.get(&keccak256(bytes)))
+                .map(|tx| (tx.sender(), tx.nonce()))
+                .collect();
+            self.pool.on_block_ordered(block.header.height, ordered);
+        }
+        self.backend.set_consensus_head(block.header.height);
+        let sent = self.execution.as_ref().map(|tx| tx.send(block));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(self.execution_failure());
+        }
+        Ok(())
+    }
+
+    /// A transaction from gossip; admitted on the ingest thread.
+    pub fn ingest(&self, bytes: Vec<u8>) -> bool {
+        match self.ingest.as_ref().map(|tx| tx.try_send(Bytes::from(bytes))) {
+            Some(Ok(())) => true,
+            Some(Err(TrySendError::Full(_))) | Some(Err(TrySendError::Disconnected(_))) | None => {
+                false
+            }
+        }
+    }
+
+    /// The consensus core's view of our results.
+    pub fn oracle(&self) -> ResultsOracle {
+        ResultsOracle(self.results.clone())
+    }
+
+    /// The leader's payload builder.
+    pub fn payloads(&self) -> PoolPayloads {
+        PoolPayloads { pool: self.pool.clone(), gas_limit: self.gas_limit }
+    }
+
+    /// Whether the execution thread is still running.
+    pub fn is_running(&self) -> bool {
+        self.execution_thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// The execution thread's error, once it stopped.
+    pub fn execution_failure(&mut self) -> anyhow::Error {
+        self.execution = None;
+        match self.execution_thread.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => anyhow::Error::new(e).context("execution stopped"),
+            Some(Err(_)) => anyhow::anyhow!("the execution thread panicked"),
+            _ => anyhow::anyhow!("the execution thread stopped"),
+        }
+    }
+}
+
+impl Drop for ExecutingNode {
+    fn drop(&mut self) {
+        self.execution = None;
+        self.ingest = None;
+        if let Some(thread) = self.execution_thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(thread) = self.ingest_thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(rpc) = self.rpc.take() {
+            rpc.stop();
+        }
+        if let Some((stop, thread)) = self.rpc_runtime.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The leader's payloads: the pool's best transactions up to the gas limit.
+pub struct PoolPayloads {
+    pool: Arc<Pool>,
+    gas_limit: u64,
+}
+
+impl PayloadSource for PoolPayloads {
+    fn payload(&mut self, _round: Round, height: Height, bytes_max: usize) -> Vec<u8> {
+        let limits = BlockLimits {
+            gas_limit: self.gas_limit,
+            bytes_max: bytes_max.saturating_sub(NodePayload::OVERHEAD),
+            txs_max: PAYLOAD_TXS_MAX,
+            base_fee: self.pool.head().base_fee,
+        };
+        let txs = self.pool.build(&limits);
+        // Our next proposal must not repeat these, committed or not yet.
+        self.pool.on_block_ordered(height, txs.iter().map(|tx| (tx.sender(), tx.nonce())));
+        let raws: Vec<Bytes> = txs.iter().map(|tx| tx.raw().clone()).collect();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        NodePayload::encode(now_ms, &raws)
+    }
+}
+
+fn submit_error(e: PoolError) -> SubmitError {
+    match e {
+        PoolError::PoolFull => SubmitError::Busy(e.to_string()),
+        e => SubmitError::Rejected(e.to_string()),
+    }
+}
+
+type Parts = (Arc<Results>, Arc<ChainStore>, Arc<Pool>, Arc<NodeBackend>);
+
+fn execution_loop(
+    mut executor: BlockExecutor,
+    blocks: Receiver<Box<FinalizedBlock>>,
+    (results, store, pool, _backend): Parts,
+) -> Result<(), PipelineError> {
+    // Delayed results certified by consensus, waiting for our own.
+    let mut certified: BTreeMap<Height, ExecutionResult> = BTreeMap::new();
+    let mut last_log = Instant::now();
+    let (mut txs, mut blocks_done) = (0usize, 0u64);
+    for block in blocks {
+        if let Some(delayed) = &block.header.delayed {
+            certified.insert(delayed.height, delayed.result.clone());
+        }
+        let executed = executor.execute(&block)?;
+        let height = executed.header.number;
+        let ours = consensus_result(&executed);
+        // Check every certified result we have ours for.
+        let checkable: Vec<Height> = certified.range(..=height).map(|(h, _)| *h).collect();
+        for h in checkable {
+            let Some(theirs) = certified.remove(&h) else { continue };
+            let mine = if h == height { Some(ours.clone()) } else { results.get(h) };
+            if let Some(mine) = mine
+                && mine != theirs
+            {
+                return Err(PipelineError::Diverged {
+                    height: h,
+                    ours: B256::from(mine.state_root),
+                    certified: B256::from(theirs.state_root),
+                });
+            }
+        }
+        txs += executed.txs.len();
+        blocks_done += 1;
+        publish(&executed, &results, &store, &pool);
+        if last_log.elapsed().as_secs() >= 5 {
+            tracing::info!(
+                height,
+                blocks = blocks_done,
+                txs,
+                tps = format!("{:.0}", txs as f64 / last_log.elapsed().as_secs_f64()),
+                exec_ms = executed.timings.execute.as_millis() as u64,
+                commit_ms = executed.timings.commit.as_millis() as u64,
+                pool = pool.len(),
+                "executed"
+            );
+            last_log = Instant::now();
+            txs = 0;
+            blocks_done = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Makes an executed block visible: oracle, RPC store, pool.
+fn publish(executed: &ExecutedBlock, results: &Results, store: &ChainStore, pool: &Pool) {
+    let height = executed.header.number;
+    results.insert(height, consensus_result(executed));
+    let block = Block {
+        header: executed.header.clone(),
+        body: BlockBody {
+            transactions: executed.txs.clone(),
+            ommers: Vec::new(),
+            withdrawals: executed.header.withdrawals_root.map(|_| Default::default()),
+        },
+    };
+    match StoredBlock::new(block, executed.senders.clone(), executed.outcome.receipts.clone()) {
+        Ok(stored) => {
+            if let Err(e) = store.insert(stored) {
+                tracing::warn!(height, %e, "RPC store refused the block");
+            }
+            store.set_finalized(height);
+        }
+        Err(e) => tracing::warn!(height, %e, "block not stored for RPC"),
+    }
+    pool.on_block_executed(height, touched_accounts(&executed.outcome.updates));
+    let mut head = pool.head();
+    head.base_fee =
+        executed.header.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or(head.base_fee);
+    pool.set_head(head);
+}
+
+fn ingest_loop(pool: &Pool, rx: Receiver<Bytes>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < INGEST_BATCH {
+            match rx.try_recv() {
+                Ok(tx) => batch.push(tx),
+                Err(_) => break,
+            }
+        }
+        for result in pool.insert_batch(TxOrigin::Gossip, batch) {
+            if let Err(e) = result {
+                tracing::trace!(%e, "gossiped transaction not admitted");
+            }
+        }
+    }
+}
+
+/// A tokio current-thread runtime on its own thread for the RPC server.
+#[allow(clippy::type_complexity)]
+fn rpc_runtime()
+-> anyhow::Result<((tokio::sync::oneshot::Sender<()>, JoinHandle<()>), tokio::runtime::Handle)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handle = runtime.handle().clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("wake-rpc".into()).spawn(move || {
+        let _ = runtime.block_on(stop_rx);
+    })?;
+    Ok(((stop_tx, thread), handle))
+}
