@@ -1,7 +1,9 @@
-//! `wake bench ...`: the benchmark subcommands, `triedb` (storage) and
-//! `execution` (blocks end to end). The drivers live in the `wake-benches`
-//! crate; this module maps the command line onto them and prints the
-//! results (a table, or one JSON line on stdout with `--json`).
+//! `wake bench ...`: the benchmark subcommands, `triedb` (storage),
+//! `execution` (blocks end to end) and `consensus` (commit latency and
+//! blocks per second, see [`crate::bench_consensus`]). The storage and
+//! execution drivers live in the `wake-benches` crate; this module maps the
+//! command line onto them and prints the results (a table, or one JSON line
+//! on stdout with `--json`).
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -21,6 +23,10 @@ pub enum BenchCommand {
     /// root) over an on-disk triedb, state cached and cold, serial and
     /// parallel, prefetch on and off; every run checked.
     Execution(ExecutionArgs),
+    /// Consensus benchmark, in simulation: commit latency (ms and message
+    /// delays) and blocks per second of 4, 10 and 50 honest validators at 0
+    /// and 50 ms one-way latency, each validator charged the CPU its core used.
+    Consensus(crate::bench_consensus::ConsensusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +178,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Execution(args) => {
             let report = run_exec_bench(&args.options())?;
+            print_report(args.json, &report.table(), &report.to_json());
+            Ok(())
+        }
+        BenchCommand::Consensus(args) => {
+            let report = crate::bench_consensus::run(&args)?;
             print_report(args.json, &report.table(), &report.to_json());
             Ok(())
         }

@@ -11,6 +11,7 @@
 //! status 1.
 
 mod bench;
+mod bench_consensus;
 mod ethtests;
 mod replay;
 mod sim;
