@@ -334,7 +334,13 @@ struct Summary {
     lag_max: u64,
     blocks: u64,
     send_errors: u64,
+    /// Receipts of sampled included transactions: succeeded, reverted.
+    receipts_ok: u64,
+    receipts_failed: u64,
 }
+
+/// Receipts of at most this many sampled transactions are checked.
+const RECEIPTS_CHECKED_MAX: usize = 200;
 
 pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
     if args.validators == 0 || args.accounts < 2 || args.tps == 0 || args.duration == 0 {
@@ -459,6 +465,7 @@ fn drive(
 
     let mut sent_at: HashMap<usize, Instant> = HashMap::new();
     let mut latencies_ms = Vec::new();
+    let mut included_samples: Vec<B256> = Vec::new();
     let mut next_block = start_height + 1;
     let (mut included, mut included_in_window, mut lag_max) = (0u64, 0u64, 0u64);
     let mut last_status = Instant::now();
@@ -487,6 +494,7 @@ fn drive(
                     && let Some(at) = sent_at.get(i)
                 {
                     latencies_ms.push(seen.duration_since(*at).as_secs_f64() * 1e3);
+                    included_samples.push(hash);
                 }
             }
             next_block += 1;
@@ -514,7 +522,17 @@ fn drive(
     if let Some(handle) = sender.take() {
         send_errors = handle.join().unwrap_or(0);
     }
+    let (mut receipts_ok, mut receipts_failed) = (0, 0);
+    for hash in included_samples.iter().take(RECEIPTS_CHECKED_MAX) {
+        let receipt = watcher.request("eth_getTransactionReceipt", json!([hash]))?;
+        match receipt["status"].as_str() {
+            Some("0x1") => receipts_ok += 1,
+            _ => receipts_failed += 1,
+        }
+    }
     Ok(Summary {
+        receipts_ok,
+        receipts_failed,
         txs_sent: txs.len() as u64,
         txs_included: included,
         tps_sustained: included_in_window as f64 / window.as_secs_f64(),
@@ -550,6 +568,8 @@ fn report(args: &DevnetArgs, s: &Summary) {
                 "txs_sent": s.txs_sent,
                 "txs_included": s.txs_included,
                 "send_errors": s.send_errors,
+                "sampled_receipts_ok": s.receipts_ok,
+                "sampled_receipts_failed": s.receipts_failed,
                 "finality_ms_p50": p50,
                 "finality_ms_p99": p99,
                 "execution_lag_blocks_max": s.lag_max,
