@@ -4,6 +4,7 @@
 //! data_dir = "/var/lib/wake"          # relative paths are relative to this file
 //! key_file = "validator.key"          # the validator's ed25519 secret
 //! listen = "/ip4/0.0.0.0/tcp/30400"
+//! profile = "hw-profiles/dev-2core.toml"  # optional role-to-core layout
 //!
 //! [consensus]                          # optional; defaults shown
 //! round_timeout_ms = 1000
@@ -12,7 +13,7 @@
 //! [execution]                          # optional: without it the validator
 //! genesis = "genesis.json"             # orders blocks but executes nothing
 //! rpc = "127.0.0.1:8545"
-//! threads = 2
+//! threads = 2                          # default: the profile's, else 2
 //! cache_mib = 256
 //!
 //! [[validators]]                       # the validator set, in index order
@@ -51,6 +52,7 @@ struct RawConfig {
     data_dir: PathBuf,
     key_file: PathBuf,
     listen: String,
+    profile: Option<PathBuf>,
     #[serde(default)]
     consensus: ConsensusSection,
     execution: Option<RawExecution>,
@@ -62,14 +64,9 @@ struct RawConfig {
 struct RawExecution {
     genesis: PathBuf,
     rpc: String,
-    #[serde(default = "default_threads")]
-    threads: usize,
+    threads: Option<usize>,
     #[serde(default = "default_cache_mib")]
     cache_mib: usize,
-}
-
-fn default_threads() -> usize {
-    2
 }
 
 fn default_cache_mib() -> usize {
@@ -115,6 +112,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub listen: Multiaddr,
+    /// The role-to-core layout (`hw-profiles/`); none: the OS schedules.
+    pub profile: Option<crate::profile::Profile>,
     pub consensus: ConsensusSection,
     /// Absent: an ordering-only validator (no state, no transactions).
     pub execution: Option<crate::executing::ExecutionSettings>,
@@ -154,6 +153,11 @@ impl NodeConfig {
                 };
             validators.push(ValidatorEntry { public_key, stake: validator.stake, address });
         }
+        let profile = match &raw.profile {
+            None => None,
+            Some(file) => Some(crate::profile::Profile::load(&base.join(file))?),
+        };
+        let profile_threads = profile.as_ref().and_then(|p| p.execution_threads);
         let execution = match raw.execution {
             None => None,
             Some(e) => Some(crate::executing::ExecutionSettings {
@@ -162,11 +166,12 @@ impl NodeConfig {
                     .rpc
                     .parse()
                     .map_err(|err| invalid(format!("execution.rpc {:?}: {err}", e.rpc)))?,
-                threads: e.threads.clamp(1, 256),
+                threads: e.threads.or(profile_threads).unwrap_or(2).clamp(1, 256),
                 cache_mib: e.cache_mib.clamp(1, 1 << 20),
             }),
         };
         Ok(Self {
+            profile,
             execution,
             data_dir: base.join(raw.data_dir),
             key_file: base.join(raw.key_file),

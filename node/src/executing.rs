@@ -49,6 +49,7 @@ use crate::pipeline::{
     BlockExecutor, ExecutedBlock, NodePayload, PAYLOAD_TXS_MAX, PipelineError, Results,
     ResultsOracle, consensus_result, genesis_header,
 };
+use crate::profile::{Profile, Role, RoleClocks, pin};
 use crate::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
     StoredBlock, SubmitError,
@@ -85,6 +86,7 @@ pub struct ExecutingNode {
     ingest_thread: Option<JoinHandle<()>>,
     rpc: Option<RpcServerHandle>,
     rpc_runtime: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    clocks: Arc<RoleClocks>,
 }
 
 /// The pool's view of the newest executed state.
@@ -111,6 +113,8 @@ impl ExecutingNode {
         ledger: &FileLedger,
         recipients: Vec<Address>,
         metrics: Arc<Metrics>,
+        profile: Option<&Profile>,
+        clocks: Arc<RoleClocks>,
     ) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(&settings.genesis)
             .with_context(|| format!("cannot read {}", settings.genesis.display()))?;
@@ -194,7 +198,7 @@ impl ExecutingNode {
         ));
         backend.set_consensus_head(tip);
 
-        let (rpc_runtime, handle) = rpc_runtime()?;
+        let (rpc_runtime, handle) = rpc_runtime(profile.cloned())?;
         let rpc = RpcServer::start(
             RpcConfig { addr: settings.rpc, ..RpcConfig::default() },
             backend.clone(),
@@ -205,15 +209,21 @@ impl ExecutingNode {
         tracing::info!(url = rpc.http_url(), "JSON-RPC serving");
 
         let (execution_tx, execution_rx) = sync_channel(EXECUTION_QUEUE);
-        let thread_parts = (results.clone(), store.clone(), pool.clone(), backend.clone());
-        let execution_thread = std::thread::Builder::new()
-            .name("wake-exec".into())
-            .spawn(move || execution_loop(executor, execution_rx, thread_parts))?;
+        let thread_parts = (results.clone(), store.clone(), pool.clone(), clocks.clone());
+        let execution_profile = profile.cloned();
+        let execution_thread =
+            std::thread::Builder::new().name("wake-exec".into()).spawn(move || {
+                pin(execution_profile.as_ref(), Role::Execution);
+                execution_loop(executor, execution_rx, thread_parts)
+            })?;
         let (ingest_tx, ingest_rx) = sync_channel(INGEST_QUEUE);
         let ingest_pool = pool.clone();
-        let ingest_thread = std::thread::Builder::new()
-            .name("wake-ingest".into())
-            .spawn(move || ingest_loop(&ingest_pool, ingest_rx))?;
+        let ingest_profile = profile.cloned();
+        let ingest_thread =
+            std::thread::Builder::new().name("wake-ingest".into()).spawn(move || {
+                pin(ingest_profile.as_ref(), Role::Ingest);
+                ingest_loop(&ingest_pool, ingest_rx)
+            })?;
 
         Ok(Self {
             results,
@@ -227,6 +237,7 @@ impl ExecutingNode {
             ingest_thread: Some(ingest_thread),
             rpc: Some(rpc),
             rpc_runtime: Some(rpc_runtime),
+            clocks,
         })
     }
 
@@ -242,7 +253,10 @@ impl ExecutingNode {
             self.pool.on_block_ordered(block.header.height, ordered);
         }
         self.backend.set_consensus_head(block.header.height);
+        // Time spent here is backpressure: the execution queue is full.
+        let started = Instant::now();
         let sent = self.execution.as_ref().map(|tx| tx.send(block));
+        self.clocks.consensus.blocked(started);
         if !matches!(sent, Some(Ok(()))) {
             return Err(self.execution_failure());
         }
@@ -337,18 +351,22 @@ fn submit_error(e: PoolError) -> SubmitError {
     }
 }
 
-type Parts = (Arc<Results>, Arc<ChainStore>, Arc<Pool>, Arc<NodeBackend>);
+type Parts = (Arc<Results>, Arc<ChainStore>, Arc<Pool>, Arc<RoleClocks>);
 
 fn execution_loop(
     mut executor: BlockExecutor,
     blocks: Receiver<Box<FinalizedBlock>>,
-    (results, store, pool, _backend): Parts,
+    (results, store, pool, clocks): Parts,
 ) -> Result<(), PipelineError> {
     // Delayed results certified by consensus, waiting for our own.
     let mut certified: BTreeMap<Height, ExecutionResult> = BTreeMap::new();
     let mut last_log = Instant::now();
     let (mut txs, mut blocks_done) = (0usize, 0u64);
-    for block in blocks {
+    loop {
+        let waiting = Instant::now();
+        let Ok(block) = blocks.recv() else { break };
+        clocks.execution.idle(waiting);
+        let working = Instant::now();
         if let Some(delayed) = &block.header.delayed {
             certified.insert(delayed.height, delayed.result.clone());
         }
@@ -373,6 +391,7 @@ fn execution_loop(
         txs += executed.txs.len();
         blocks_done += 1;
         publish(&executed, &results, &store, &pool);
+        clocks.execution.busy(working);
         if last_log.elapsed().as_secs() >= 5 {
             tracing::info!(
                 height,
@@ -439,12 +458,14 @@ fn ingest_loop(pool: &Pool, rx: Receiver<Bytes>) {
 
 /// A tokio current-thread runtime on its own thread for the RPC server.
 #[allow(clippy::type_complexity)]
-fn rpc_runtime()
--> anyhow::Result<((tokio::sync::oneshot::Sender<()>, JoinHandle<()>), tokio::runtime::Handle)> {
+fn rpc_runtime(
+    profile: Option<Profile>,
+) -> anyhow::Result<((tokio::sync::oneshot::Sender<()>, JoinHandle<()>), tokio::runtime::Handle)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let handle = runtime.handle().clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new().name("wake-rpc".into()).spawn(move || {
+        pin(profile.as_ref(), Role::Rpc);
         let _ = runtime.block_on(stop_rx);
     })?;
     Ok(((stop_tx, thread), handle))

@@ -10,5 +10,6 @@ pub mod devnet;
 pub mod executing;
 pub mod p2p;
 pub mod pipeline;
+pub mod profile;
 pub mod rpc;
 pub mod validator;

@@ -81,6 +81,8 @@ pub struct NetConfig {
     pub extra_peers: Vec<(PeerId, Multiaddr)>,
     /// Bound of the queue from the consensus thread to the network.
     pub outbound_queue: usize,
+    /// The network thread's role-to-core layout.
+    pub profile: Option<crate::profile::Profile>,
 }
 
 /// What the network hands to the node.

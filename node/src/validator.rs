@@ -37,6 +37,7 @@ use wake_consensus::{
 use crate::config::{NodeConfig, read_key};
 use crate::executing::ExecutingNode;
 use crate::p2p::{Inbound, NetConfig, NetTransport, Network, PeerEntry, peer_id_of};
+use crate::profile::{Role, RoleClocks};
 
 /// Gossiped transactions sent per loop turn.
 const GOSSIP_PER_WAKE: usize = 4096;
@@ -153,7 +154,10 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
         validators: peers,
         extra_peers: Vec::new(),
         outbound_queue: OUTBOUND_QUEUE,
+        profile: config.profile.clone(),
     };
+    let clocks = Arc::new(RoleClocks::default());
+    crate::profile::pin(config.profile.as_ref(), Role::Consensus);
 
     match &config.execution {
         None => {
@@ -180,7 +184,14 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                 on_transaction: |_: Vec<u8>| {},
                 on_idle: || Ok(()),
             };
-            run_loop(&mut driver, &inbound_rx, &network, stop, tip_height, hooks)
+            run_loop(
+                &mut driver,
+                &inbound_rx,
+                &network,
+                stop,
+                Status::new(tip_height, clocks.clone()),
+                hooks,
+            )
         }
         Some(settings) => {
             let recipients = config
@@ -195,6 +206,8 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                 &ledger,
                 recipients,
                 metrics,
+                config.profile.as_ref(),
+                clocks.clone(),
             )?);
             let (inbound_tx, inbound_rx) = crossbeam_channel::bounded(INBOUND_QUEUE);
             let network = Network::start(net_config, inbound_tx)?;
@@ -224,7 +237,14 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                     Ok(())
                 },
             };
-            run_loop(&mut driver, &inbound_rx, &network, stop, tip_height, hooks)
+            run_loop(
+                &mut driver,
+                &inbound_rx,
+                &network,
+                stop,
+                Status::new(tip_height, clocks.clone()),
+                hooks,
+            )
         }
     }
 }
@@ -241,7 +261,7 @@ fn run_loop<O, P, C, T, I>(
     inbound_rx: &crossbeam_channel::Receiver<Inbound>,
     network: &Network,
     stop: &Arc<AtomicBool>,
-    tip_height: Height,
+    mut status: Status,
     mut hooks: Hooks<C, T, I>,
 ) -> anyhow::Result<()>
 where
@@ -254,13 +274,16 @@ where
     T: FnMut(Vec<u8>),
     I: FnMut() -> anyhow::Result<()>,
 {
-    let mut status = Status::new(tip_height);
     let notices = driver.start(Instant::now())?;
     status.on_notices(driver, notices, &mut hooks.on_commit)?;
     while !stop.load(Ordering::Relaxed) {
         // Wake at least every 20 ms to see `stop` and drain the gossip outbox.
         let deadline = driver.next_wake().min(Instant::now() + Duration::from_millis(20));
-        let notices = match inbound_rx.recv_deadline(deadline) {
+        let waiting = Instant::now();
+        let received = inbound_rx.recv_deadline(deadline);
+        status.clocks.consensus.idle(waiting);
+        let working = Instant::now();
+        let notices = match received {
             Ok(Inbound::Consensus { from, bytes }) => {
                 driver.on_message(from, bytes, Instant::now())?
             }
@@ -277,6 +300,7 @@ where
         let notices = driver.on_wake(Instant::now())?;
         status.on_notices(driver, notices, &mut hooks.on_commit)?;
         (hooks.on_idle)()?;
+        status.clocks.consensus.busy(working);
         status.maybe_log(driver, network);
     }
     tracing::info!(committed = driver.core().committed_height(), "stopped");
@@ -306,12 +330,23 @@ struct Status {
     last_log: Instant,
     start_height: Height,
     evidence: u64,
+    clocks: Arc<RoleClocks>,
+    consensus_seen: (u64, u64, u64),
+    execution_seen: (u64, u64, u64),
 }
 
 impl Status {
-    fn new(start_height: Height) -> Self {
+    fn new(start_height: Height, clocks: Arc<RoleClocks>) -> Self {
         let now = Instant::now();
-        Self { started: now, last_log: now, start_height, evidence: 0 }
+        Self {
+            started: now,
+            last_log: now,
+            start_height,
+            evidence: 0,
+            clocks,
+            consensus_seen: (0, 0, 0),
+            execution_seen: (0, 0, 0),
+        }
     }
 
     fn on_notices<O, P, C>(
@@ -368,6 +403,9 @@ impl Status {
         let stats = driver.stats();
         let net = network.stats();
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let consensus = self.clocks.consensus.share_since(&mut self.consensus_seen);
+        let execution = self.clocks.execution.share_since(&mut self.execution_seen);
+        let pct = |x: f64| format!("{:.0}%", x * 100.0);
         tracing::info!(
             round = core.round(),
             committed = core.committed_height(),
@@ -377,6 +415,10 @@ impl Status {
             dropped = driver.drops().total(),
             votes = stats.votes_persisted,
             evidence = self.evidence,
+            consensus_busy = pct(consensus.busy),
+            consensus_blocked = pct(consensus.blocked),
+            execution_busy = pct(execution.busy),
+            execution_idle = pct(execution.idle),
             "status"
         );
     }
