@@ -12,11 +12,14 @@
 //! per block. The model and the expected constants are in that module's
 //! doc.
 //!
+//! **Loopback** (`crate::bench_loopback`): 4 `wake node` processes on
+//! 127.0.0.1 over real libp2p, ordering only: rounds and blocks per second
+//! and commit latency (the leader's proposal clock to the commit, at every
+//! validator) p50/p99.
+//!
 //! The report is built of sections: the table prints each under its own
 //! heading and `--json` gives one object per section under its name
-//! (`"simulation"`), so the loopback measurement over real libp2p
-//! (issue 4 §4.3, second half) can be added as a `"loopback"` section of
-//! the same command without changing this one.
+//! (`"simulation"`, `"loopback"`).
 
 use std::fmt::Write as _;
 
@@ -66,6 +69,10 @@ pub struct ConsensusArgs {
     /// No progress bars.
     #[arg(long)]
     no_progress: bool,
+    /// Seconds of the loopback run (4 `wake node` processes over real
+    /// libp2p); 0 skips it [default: 20, or 8 with --quick].
+    #[arg(long, value_name = "S")]
+    loopback_seconds: Option<u64>,
 }
 
 /// What charged the CPU time of the runs.
@@ -116,6 +123,7 @@ fn thread_clock_works() -> bool {
 /// The whole report: one section per part of the benchmark.
 pub struct ConsensusReport {
     simulation: SimulationSection,
+    loopback: Option<crate::bench_loopback::LoopbackSection>,
 }
 
 struct SimulationSection {
@@ -128,7 +136,12 @@ struct SimulationSection {
 
 pub fn run(args: &ConsensusArgs) -> anyhow::Result<ConsensusReport> {
     let simulation = run_simulation(args)?;
-    Ok(ConsensusReport { simulation })
+    let seconds = args.loopback_seconds.unwrap_or(if args.quick { 8 } else { 20 });
+    let loopback = match seconds {
+        0 => None,
+        seconds => Some(crate::bench_loopback::run(4, seconds)?),
+    };
+    Ok(ConsensusReport { simulation, loopback })
 }
 
 fn run_simulation(args: &ConsensusArgs) -> anyhow::Result<SimulationSection> {
@@ -238,6 +251,7 @@ impl ConsensusReport {
                 "load_average_end": simulation.load_end,
                 "runs": simulation.runs.iter().map(run_json).collect::<Vec<_>>(),
             },
+            "loopback": self.loopback.as_ref().map(crate::bench_loopback::LoopbackSection::to_json),
         })
         .to_string()
     }
@@ -310,6 +324,9 @@ impl ConsensusReport {
              cpu = charged to all validators per block; busy% = busiest validator's share of the window.",
             simulation.runs.len()
         );
+        if let Some(loopback) = &self.loopback {
+            t.push_str(&loopback.table());
+        }
         t
     }
 }

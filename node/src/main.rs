@@ -12,6 +12,7 @@
 
 mod bench;
 mod bench_consensus;
+mod bench_loopback;
 mod ethtests;
 mod replay;
 mod sim;

@@ -85,13 +85,31 @@ impl ExecutionOracle for NullExecution {
     }
 }
 
-/// Empty payloads: the ordering is what this process exercises.
-pub struct EmptyPayloads;
+/// Payloads of an ordering-only validator: the leader's clock (8 bytes,
+/// milliseconds since the epoch, big-endian), the same prefix an executing
+/// validator's payload starts with, so every node can log how long a block
+/// took from proposal to commit.
+pub struct ClockPayloads;
 
-impl PayloadSource for EmptyPayloads {
-    fn payload(&mut self, _round: Round, _height: Height, _bytes_max: usize) -> Vec<u8> {
-        Vec::new()
+impl PayloadSource for ClockPayloads {
+    fn payload(&mut self, _round: Round, _height: Height, bytes_max: usize) -> Vec<u8> {
+        let mut payload = unix_ms().to_be_bytes().to_vec();
+        payload.truncate(bytes_max);
+        payload
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Milliseconds from the leader's proposal (the payload's clock prefix) to
+/// now; `None` for a payload without one.
+fn proposal_age_ms(payload: &[u8]) -> Option<u64> {
+    let (stamp, _) = payload.split_first_chunk::<8>()?;
+    Some(unix_ms().saturating_sub(u64::from_be_bytes(*stamp)))
 }
 
 /// Runs a validator until `stop` is set or a fatal error.
@@ -174,7 +192,7 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
             let network = Network::start(net_config, inbound_tx)?;
             tracing::info!(listen = ?network.listening(), peer_id = %network.local_peer_id(), "listening");
             let mut driver =
-                Driver::new(core, journal, ledger, network.transport(), execution, EmptyPayloads);
+                Driver::new(core, journal, ledger, network.transport(), execution, ClockPayloads);
             let hooks = Hooks {
                 on_commit: |driver: &mut Driver<_, _, _, _, NullExecution, _>,
                             block: Box<FinalizedBlock>| {
@@ -371,6 +389,7 @@ impl Status {
                         round = block.header.round,
                         author = block.header.author,
                         payload_bytes = block.payload.len(),
+                        age_ms = proposal_age_ms(&block.payload),
                         "committed"
                     );
                     on_commit(driver, block)?;
