@@ -6,8 +6,8 @@
 //! The generator signs everything before the measured window. During the
 //! window it sends at `--tps`, round-robin over the validators, and watches
 //! validator 0 over JSON-RPC: the executed head (`eth_blockNumber`), the
-//! consensus head (`eth_syncing`'s `highestBlock` while execution lags) and
-//! every new block's transactions. A sampled transaction's latency is from
+//! consensus head (`wake_consensus_height` on `/metrics`) and every new
+//! block's transactions. A sampled transaction's latency is from
 //! its submission to the moment its block is seen executed (finalized and
 //! executed: with asynchronous execution that is when a wallet sees it).
 //! It prints a live status line, then a summary (`--json`: one line).
@@ -236,6 +236,28 @@ impl Rpc {
             bail!("HTTP {}: {}", status.trim(), String::from_utf8_lossy(&body));
         }
         Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// `GET /metrics`: the value of every unlabelled `wake_*` gauge asked for.
+    fn gauges(&mut self, names: &[&str]) -> anyhow::Result<Vec<Option<u64>>> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )?;
+        let mut text = String::new();
+        stream.take(16 << 20).read_to_string(&mut text)?;
+        Ok(names
+            .iter()
+            .map(|name| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                    .and_then(|value| value.trim().parse::<f64>().ok())
+                    .map(|value| value as u64)
+            })
+            .collect())
     }
 
     fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
@@ -477,8 +499,13 @@ fn drive(
             sent_at.insert(i, at);
         }
         let executed = hex_u64(&watcher.request("eth_blockNumber", json!([]))?).unwrap_or(0);
-        let syncing = watcher.request("eth_syncing", json!([]))?;
-        let consensus = hex_u64(&syncing["highestBlock"]).unwrap_or(executed);
+        let consensus = watcher
+            .gauges(&["wake_consensus_height"])?
+            .first()
+            .copied()
+            .flatten()
+            .unwrap_or(executed)
+            .max(executed);
         lag_max = lag_max.max(consensus.saturating_sub(executed));
         while next_block <= executed {
             let block = watcher

@@ -54,6 +54,7 @@ use crate::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
     StoredBlock, SubmitError,
 };
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Finalized blocks queued for execution.
 pub const EXECUTION_QUEUE: usize = 64;
@@ -87,6 +88,34 @@ pub struct ExecutingNode {
     rpc: Option<RpcServerHandle>,
     rpc_runtime: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
     clocks: Arc<RoleClocks>,
+    gauges: Gauges,
+}
+
+/// Node gauges on `/metrics` (prefix `wake_`).
+#[derive(Clone, Default)]
+struct Gauges {
+    /// Newest finalized (ordered) block.
+    consensus_height: Gauge,
+    /// Newest executed block.
+    executed_height: Gauge,
+    /// Transactions in the pool.
+    pool_txs: Gauge,
+}
+
+impl Gauges {
+    fn register(&self, metrics: &Metrics) {
+        metrics.register(
+            "consensus_height",
+            "Newest finalized block (its order is final)",
+            self.consensus_height.clone(),
+        );
+        metrics.register(
+            "executed_height",
+            "Newest executed block (its state is readable)",
+            self.executed_height.clone(),
+        );
+        metrics.register("pool_transactions", "Transactions in the pool", self.pool_txs.clone());
+    }
 }
 
 /// The pool's view of the newest executed state.
@@ -198,6 +227,10 @@ impl ExecutingNode {
         ));
         backend.set_consensus_head(tip);
 
+        let gauges = Gauges::default();
+        gauges.register(&metrics);
+        gauges.consensus_height.set(tip as i64);
+        gauges.executed_height.set(tip as i64);
         let (rpc_runtime, handle) = rpc_runtime(profile.cloned())?;
         let rpc = RpcServer::start(
             RpcConfig { addr: settings.rpc, ..RpcConfig::default() },
@@ -209,7 +242,8 @@ impl ExecutingNode {
         tracing::info!(url = rpc.http_url(), "JSON-RPC serving");
 
         let (execution_tx, execution_rx) = sync_channel(EXECUTION_QUEUE);
-        let thread_parts = (results.clone(), store.clone(), pool.clone(), clocks.clone());
+        let thread_parts =
+            (results.clone(), store.clone(), pool.clone(), clocks.clone(), gauges.clone());
         let execution_profile = profile.cloned();
         let execution_thread =
             std::thread::Builder::new().name("wake-exec".into()).spawn(move || {
@@ -238,6 +272,7 @@ impl ExecutingNode {
             rpc: Some(rpc),
             rpc_runtime: Some(rpc_runtime),
             clocks,
+            gauges,
         })
     }
 
@@ -253,6 +288,7 @@ impl ExecutingNode {
             self.pool.on_block_ordered(block.header.height, ordered);
         }
         self.backend.set_consensus_head(block.header.height);
+        self.gauges.consensus_height.set(block.header.height as i64);
         // Time spent here is backpressure: the execution queue is full.
         let started = Instant::now();
         let sent = self.execution.as_ref().map(|tx| tx.send(block));
@@ -351,12 +387,12 @@ fn submit_error(e: PoolError) -> SubmitError {
     }
 }
 
-type Parts = (Arc<Results>, Arc<ChainStore>, Arc<Pool>, Arc<RoleClocks>);
+type Parts = (Arc<Results>, Arc<ChainStore>, Arc<Pool>, Arc<RoleClocks>, Gauges);
 
 fn execution_loop(
     mut executor: BlockExecutor,
     blocks: Receiver<Box<FinalizedBlock>>,
-    (results, store, pool, clocks): Parts,
+    (results, store, pool, clocks, gauges): Parts,
 ) -> Result<(), PipelineError> {
     // Delayed results certified by consensus, waiting for our own.
     let mut certified: BTreeMap<Height, ExecutionResult> = BTreeMap::new();
@@ -391,6 +427,8 @@ fn execution_loop(
         txs += executed.txs.len();
         blocks_done += 1;
         publish(&executed, &results, &store, &pool);
+        gauges.executed_height.set(height as i64);
+        gauges.pool_txs.set(pool.len() as i64);
         clocks.execution.busy(working);
         if last_log.elapsed().as_secs() >= 5 {
             tracing::info!(
