@@ -568,7 +568,8 @@ fn make_block(
     }
 }
 
-fn sign(tx: TxEip1559, secret: &SecretKey) -> Signed<TxEip1559> {
+/// Signs an EIP-1559 transaction with `secret` (libsecp256k1).
+pub fn sign(tx: TxEip1559, secret: &SecretKey) -> Signed<TxEip1559> {
     let hash = tx.signature_hash();
     let (recid, bytes) =
         SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), secret).serialize_compact();

@@ -19,12 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alloy_consensus::{SignableTransaction, TxEip1559};
+use alloy_consensus::TxEip1559;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use secp256k1::{Message, SECP256K1, SecretKey};
+use secp256k1::{SECP256K1, SecretKey};
 use serde_json::{Value, json};
 
 /// Chain id of every devnet.
@@ -133,15 +133,6 @@ fn genesis_json(accounts: &[Account], workload: Workload) -> Value {
     })
 }
 
-fn sign(tx: TxEip1559, secret: &SecretKey) -> Bytes {
-    let hash = tx.signature_hash();
-    let (recid, bytes) =
-        SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), secret).serialize_compact();
-    let signature =
-        alloy_primitives::Signature::from_bytes_and_parity(&bytes, i32::from(recid) != 0);
-    Bytes::from(tx.into_signed(signature).encoded_2718())
-}
-
 /// Transaction `k`: account `k % n` at nonce `k / n`, to the next account.
 fn transaction(k: u64, accounts: &[Account], workload: Workload) -> (B256, Bytes) {
     let n = accounts.len() as u64;
@@ -170,7 +161,7 @@ fn transaction(k: u64, accounts: &[Account], workload: Workload) -> (B256, Bytes
         access_list: Default::default(),
         input,
     };
-    let raw = sign(tx, &from.secret);
+    let raw = Bytes::from(wake_benches::exec_workload::sign(tx, &from.secret).encoded_2718());
     (keccak256(&raw), raw)
 }
 

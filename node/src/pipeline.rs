@@ -35,7 +35,7 @@ use revm::primitives::hardfork::SpecId;
 use wake_consensus::{ExecutionOracle, ExecutionResult, FinalizedBlock, Height};
 use wake_execution::{
     BlockError, BlockOutcome, BlockTx, ChainSpec, Genesis, SnapshotState, execute_block_parallel,
-    recover_sender, split_payload,
+    recover_sender, recover_senders, split_payload,
 };
 use wake_triedb::TrieDb;
 
@@ -201,14 +201,9 @@ impl BlockExecutor {
         let spec = self.chain.spec_at(header.number, header.timestamp);
 
         // Decode and recover; what fails is left out.
-        let decoded: Vec<Option<BlockTx>> =
-            envelopes.iter().map(|bytes| wake_execution::decode_tx(bytes).ok()).collect();
-        let senders = recover_all(&decoded, spec, self.threads);
-        let (mut txs, mut senders): (Vec<BlockTx>, Vec<Address>) = decoded
-            .into_iter()
-            .zip(senders)
-            .filter_map(|(tx, sender)| Some((tx?, sender?)))
-            .unzip();
+        let decoded: Vec<BlockTx> =
+            envelopes.iter().filter_map(|bytes| wake_execution::decode_tx(bytes).ok()).collect();
+        let (mut txs, mut senders) = recover_all(decoded, spec, self.threads);
         let recovered = started.elapsed();
 
         let snapshot = self.db.snapshot(self.parent.number)?;
@@ -299,23 +294,19 @@ impl BlockExecutor {
     }
 }
 
-/// Senders of the decodable transactions, on up to `threads` threads.
-fn recover_all(txs: &[Option<BlockTx>], spec: SpecId, threads: usize) -> Vec<Option<Address>> {
-    let recover = |tx: &Option<BlockTx>| tx.as_ref().and_then(|tx| recover_sender(tx, spec).ok());
-    let chunk = txs.len().div_ceil(threads.max(1)).max(64);
-    if txs.len() <= chunk {
-        return txs.iter().map(recover).collect();
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(recover).collect::<Vec<_>>()))
-            .collect();
-        handles
+/// The transactions whose sender recovers, with their senders: the
+/// executor's parallel recovery, and one by one only when a signature is bad.
+fn recover_all(txs: Vec<BlockTx>, spec: SpecId, threads: usize) -> (Vec<BlockTx>, Vec<Address>) {
+    match recover_senders(&txs, spec, threads) {
+        Ok(senders) => (txs, senders),
+        Err(_) => txs
             .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+            .filter_map(|tx| {
+                let sender = recover_sender(&tx, spec).ok()?;
+                Some((tx, sender))
+            })
+            .unzip(),
+    }
 }
 
 /// The genesis header of a devnet: its alloc committed as triedb version 0.

@@ -267,6 +267,10 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     }
 }
 
+/// The driver of a validator process; `O` and `P` differ between the
+/// ordering-only and the executing validator.
+type NodeDriver<O, P> = Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>;
+
 /// What the consensus loop does besides driving the core.
 struct Hooks<C, T, I> {
     on_commit: C,
@@ -275,7 +279,7 @@ struct Hooks<C, T, I> {
 }
 
 fn run_loop<O, P, C, T, I>(
-    driver: &mut Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
+    driver: &mut NodeDriver<O, P>,
     inbound_rx: &crossbeam_channel::Receiver<Inbound>,
     network: &Network,
     stop: &Arc<AtomicBool>,
@@ -285,10 +289,7 @@ fn run_loop<O, P, C, T, I>(
 where
     O: ExecutionOracle,
     P: PayloadSource,
-    C: FnMut(
-        &mut Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
-        Box<FinalizedBlock>,
-    ) -> anyhow::Result<()>,
+    C: FnMut(&mut NodeDriver<O, P>, Box<FinalizedBlock>) -> anyhow::Result<()>,
     T: FnMut(Vec<u8>),
     I: FnMut() -> anyhow::Result<()>,
 {
@@ -369,17 +370,14 @@ impl Status {
 
     fn on_notices<O, P, C>(
         &mut self,
-        driver: &mut Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
+        driver: &mut NodeDriver<O, P>,
         notices: Vec<Notice<Ed25519>>,
         on_commit: &mut C,
     ) -> anyhow::Result<()>
     where
         O: ExecutionOracle,
         P: PayloadSource,
-        C: FnMut(
-            &mut Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
-            Box<FinalizedBlock>,
-        ) -> anyhow::Result<()>,
+        C: FnMut(&mut NodeDriver<O, P>, Box<FinalizedBlock>) -> anyhow::Result<()>,
     {
         for notice in notices {
             match notice {
@@ -406,11 +404,8 @@ impl Status {
         Ok(())
     }
 
-    fn maybe_log<O, P>(
-        &mut self,
-        driver: &Driver<Ed25519, FileJournal, FileLedger, NetTransport, O, P>,
-        network: &Network,
-    ) where
+    fn maybe_log<O, P>(&mut self, driver: &NodeDriver<O, P>, network: &Network)
+    where
         O: ExecutionOracle,
         P: PayloadSource,
     {
