@@ -204,7 +204,7 @@ fn decode_signers(r: &mut Reader<'_>) -> Result<SignerSet, DecodeError> {
     Ok(SignerSet::from_parts(len, bits))
 }
 
-fn encode_qc<S: Scheme>(out: &mut Vec<u8>, qc: &QuorumCert<S>) {
+pub(crate) fn encode_qc<S: Scheme>(out: &mut Vec<u8>, qc: &QuorumCert<S>) {
     put_u64(out, qc.epoch);
     put_u64(out, qc.round);
     out.extend_from_slice(&qc.block.0);
@@ -212,7 +212,7 @@ fn encode_qc<S: Scheme>(out: &mut Vec<u8>, qc: &QuorumCert<S>) {
     S::encode_aggregate(&qc.aggregate, out);
 }
 
-fn decode_qc<S: Scheme>(r: &mut Reader<'_>) -> Result<QuorumCert<S>, DecodeError> {
+pub(crate) fn decode_qc<S: Scheme>(r: &mut Reader<'_>) -> Result<QuorumCert<S>, DecodeError> {
     let epoch = r.u64()?;
     let round = r.u64()?;
     let block = BlockId(r.array()?);

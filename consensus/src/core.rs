@@ -52,6 +52,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec::{DecodeError, MESSAGE_BYTES_MAX, decode_message};
 use crate::crypto::{Scheme, SignerSet};
+use crate::follow::CommitProof;
 use crate::journal::{JournalRecord, VoteKind, VoteTicket};
 use crate::tree::{Node, Tree};
 use crate::types::{
@@ -108,12 +109,32 @@ pub trait ExecutionOracle {
     /// Our result for the committed block at `height`, or `None` when
     /// execution has not reached it yet.
     fn result(&self, height: Height) -> Option<ExecutionResult>;
+
+    /// The newest height executed, if the oracle tracks execution
+    /// progress. Such an oracle's execution works through every committed
+    /// block in order, so a result it lacks is on its way: while a round
+    /// waits for our own result, its timer is extended instead of firing
+    /// and the proposal waits with it (backpressure: a validator whose
+    /// execution is behind slows consensus down rather than failing
+    /// rounds). `None`: the wait is bounded by
+    /// [`Config::execution_wait_ticks_max`] and rounds time out as usual.
+    fn executed_height(&self) -> Option<Height> {
+        None
+    }
 }
 
 /// Where a leader's payload comes from (the mempool in a node).
 pub trait PayloadSource {
     /// Ordered transactions for a block; at most `bytes_max` bytes.
     fn payload(&mut self, round: Round, height: Height, bytes_max: usize) -> Vec<u8>;
+
+    /// Milliseconds the leader should still wait before proposing a block
+    /// at `height` on a parent whose payload is `parent_payload`: a minimum
+    /// block time, measured from the parent's proposal. 0: propose now.
+    /// The core asks again when [`Action::TickAfter`] brings a tick.
+    fn wait_ms(&mut self, _height: Height, _parent_payload: &[u8]) -> u64 {
+        0
+    }
 }
 
 /// Inputs from the driver.
@@ -147,6 +168,11 @@ pub enum Action<S: Scheme> {
         round: Round,
         after_ms: u64,
     },
+    /// Deliver an `Event::Tick` within `after_ms` (sooner than the
+    /// periodic one): the leader is waiting out the minimum block time.
+    TickAfter {
+        after_ms: u64,
+    },
     /// Speculative finality: the block has a QC.
     Certified {
         round: Round,
@@ -155,6 +181,13 @@ pub enum Action<S: Scheme> {
     },
     /// The block is final; append it to the ledger.
     Commit(Box<FinalizedBlock>),
+    /// After the `Commit`s of one commit step: the certificate that made
+    /// the last of them final, for followers that are not validators (see
+    /// [`crate::follow`]). Absent when the core no longer holds the QC.
+    CommitProof {
+        height: Height,
+        proof: Box<CommitProof<S>>,
+    },
     /// A peer asked for a committed block this core no longer holds: answer
     /// with `Message::BlockResponse` from the ledger if its id matches.
     ServeFromLedger {
@@ -326,6 +359,9 @@ pub struct Core<S: Scheme> {
     tree: Tree<S>,
     /// Blocks known to be certified, with the round of their QC.
     certified: BTreeMap<BlockId, Round>,
+    /// The QCs behind `certified` that we hold (pruned with it): the
+    /// commit proofs handed to followers.
+    certificates: BTreeMap<BlockId, QuorumCert<S>>,
     /// QCs whose signatures were checked.
     verified_qcs: BTreeSet<(Round, BlockId)>,
     seen_proposals: BTreeMap<Round, (BlockHeader, S::Signature)>,
@@ -333,6 +369,9 @@ pub struct Core<S: Scheme> {
     votes_by_signer: BTreeMap<(Round, ValidatorIndex), Vote<S>>,
     timeouts: BTreeMap<Round, TimeoutSet<S>>,
     deferred: Option<Deferred<S>>,
+    /// Round timers extended because our own execution was behind but
+    /// advancing.
+    timer_extensions: u64,
     propose_round: Option<Round>,
     persist_seq: u64,
     awaiting_persist: Vec<(u64, Outgoing<S>)>,
@@ -382,12 +421,14 @@ impl<S: Scheme> Core<S> {
             key,
             round,
             failed_rounds_in_a_row: 0,
+            timer_extensions: 0,
             last_tc: None,
             voted_round,
             tip: None,
             my_timeout: None,
             committed,
             certified,
+            certificates: BTreeMap::new(),
             verified_qcs: BTreeSet::new(),
             seen_proposals: BTreeMap::new(),
             votes: BTreeMap::new(),
@@ -791,6 +832,15 @@ impl<S: Scheme> Core<S> {
             self.arm_timer(ctx);
             return;
         }
+        // Backpressure: the round waits on our own execution, which is
+        // behind and working. Give it another period (not doubled: no round
+        // failed). Validators that are not behind still time out, and
+        // their TC moves us on.
+        if ctx.execution.executed_height().is_some() && self.waits_on_own_execution(ctx.execution) {
+            self.timer_extensions += 1;
+            self.arm_timer(ctx);
+            return;
+        }
         self.deferred = None;
         self.voted_round = self.voted_round.max(round);
         let message = timeout_message(self.config.epoch, round, self.high_qc.round, &self.tip);
@@ -826,7 +876,10 @@ impl<S: Scheme> Core<S> {
                 ctx.out.push(Action::Send { to: fetch.peer, message });
             }
         }
-        if let Some(deferred) = &mut self.deferred {
+        // With an oracle that tracks progress the round timer bounds the
+        // wait (see `ExecutionOracle::executed_height`).
+        let tracked = ctx.execution.executed_height().is_some();
+        if let Some(deferred) = self.deferred.as_mut().filter(|_| !tracked) {
             deferred.waited_ticks += 1;
             if deferred.waited_ticks > self.config.execution_wait_ticks_max {
                 self.deferred = None;
@@ -935,6 +988,9 @@ impl<S: Scheme> Core<S> {
 
     fn process_qc(&mut self, qc: &QuorumCert<S>, from: ValidatorIndex, ctx: &mut Ctx<'_, S>) {
         self.mark_certified(qc.block, qc.round, ctx);
+        if qc.round > 0 {
+            self.certificates.entry(qc.block).or_insert_with(|| qc.clone());
+        }
         if qc.round > self.high_qc.round {
             self.high_qc = qc.clone();
         }
@@ -1003,6 +1059,38 @@ impl<S: Scheme> Core<S> {
         }
     }
 
+    /// Whether the next vote or proposal of this round needs our own
+    /// result for a height that execution has not reached.
+    fn waits_on_own_execution(&self, execution: &dyn ExecutionOracle) -> bool {
+        let (parent, height) = match &self.deferred {
+            Some(deferred) => (deferred.proposal.header.parent, deferred.proposal.header.height),
+            // The proposal we wait for extends the newest block proposed
+            // up to this round (we voted for it; its QC is with the next
+            // leader), else our highest QC's block.
+            None => {
+                let voted = self.seen_proposals.range(..=self.round).next_back().map(|(_, p)| p);
+                match voted {
+                    Some((header, _)) => (header.id(), header.height + 1),
+                    None => match self.tree.get(&self.high_qc.block) {
+                        Some(node) => (self.high_qc.block, node.header.height + 1),
+                        None => return false,
+                    },
+                }
+            }
+        };
+        // Only a committed height is on its way: execution never reaches
+        // one consensus has not committed (a fork's, say) while we wait.
+        matches!(
+            self.delayed_rule(&parent, height),
+            Ok(Some(target)) if target <= self.committed.height && execution.result(target).is_none()
+        )
+    }
+
+    /// Round timers extended for backpressure so far.
+    pub fn timer_extensions(&self) -> u64 {
+        self.timer_extensions
+    }
+
     fn arm_timer(&self, ctx: &mut Ctx<'_, S>) {
         let shift = self.failed_rounds_in_a_row.min(16);
         let after_ms = self
@@ -1017,19 +1105,20 @@ impl<S: Scheme> Core<S> {
 
     /// Commit the highest block whose child of the next round is certified.
     fn try_commit(&mut self, ctx: &mut Ctx<'_, S>) {
-        let mut target: Option<(Height, BlockId)> = None;
+        // (height of the block to commit, its id, its certified child)
+        let mut target: Option<(Height, BlockId, BlockId)> = None;
         for (id, node) in self.tree.iter() {
             if node.header.height <= self.committed.height + 1 || !self.certified.contains_key(id) {
                 continue;
             }
             let Some(parent) = self.tree.get(&node.header.parent) else { continue };
             if parent.header.round + 1 == node.header.round
-                && target.is_none_or(|(height, _)| parent.header.height > height)
+                && target.is_none_or(|(height, ..)| parent.header.height > height)
             {
-                target = Some((parent.header.height, node.header.parent));
+                target = Some((parent.header.height, node.header.parent, *id));
             }
         }
-        let Some((_, mut cursor)) = target else { return };
+        let Some((_, mut cursor, child)) = target else { return };
         let mut chain = Vec::new();
         loop {
             let Some(node) = self.tree.get(&cursor) else {
@@ -1063,10 +1152,18 @@ impl<S: Scheme> Core<S> {
             self.committed =
                 Committed { height: node.header.height, round: node.header.round, id: *id };
         }
+        if let (Some(node), Some(qc)) = (self.tree.get(&child), self.certificates.get(&child)) {
+            let proof = CommitProof { child: node.header.clone(), qc: qc.clone() };
+            ctx.out.push(Action::CommitProof {
+                height: self.committed.height,
+                proof: Box::new(proof),
+            });
+        }
         self.tree.commit(&chain, self.committed.height);
         let horizon = self.round.saturating_sub(self.config.round_ahead_max * 4);
         let committed = self.committed.id;
         self.certified.retain(|id, round| *round >= horizon || *id == committed);
+        self.certificates.retain(|_, qc| qc.round >= horizon);
     }
 
     // ---- proposing ------------------------------------------------------
@@ -1134,6 +1231,12 @@ impl<S: Scheme> Core<S> {
                 None => return, // wait for execution; retried on Tick
             },
         };
+        let wait_ms = ctx.payloads.wait_ms(height, &parent.payload);
+        if wait_ms > 0 {
+            // The minimum block time: retried on the tick asked for.
+            ctx.out.push(Action::TickAfter { after_ms: wait_ms });
+            return;
+        }
         let mut payload = ctx.payloads.payload(round, height, self.config.payload_bytes_max);
         if payload.len() > self.config.payload_bytes_max {
             payload.clear();
@@ -1375,6 +1478,9 @@ impl<S: Scheme> Core<S> {
         let height = node.header.height;
         if let Some(justify) = &node.justify {
             self.certified.entry(parent).or_insert(justify.round);
+            if justify.round > 0 {
+                self.certificates.entry(parent).or_insert_with(|| justify.clone());
+            }
         }
         if !self.tree.insert(node) {
             return self.drops.add(DropReason::TreeFull);

@@ -58,6 +58,12 @@ pub enum Notice<S: Scheme> {
     },
     /// Final, and appended to the ledger.
     Committed(Box<FinalizedBlock>),
+    /// The proof that the block at `height` is final (after its
+    /// `Committed`), for followers: see [`crate::follow`].
+    CommitProof {
+        height: Height,
+        proof: Box<crate::follow::CommitProof<S>>,
+    },
     Evidence(Box<Evidence<S>>),
 }
 
@@ -155,6 +161,12 @@ where
         Ok(notices)
     }
 
+    /// Makes the next [`Self::on_wake`] deliver a tick at once: something
+    /// the core may be waiting for (our own execution result) is ready.
+    pub fn tick_now(&mut self, now: Instant) {
+        self.next_tick = self.next_tick.min(now);
+    }
+
     /// When [`Self::on_wake`] has something to do.
     pub fn next_wake(&self) -> Instant {
         self.timers
@@ -225,6 +237,9 @@ where
                     }
                 }
             }
+            Action::TickAfter { after_ms } => {
+                self.next_tick = self.next_tick.min(now + Duration::from_millis(after_ms));
+            }
             Action::Certified { round, height, block } => {
                 self.notices.push(Notice::Certified { round, height, block });
             }
@@ -235,6 +250,9 @@ where
                     .map_err(|source| DriverError::Ledger { height, source })?;
                 self.stats.commits += 1;
                 self.notices.push(Notice::Committed(block));
+            }
+            Action::CommitProof { height, proof } => {
+                self.notices.push(Notice::CommitProof { height, proof });
             }
             Action::ServeFromLedger { to, height, id } => {
                 // A read error only means this peer cannot serve; another will.

@@ -43,6 +43,11 @@
 //!   bad input is dropped and counted per [`DropReason`], equivocation kept
 //!   as [`Evidence`].
 //!
+//! * [`follow`]: how a node outside the validator set follows the chain:
+//!   [`CommitProof`] (a certified child of the next round, emitted by the
+//!   core after each commit step and kept in a [`ProofLog`]), the sync
+//!   request/response served from the ledger, and the sans-IO [`Follower`]
+//!   that trusts no peer, only the validator set.
 //! * [`Driver`]: the core plus its I/O for a real process (journal fsync
 //!   before a vote leaves, wall-clock timers, ledger appends, serving
 //!   blocks) over any [`Transport`]. The node's libp2p network implements
@@ -52,6 +57,7 @@ pub mod codec;
 pub mod core;
 pub mod crypto;
 pub mod driver;
+pub mod follow;
 pub mod journal;
 pub mod ledger;
 pub mod sim;
@@ -66,6 +72,10 @@ pub use crate::core::{
 };
 pub use crate::crypto::{Ed25519, Scheme, SignerSet};
 pub use crate::driver::{Driver, DriverError, DriverStats, Notice, Transport};
+pub use crate::follow::{
+    CommitProof, FollowError, Follower, FollowerConfig, ProofError, ProofLog, SyncRequest,
+    SyncResponse,
+};
 pub use crate::journal::{
     FileJournal, JournalRecord, MemJournal, VoteJournal, VoteKind, VoteTicket,
 };

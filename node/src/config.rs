@@ -2,13 +2,21 @@
 //!
 //! ```toml
 //! data_dir = "/var/lib/wake"          # relative paths are relative to this file
-//! key_file = "validator.key"          # the validator's ed25519 secret
+//! key_file = "validator.key"          # the validator's ed25519 secret; without
+//!                                     # it the node is a full node (needs [execution])
 //! listen = "/ip4/0.0.0.0/tcp/30400"
 //! profile = "hw-profiles/dev-2core.toml"  # optional role-to-core layout
 //!
 //! [consensus]                          # optional; defaults shown
 //! round_timeout_ms = 1000
-//! execution_delay = 3
+//! execution_delay = 3                  # K: block h carries the result of h-K
+//! execution = "async"                  # or "interleaved" (see below)
+//! block_time_ms = 0                    # minimum time between blocks; 0: none
+//! empty_block_ms = 200                 # with an empty mempool, at most one
+//!                                      # block per this many ms; 0: no pause
+//!
+//! [network]                            # optional; defaults shown
+//! inject_latency_ms = 0                # delay every message sent (experiments)
 //!
 //! [execution]                          # optional: without it the validator
 //! genesis = "genesis.json"             # orders blocks but executes nothing
@@ -21,6 +29,15 @@
 //! stake = 1
 //! address = "/ip4/10.0.0.1/tcp/30400"
 //! ```
+//!
+//! `execution = "interleaved"` is the baseline that shows what asynchronous
+//! execution buys: K is 2, the smallest delay at which a block can carry a
+//! result, and a result of `h-2` exists only once `h-1` is certified, which
+//! is the moment the leader of `h` wants to propose and (one message later)
+//! its voters want to vote. So every round waits for one block's execution
+//! at the leader and then at every voter, as in a chain whose blocks are
+//! executed before they are voted on: a block costs C + 2E (consensus C,
+//! execution E) instead of max(C, E).
 //!
 //! A key file holds one line: the 32-byte ed25519 secret in hex. It is
 //! created with mode 0600 by `wake keys generate` and never overwritten.
@@ -50,11 +67,13 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: PathBuf,
-    key_file: PathBuf,
+    key_file: Option<PathBuf>,
     listen: String,
     profile: Option<PathBuf>,
     #[serde(default)]
     consensus: ConsensusSection,
+    #[serde(default)]
+    network: NetworkSection,
     execution: Option<RawExecution>,
     validators: Vec<RawValidator>,
 }
@@ -78,6 +97,55 @@ fn default_cache_mib() -> usize {
 pub struct ConsensusSection {
     pub round_timeout_ms: u64,
     pub execution_delay: u64,
+    pub execution: ExecutionMode,
+    pub block_time_ms: u64,
+    /// While the mempool is empty, blocks come at most this often, so an
+    /// idle chain does not spin out empty blocks as fast as consensus goes.
+    /// A transaction that arrives ends the pause within
+    /// [`crate::executing::EMPTY_POLL_MS`].
+    pub empty_block_ms: u64,
+}
+
+impl ConsensusSection {
+    /// K as the mode makes it.
+    pub fn effective_delay(&self) -> u64 {
+        match self.execution {
+            ExecutionMode::Async => self.execution_delay,
+            ExecutionMode::Interleaved => INTERLEAVED_DELAY,
+        }
+    }
+}
+
+/// K of interleaved mode (see the module doc).
+pub const INTERLEAVED_DELAY: u64 = 2;
+
+/// How execution relates to consensus.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    /// Blocks are ordered while earlier ones execute; block h carries h-K.
+    #[default]
+    Async,
+    /// One block's execution on the critical path of every round.
+    Interleaved,
+}
+
+impl ExecutionMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Async => "async",
+            Self::Interleaved => "interleaved",
+        }
+    }
+}
+
+/// `[network]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    /// Every message this node sends leaves this much later (a one-way
+    /// latency for experiments on one machine).
+    pub inject_latency_ms: u64,
 }
 
 impl Default for ConsensusSection {
@@ -86,6 +154,9 @@ impl Default for ConsensusSection {
         Self {
             round_timeout_ms: defaults.round_timeout_ms,
             execution_delay: defaults.execution_delay,
+            execution: ExecutionMode::Async,
+            block_time_ms: 0,
+            empty_block_ms: 200,
         }
     }
 }
@@ -110,11 +181,14 @@ pub struct ValidatorEntry {
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub data_dir: PathBuf,
-    pub key_file: PathBuf,
+    /// The validator key; absent: a full node (see `crate::follower`),
+    /// whose network identity is `data_dir/node.key`, made on first start.
+    pub key_file: Option<PathBuf>,
     pub listen: Multiaddr,
     /// The role-to-core layout (`hw-profiles/`); none: the OS schedules.
     pub profile: Option<crate::profile::Profile>,
     pub consensus: ConsensusSection,
+    pub network: NetworkSection,
     /// Absent: an ordering-only validator (no state, no transactions).
     pub execution: Option<crate::executing::ExecutionSettings>,
     pub validators: Vec<ValidatorEntry>,
@@ -140,6 +214,21 @@ impl NodeConfig {
                 "consensus.round_timeout_ms and execution_delay must be > 0".into(),
             ));
         }
+        if raw.consensus.block_time_ms >= raw.consensus.round_timeout_ms {
+            return Err(invalid(format!(
+                "consensus.block_time_ms ({}) must be below round_timeout_ms ({})",
+                raw.consensus.block_time_ms, raw.consensus.round_timeout_ms
+            )));
+        }
+        if raw.consensus.empty_block_ms >= raw.consensus.round_timeout_ms {
+            return Err(invalid(format!(
+                "consensus.empty_block_ms ({}) must be below round_timeout_ms ({})",
+                raw.consensus.empty_block_ms, raw.consensus.round_timeout_ms
+            )));
+        }
+        if raw.network.inject_latency_ms > 10_000 {
+            return Err(invalid("network.inject_latency_ms is at most 10000".into()));
+        }
         let mut validators = Vec::with_capacity(raw.validators.len());
         for (index, validator) in raw.validators.iter().enumerate() {
             let public_key = parse_hex32(&validator.public_key)
@@ -152,6 +241,13 @@ impl NodeConfig {
                     })?),
                 };
             validators.push(ValidatorEntry { public_key, stake: validator.stake, address });
+        }
+        if raw.key_file.is_none() && raw.execution.is_none() {
+            return Err(invalid(
+                "no key_file, so this is a full node, and a full node needs [execution] \
+                 (it executes the finalized blocks and serves JSON-RPC)"
+                    .into(),
+            ));
         }
         let profile = match &raw.profile {
             None => None,
@@ -174,9 +270,10 @@ impl NodeConfig {
             profile,
             execution,
             data_dir: base.join(raw.data_dir),
-            key_file: base.join(raw.key_file),
+            key_file: raw.key_file.map(|file| base.join(file)),
             listen,
             consensus: raw.consensus,
+            network: raw.network,
             validators,
         })
     }

@@ -27,6 +27,8 @@ use clap::{Args, ValueEnum};
 use secp256k1::{SECP256K1, SecretKey};
 use serde_json::{Value, json};
 
+use crate::config::ExecutionMode;
+
 /// Chain id of every devnet.
 pub const DEVNET_CHAIN_ID: u64 = 1337;
 /// Gas limit of devnet blocks: room for > 10,000 transfers per block.
@@ -51,10 +53,18 @@ pub struct DevnetArgs {
     /// Validators (separate processes).
     #[arg(long, default_value_t = 4)]
     validators: usize,
+    /// Full nodes (separate processes, no validator key): they follow the
+    /// finalized chain, execute it and serve JSON-RPC (first in
+    /// `endpoints.json`); at the end their chain is checked against
+    /// validator 0's.
+    #[arg(long, default_value_t = 0)]
+    full_nodes: usize,
     /// Seconds of load.
     #[arg(long, default_value_t = 20)]
     duration: u64,
-    /// Transactions per second offered.
+    /// Transactions per second offered; 0: no load, the devnet only serves
+    /// (JSON-RPC endpoints in `<data-dir>/endpoints.json`) until `--duration`
+    /// ends or SIGTERM/SIGINT.
     #[arg(long, default_value_t = 300)]
     tps: u64,
     #[arg(long, value_enum, default_value_t = Workload::Transfers)]
@@ -65,6 +75,24 @@ pub struct DevnetArgs {
     /// K: block h carries the execution result of block h-K.
     #[arg(long, default_value_t = 3)]
     delay: u64,
+    /// `async`: blocks are ordered while earlier ones execute.
+    /// `interleaved`: one block's execution on the critical path of every
+    /// round (the baseline; see `wake_node::config`).
+    #[arg(long, value_enum, default_value_t = ExecutionMode::Async)]
+    execution: ExecutionMode,
+    /// Minimum time between blocks, in ms (0: as fast as consensus goes).
+    #[arg(long, default_value_t = 0)]
+    block_time: u64,
+    /// While the mempool is empty, at most one block per this many ms
+    /// (0: empty blocks as fast as consensus goes).
+    #[arg(long, default_value_t = 200)]
+    empty_block_ms: u64,
+    /// One-way latency injected on every message between validators, in ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Round timer, in ms (doubles after each failed round).
+    #[arg(long, default_value_t = 1000)]
+    round_timeout: u64,
     /// Data directory (default: a temporary one, removed at the end).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -327,15 +355,86 @@ fn write_network(
             &config,
             format!(
                 "data_dir = \"data{i}\"\nkey_file = \"v{i}.key\"\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\n\
-                 [consensus]\nexecution_delay = {}\nround_timeout_ms = 1000\n\
+                 [consensus]\nexecution_delay = {}\nround_timeout_ms = {}\nexecution = \"{}\"\nblock_time_ms = {}\nempty_block_ms = {}\n\
+                 [network]\ninject_latency_ms = {}\n\
                  [execution]\ngenesis = \"genesis.json\"\nrpc = \"{rpc}\"\nthreads = {}\ncache_mib = 128\n{set}",
-                args.delay, args.exec_threads
+                args.delay,
+                args.round_timeout,
+                args.execution.name(),
+                args.block_time,
+                args.empty_block_ms,
+                args.latency_ms,
+                args.exec_threads
+            ),
+        )?;
+        configs.push(config);
+        rpcs.push(rpc);
+    }
+    for j in 0..args.full_nodes {
+        let rpc = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let port = free_port()?;
+        let config = dir.join(format!("full{j}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"full{j}\"\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\n\
+                 [network]\ninject_latency_ms = {}\n\
+                 [execution]\ngenesis = \"genesis.json\"\nrpc = \"{rpc}\"\nthreads = {}\ncache_mib = 128\n{set}",
+                args.latency_ms, args.exec_threads
             ),
         )?;
         configs.push(config);
         rpcs.push(rpc);
     }
     Ok((configs, rpcs))
+}
+
+/// The name of node `i` of the devnet (validators first, then full nodes).
+fn node_name(args: &DevnetArgs, i: usize) -> String {
+    if i < args.validators { format!("node{i}") } else { format!("full{}", i - args.validators) }
+}
+
+/// A full node's chain against validator 0's.
+struct FullNodeCheck {
+    /// The height both had executed when compared.
+    height: u64,
+    /// Same block hash and state root there.
+    agrees: bool,
+}
+
+/// Waits (up to 60 s) until each full node has executed what validator 0
+/// has, then compares the block hash and state root at that height.
+fn check_full_nodes(
+    validator: &mut Rpc,
+    full_nodes: &mut [Rpc],
+) -> anyhow::Result<Vec<FullNodeCheck>> {
+    let target = hex_u64(&validator.request("eth_blockNumber", json!([]))?).unwrap_or(0);
+    let block_at = |rpc: &mut Rpc, height: u64| -> anyhow::Result<(Value, Value)> {
+        let block = rpc.request("eth_getBlockByNumber", json!([format!("{height:#x}"), false]))?;
+        Ok((block["hash"].clone(), block["stateRoot"].clone()))
+    };
+    let expected = block_at(validator, target)?;
+    let mut checks = Vec::new();
+    for (j, rpc) in full_nodes.iter_mut().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let executed = hex_u64(&rpc.request("eth_blockNumber", json!([]))?).unwrap_or(0);
+            if executed >= target {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("full node {j} executed only {executed} of {target} blocks within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let got = block_at(rpc, target)?;
+        let agrees = got == expected;
+        if !agrees {
+            eprintln!("full node {j}: block {target} is {got:?}, validator 0 has {expected:?}");
+        }
+        checks.push(FullNodeCheck { height: target, agrees });
+    }
+    Ok(checks)
 }
 
 /// What the run measured.
@@ -356,8 +455,11 @@ struct Summary {
 const RECEIPTS_CHECKED_MAX: usize = 200;
 
 pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
-    if args.validators == 0 || args.accounts < 2 || args.tps == 0 || args.duration == 0 {
-        bail!("--validators, --tps and --duration must be > 0 and --accounts ≥ 2");
+    if args.validators == 0 || args.accounts < 2 || args.duration == 0 {
+        bail!("--validators and --duration must be > 0 and --accounts ≥ 2");
+    }
+    if args.block_time.max(args.empty_block_ms) >= args.round_timeout {
+        bail!("--block-time and --empty-block-ms must be below --round-timeout");
     }
     let temp;
     let dir = match &args.data_dir {
@@ -372,8 +474,9 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
         }
     };
     eprintln!(
-        "wake devnet: {} validators, {} accounts, {} workload at {} tx/s for {} s, data in {}",
+        "wake devnet: {} validators ({} execution), {} accounts, {} workload at {} tx/s for {} s, data in {}",
         args.validators,
+        args.execution.name(),
         args.accounts,
         format!("{:?}", args.workload).to_lowercase(),
         args.tps,
@@ -396,7 +499,7 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the wake binary")?;
     let mut processes = Vec::new();
     for (i, config) in configs.iter().enumerate() {
-        let log = std::fs::File::create(dir.join(format!("node{i}.log")))?;
+        let log = std::fs::File::create(dir.join(format!("{}.log", node_name(&args, i))))?;
         let child = Command::new(&exe)
             .args(["node", "--config"])
             .arg(config)
@@ -406,24 +509,102 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
             .context("starting a validator")?;
         processes.push(Process { child });
     }
-    eprintln!("started {} validators; logs in {}/node*.log", args.validators, dir.display());
+    eprintln!(
+        "started {} validators and {} full nodes; logs in {}/node*.log, full*.log",
+        args.validators,
+        args.full_nodes,
+        dir.display()
+    );
     let mut clients: Vec<Rpc> = rpcs.iter().map(|a| Rpc::new(*a)).collect();
     let deadline = Instant::now() + Duration::from_secs(120);
     for (i, client) in clients.iter_mut().enumerate() {
         while client.request("eth_chainId", json!([])).is_err() {
+            let name = node_name(&args, i);
             if Instant::now() > deadline {
-                bail!("validator {i} did not serve JSON-RPC within 120 s (see its log)");
+                bail!("{name} did not serve JSON-RPC within 120 s (see its log)");
             }
             if let Ok(Some(status)) = processes[i].child.try_wait() {
-                bail!("validator {i} exited with {status} (see {}/node{i}.log)", dir.display());
+                bail!("{name} exited with {status} (see {}/{name}.log)", dir.display());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    let summary = drive(&args, &txs, &rpcs, &mut clients[0])?;
+    let (validator_rpcs, full_rpcs) = rpcs.split_at(args.validators);
+    write_endpoints(&dir, validator_rpcs, full_rpcs)?;
+    if args.tps == 0 {
+        return serve(&args, &mut clients[0], &mut processes);
+    }
+    // The load goes to the validators (as a wallet would send to any node,
+    // a full node gossips what it is sent; the validators here take it
+    // directly so the load generator's own cost stays the same).
+    let (validator_clients, full_clients) = clients.split_at_mut(args.validators);
+    let summary = drive(&args, &txs, validator_rpcs, &mut validator_clients[0])?;
+    let full_nodes = check_full_nodes(&mut validator_clients[0], full_clients)?;
     drop(processes);
-    report(&args, &summary);
+    report(&args, &summary, &full_nodes);
+    if full_nodes.iter().any(|check| !check.agrees) {
+        bail!("a full node's chain differs from validator 0's (see above)");
+    }
+    Ok(())
+}
+
+/// `endpoints.json`: where each node serves JSON-RPC, for outside clients.
+fn write_endpoints(
+    dir: &Path,
+    validator_rpcs: &[SocketAddr],
+    full_rpcs: &[SocketAddr],
+) -> anyhow::Result<()> {
+    let entries = |rpcs: &[SocketAddr]| -> Vec<Value> {
+        rpcs.iter()
+            .map(|a| json!({"http": format!("http://{a}"), "ws": format!("ws://{a}")}))
+            .collect()
+    };
+    let endpoints = json!({
+        "chain_id": DEVNET_CHAIN_ID,
+        "validators": entries(validator_rpcs),
+        "full_nodes": entries(full_rpcs),
+    });
+    // Written whole, then renamed: a reader never sees half a file.
+    let path = dir.join("endpoints.json");
+    let partial = dir.join("endpoints.json.partial");
+    std::fs::write(&partial, serde_json::to_vec_pretty(&endpoints)?)?;
+    std::fs::rename(&partial, &path)?;
+    for (i, rpc) in validator_rpcs.iter().enumerate() {
+        eprintln!("validator {i}: JSON-RPC http://{rpc} ws://{rpc}");
+    }
+    for (j, rpc) in full_rpcs.iter().enumerate() {
+        eprintln!("full node {j}: JSON-RPC http://{rpc} ws://{rpc}");
+    }
+    Ok(())
+}
+
+/// `--tps 0`: no load; serve until the duration ends, a signal arrives or
+/// a validator exits, with the status line going.
+fn serve(args: &DevnetArgs, watcher: &mut Rpc, processes: &mut [Process]) -> anyhow::Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let started = Instant::now();
+    let mut last_status = Instant::now();
+    while started.elapsed() < Duration::from_secs(args.duration)
+        && !stop.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        for (i, process) in processes.iter_mut().enumerate() {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                bail!("validator {i} exited with {status}");
+            }
+        }
+        if last_status.elapsed() >= Duration::from_secs(5) {
+            last_status = Instant::now();
+            let executed = watcher.request("eth_blockNumber", json!([])).ok();
+            let executed = executed.as_ref().and_then(hex_u64).unwrap_or(0);
+            eprintln!("[{:5.1}s] serving; executed {executed}", started.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("devnet stopped after {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -571,7 +752,7 @@ fn percentiles(values: &[f64]) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-fn report(args: &DevnetArgs, s: &Summary) {
+fn report(args: &DevnetArgs, s: &Summary, full_nodes: &[FullNodeCheck]) {
     let (p50, p99) = percentiles(&s.latencies_ms);
     if args.json {
         println!(
@@ -592,8 +773,17 @@ fn report(args: &DevnetArgs, s: &Summary) {
                 "finality_ms_p99": p99,
                 "execution_lag_blocks_max": s.lag_max,
                 "blocks_finalized": s.blocks,
-                "execution_mode": "async",
-                "execution_delay": args.delay,
+                "execution_mode": args.execution.name(),
+                "execution_delay": match args.execution {
+                    ExecutionMode::Async => args.delay,
+                    ExecutionMode::Interleaved => crate::config::INTERLEAVED_DELAY,
+                },
+                "block_time_ms": args.block_time,
+                "empty_block_ms": args.empty_block_ms,
+                "injected_latency_ms": args.latency_ms,
+                "full_nodes": full_nodes.len(),
+                "full_nodes_agree": full_nodes.iter().all(|c| c.agrees),
+                "full_nodes_checked_height": full_nodes.iter().map(|c| c.height).min(),
             })
         );
     } else {
@@ -609,5 +799,9 @@ fn report(args: &DevnetArgs, s: &Summary) {
             s.blocks,
             s.lag_max
         );
+        for (j, check) in full_nodes.iter().enumerate() {
+            let verdict = if check.agrees { "agrees" } else { "DIFFERS" };
+            println!("full node {j}: {verdict} with validator 0 at block {}", check.height);
+        }
     }
 }

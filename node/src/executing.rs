@@ -315,8 +315,13 @@ impl ExecutingNode {
     }
 
     /// The leader's payload builder.
-    pub fn payloads(&self) -> PoolPayloads {
-        PoolPayloads { pool: self.pool.clone(), gas_limit: self.gas_limit }
+    pub fn payloads(&self, consensus: &crate::config::ConsensusSection) -> PoolPayloads {
+        PoolPayloads {
+            pool: self.pool.clone(),
+            gas_limit: self.gas_limit,
+            block_time_ms: consensus.block_time_ms,
+            empty_block_ms: consensus.empty_block_ms,
+        }
     }
 
     /// Whether the execution thread is still running.
@@ -355,10 +360,15 @@ impl Drop for ExecutingNode {
     }
 }
 
+/// How often a leader pausing for an empty mempool looks at it again.
+pub const EMPTY_POLL_MS: u64 = 10;
+
 /// The leader's payloads: the pool's best transactions up to the gas limit.
 pub struct PoolPayloads {
     pool: Arc<Pool>,
     gas_limit: u64,
+    block_time_ms: u64,
+    empty_block_ms: u64,
 }
 
 impl PayloadSource for PoolPayloads {
@@ -377,6 +387,16 @@ impl PayloadSource for PoolPayloads {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         NodePayload::encode(now_ms, &raws)
+    }
+
+    fn wait_ms(&mut self, _height: Height, parent_payload: &[u8]) -> u64 {
+        let block_time = crate::validator::block_time_wait(self.block_time_ms, parent_payload);
+        if block_time > 0 || !self.pool.is_empty() {
+            return block_time;
+        }
+        // Nothing to order: pause, but look again soon (the core asks
+        // again on the tick), so a transaction is not kept waiting.
+        crate::validator::block_time_wait(self.empty_block_ms, parent_payload).min(EMPTY_POLL_MS)
     }
 }
 

@@ -5,7 +5,10 @@
 //! [`ethtests`]) and `wake replay` (real mainnet blocks checked against
 //! their headers, see [`replay`]), `wake sim` (seeded consensus
 //! simulations), `wake keys generate` and `wake node --config` (a
-//! validator over libp2p, see `wake_node::validator`).
+//! validator over libp2p, see `wake_node::validator`); `wake init` and
+//! `wake import` (a data directory filled from a genesis and an RLP chain,
+//! see `wake_node::import`) and `wake node --rpc-only` (that directory
+//! served read-only over JSON-RPC, see `wake_node::readonly`).
 //! Logs go to stderr through `tracing` (filter with `RUST_LOG`, default
 //! `info`). Errors end the process with one `error:` line and exit
 //! status 1.
@@ -52,12 +55,24 @@ enum Command {
         #[command(subcommand)]
         keys: KeysCommand,
     },
-    /// Run a validator from a `node.toml` (see `wake_node::config`).
+    /// Run a validator from a `node.toml` (see `wake_node::config`), or
+    /// serve an imported data directory read-only (`--rpc-only`).
     Node {
         /// The node's configuration file.
-        #[arg(long, value_name = "FILE")]
-        config: std::path::PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "rpc_only",
+            conflicts_with = "rpc_only"
+        )]
+        config: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        read_only: wake_node::readonly::RpcOnlyArgs,
     },
+    /// Create a data directory from a geth-style genesis file (idempotent).
+    Init(wake_node::import::InitArgs),
+    /// Import concatenated RLP blocks (`geth export`) into a data directory.
+    Import(wake_node::import::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,12 +106,18 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
     }
 }
 
-fn node(config: &std::path::Path) -> anyhow::Result<()> {
-    let config = wake_node::config::NodeConfig::load(config)?;
+fn node(
+    config: Option<&std::path::Path>,
+    read_only: &wake_node::readonly::RpcOnlyArgs,
+) -> anyhow::Result<()> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())?;
     }
+    let Some(config) = config.filter(|_| !read_only.rpc_only) else {
+        return Ok(wake_node::readonly::run(read_only, &stop)?);
+    };
+    let config = wake_node::config::NodeConfig::load(config)?;
     wake_node::validator::run(&config, &stop)
 }
 
@@ -119,7 +140,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Devnet(args) => wake_node::devnet::run(args),
         Command::Keys { keys: command } => keys(command),
-        Command::Node { config } => node(&config),
+        Command::Node { config, read_only } => node(config.as_deref(), &read_only),
+        Command::Init(args) => Ok(wake_node::import::run_init(&args)?),
+        Command::Import(args) => Ok(wake_node::import::run_import(&args)?),
     }
 }
 
@@ -165,5 +188,57 @@ mod tests {
         assert_eq!(opts.accounts, 1_000_000);
         assert_eq!(opts.blocks, 3);
         assert!(!opts.nomt);
+    }
+
+    #[test]
+    fn parses_node_modes() {
+        let cli = Cli::try_parse_from(["wake", "node", "--config", "node.toml"]).unwrap();
+        let Command::Node { config, read_only } = cli.command else { panic!("not node") };
+        assert_eq!(config.as_deref(), Some(std::path::Path::new("node.toml")));
+        assert!(!read_only.rpc_only);
+        let cli = Cli::try_parse_from([
+            "wake",
+            "node",
+            "--rpc-only",
+            "--data-dir",
+            "d",
+            "--genesis",
+            "g.json",
+            "--rpc",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let Command::Node { config, read_only } = cli.command else { panic!("not node") };
+        assert!(config.is_none() && read_only.rpc_only);
+        assert_eq!(read_only.rpc.port(), 0);
+        // Either mode, not both, not neither; --rpc-only needs its paths.
+        assert!(Cli::try_parse_from(["wake", "node"]).is_err());
+        assert!(Cli::try_parse_from(["wake", "node", "--rpc-only", "--data-dir", "d"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "wake",
+                "node",
+                "--config",
+                "c",
+                "--rpc-only",
+                "--data-dir",
+                "d",
+                "--genesis",
+                "g"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["wake", "node", "--config", "c", "--data-dir", "d"]).is_err());
+        let cli = Cli::try_parse_from([
+            "wake",
+            "import",
+            "chain.rlp",
+            "--genesis",
+            "g.json",
+            "--data-dir",
+            "d",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Import(args) if args.chain.ends_with("chain.rlp")));
     }
 }

@@ -15,6 +15,15 @@
 //!   for a validator that lags or restarts rides the same protocol: the
 //!   core's block requests walk back from a certified block by id, and
 //!   peers answer from their tree or their ledger.
+//! * **Sync for followers** (full nodes, outside the validator set) is a
+//!   request-response protocol of its own (`/wake/sync/1`) with real
+//!   responses: a [`wake_consensus::SyncRequest`] frame in, a
+//!   [`wake_consensus::SyncResponse`] frame out, both length-delimited and
+//!   capped before allocation. Any peer may ask; at most
+//!   [`SYNC_SERVING_MAX`] requests wait for the consensus thread's answer at
+//!   once, and further ones are refused (the asker tries another peer).
+//!   Answers are checked by the follower against the validator set, so
+//!   whom it asked does not matter.
 //! * **Transactions** go over gossipsub (topic [`TX_TOPIC`]), signed by
 //!   the sender's key, capped at the transaction size limit.
 //! * The consensus thread talks to the network through [`NetTransport`]
@@ -45,6 +54,10 @@ pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/wake/consen
 pub const TX_TOPIC: &str = "wake/tx/1";
 /// Largest gossiped transaction (the pool's own limit is checked on admission).
 pub const TX_GOSSIP_BYTES_MAX: usize = 128 * 1024 + 1024;
+/// The follower sync protocol.
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/wake/sync/1");
+/// Sync requests waiting for the consensus thread's answer at once.
+pub const SYNC_SERVING_MAX: usize = 64;
 /// How often peers that are not connected are dialled again.
 pub const REDIAL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -83,13 +96,37 @@ pub struct NetConfig {
     pub outbound_queue: usize,
     /// The network thread's role-to-core layout.
     pub profile: Option<crate::profile::Profile>,
+    /// Every outbound message waits this long before it is sent: a one-way
+    /// latency for experiments on one machine (zero in production).
+    pub inject_latency: Duration,
 }
 
 /// What the network hands to the node.
 #[derive(Debug)]
 pub enum Inbound {
-    Consensus { from: ValidatorIndex, bytes: Vec<u8> },
+    Consensus {
+        from: ValidatorIndex,
+        bytes: Vec<u8>,
+    },
     Transaction(Vec<u8>),
+    /// A peer asks for finalized blocks: answer with
+    /// [`NetTransport::sync_respond`] and this `id` (or not at all).
+    SyncRequest {
+        id: u64,
+        bytes: Vec<u8>,
+    },
+    /// The answer of validator `from` to our sync request.
+    SyncResponse {
+        from: ValidatorIndex,
+        bytes: Vec<u8>,
+    },
+    /// Our sync request to validator `from` failed (refused, timed out,
+    /// not connected).
+    SyncFailed {
+        from: ValidatorIndex,
+    },
+    /// Not from the network: the execution thread published a result.
+    ExecutionReady,
 }
 
 #[derive(Debug)]
@@ -97,6 +134,8 @@ enum Outbound {
     Send { to: ValidatorIndex, bytes: Vec<u8> },
     Broadcast(Vec<u8>),
     Gossip(Vec<u8>),
+    SyncRequest { to: ValidatorIndex, bytes: Vec<u8> },
+    SyncRespond { id: u64, bytes: Vec<u8> },
 }
 
 /// Counters, shared with the node's metrics.
@@ -115,6 +154,9 @@ pub struct NetStats {
     /// Requests that failed (dial failure, timeout, closed connection).
     pub send_failures: AtomicU64,
     pub txs_gossiped: AtomicU64,
+    pub sync_requests_sent: AtomicU64,
+    /// Sync requests refused because [`SYNC_SERVING_MAX`] were waiting.
+    pub sync_requests_refused: AtomicU64,
     pub txs_received: AtomicU64,
     pub connected_peers: AtomicU64,
 }
@@ -136,6 +178,16 @@ impl NetTransport {
     /// Gossip one transaction (already admitted by our pool) to the others.
     pub fn gossip_transaction(&self, bytes: Vec<u8>) {
         self.push(Outbound::Gossip(bytes));
+    }
+
+    /// Ask validator `to` for finalized blocks (an encoded `SyncRequest`).
+    pub fn sync_request(&self, to: ValidatorIndex, bytes: Vec<u8>) {
+        self.push(Outbound::SyncRequest { to, bytes });
+    }
+
+    /// Answer the sync request `id` (an encoded `SyncResponse`).
+    pub fn sync_respond(&self, id: u64, bytes: Vec<u8>) {
+        self.push(Outbound::SyncRespond { id, bytes });
     }
 }
 
@@ -256,7 +308,87 @@ pub fn peer_id_of(public_key: &[u8; 32]) -> Result<PeerId, NetError> {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     consensus: request_response::Behaviour<FrameCodec>,
+    sync: request_response::Behaviour<SyncCodec>,
     gossip: gossipsub::Behaviour,
+}
+
+async fn read_frame<T>(io: &mut T, max: usize) -> io::Result<Vec<u8>>
+where
+    T: futures::AsyncRead + Unpin + Send,
+{
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the {max}-byte cap"),
+        ));
+    }
+    let mut bytes = vec![0u8; len];
+    io.read_exact(&mut bytes).await?;
+    Ok(bytes)
+}
+
+async fn write_frame<T>(io: &mut T, bytes: &[u8], max: usize) -> io::Result<()>
+where
+    T: futures::AsyncWrite + Unpin + Send,
+{
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|len| *len as usize <= max)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame over the cap"))?;
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+/// Sync: a small request frame, a response frame of up to a message.
+#[derive(Clone, Copy, Debug)]
+struct SyncCodec;
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_frame(io, wake_consensus::follow::SYNC_REQUEST_BYTES).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MESSAGE_BYTES_MAX).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &bytes, wake_consensus::follow::SYNC_REQUEST_BYTES).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &bytes, MESSAGE_BYTES_MAX).await
+    }
 }
 
 /// One length-delimited frame per request, an empty response.
@@ -274,18 +406,7 @@ impl request_response::Codec for FrameCodec {
     where
         T: futures::AsyncRead + Unpin + Send,
     {
-        let mut len = [0u8; 4];
-        io.read_exact(&mut len).await?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > self.max {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("frame of {len} bytes exceeds the {}-byte cap", self.max),
-            ));
-        }
-        let mut bytes = vec![0u8; len];
-        io.read_exact(&mut bytes).await?;
-        Ok(bytes)
+        read_frame(io, self.max).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<()>
@@ -304,13 +425,7 @@ impl request_response::Codec for FrameCodec {
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
-        let len = u32::try_from(bytes.len())
-            .ok()
-            .filter(|len| *len as usize <= self.max)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame over the cap"))?;
-        io.write_all(&len.to_be_bytes()).await?;
-        io.write_all(&bytes).await?;
-        io.close().await
+        write_frame(io, &bytes, self.max).await
     }
 
     async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, (): ()) -> io::Result<()>
@@ -334,6 +449,13 @@ fn build_swarm(keypair: identity::Keypair) -> Result<Swarm<Behaviour>, NetError>
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(1024),
             );
+            let sync = request_response::Behaviour::with_codec(
+                SyncCodec,
+                [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(SYNC_SERVING_MAX),
+            );
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .heartbeat_interval(Duration::from_millis(500))
                 .max_transmit_size(TX_GOSSIP_BYTES_MAX)
@@ -350,7 +472,7 @@ fn build_swarm(keypair: identity::Keypair) -> Result<Swarm<Behaviour>, NetError>
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config,
             )?;
-            Ok(Behaviour { consensus, gossip })
+            Ok(Behaviour { consensus, sync, gossip })
         })
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -420,15 +542,36 @@ async fn run(
     tracing::info!(peer_id = %local, peers = dial_list.len(), "network started");
 
     let mut redial = tokio::time::interval(REDIAL_INTERVAL);
+    // Messages held back by the injected latency, in send order (one fixed
+    // delay keeps them sorted by due time); bounded like the channel.
+    let mut delayed: std::collections::VecDeque<(tokio::time::Instant, Outbound)> =
+        std::collections::VecDeque::new();
+    let latency = config.inject_latency;
+    let mut serving = Serving::default();
     loop {
+        let next_due = delayed.front().map(|(due, _)| *due);
         tokio::select! {
             _ = &mut shutdown => break,
             event = swarm.select_next_some() => {
-                on_swarm_event(&mut swarm, event, &index_of, &inbound, &stats);
+                on_swarm_event(&mut swarm, event, &index_of, &inbound, &stats, &mut serving);
             }
             message = outbound.recv() => {
                 let Some(message) = message else { break };
-                on_outbound(&mut swarm, message, &config.validators, local, &topic, &stats);
+                if latency.is_zero() {
+                    on_outbound(&mut swarm, message, &config.validators, local, &topic, &stats, &mut serving);
+                } else if delayed.len() < config.outbound_queue {
+                    delayed.push_back((tokio::time::Instant::now() + latency, message));
+                } else {
+                    stats.outbound_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ = tokio::time::sleep_until(next_due.unwrap_or_else(tokio::time::Instant::now)),
+                if next_due.is_some() =>
+            {
+                let now = tokio::time::Instant::now();
+                while let Some((_, message)) = delayed.pop_front_if(|(due, _)| *due <= now) {
+                    on_outbound(&mut swarm, message, &config.validators, local, &topic, &stats, &mut serving);
+                }
             }
             _ = redial.tick() => {
                 for (peer, address) in &dial_list {
@@ -443,6 +586,13 @@ async fn run(
     tracing::debug!("network stopped");
 }
 
+/// Sync requests waiting for their answer, by the id handed to the node.
+#[derive(Default)]
+struct Serving {
+    next_id: u64,
+    channels: HashMap<u64, request_response::ResponseChannel<Vec<u8>>>,
+}
+
 fn on_outbound(
     swarm: &mut Swarm<Behaviour>,
     message: Outbound,
@@ -450,6 +600,7 @@ fn on_outbound(
     local: PeerId,
     topic: &gossipsub::IdentTopic,
     stats: &NetStats,
+    serving: &mut Serving,
 ) {
     let send = |swarm: &mut Swarm<Behaviour>, peer: &PeerId, bytes: Vec<u8>| {
         stats.frames_sent.fetch_add(1, Ordering::Relaxed);
@@ -476,6 +627,21 @@ fn on_outbound(
                 stats.txs_gossiped.fetch_add(1, Ordering::Relaxed);
             }
         }
+        Outbound::SyncRequest { to, bytes } => {
+            if let Some(entry) = validators.get(to as usize)
+                && entry.peer != local
+            {
+                stats.sync_requests_sent.fetch_add(1, Ordering::Relaxed);
+                swarm.behaviour_mut().sync.send_request(&entry.peer, bytes);
+            }
+        }
+        Outbound::SyncRespond { id, bytes } => {
+            // A channel that is gone (the asker gave up) drops the answer.
+            if let Some(channel) = serving.channels.remove(&id) {
+                stats.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                let _ = swarm.behaviour_mut().sync.send_response(channel, bytes);
+            }
+        }
     }
 }
 
@@ -485,11 +651,14 @@ fn on_swarm_event(
     index_of: &HashMap<PeerId, ValidatorIndex>,
     inbound: &crossbeam_channel::Sender<Inbound>,
     stats: &NetStats,
+    serving: &mut Serving,
 ) {
     let deliver = |message: Inbound| {
         if inbound.try_send(message).is_err() {
             stats.inbound_dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
+        true
     };
     match event {
         SwarmEvent::Behaviour(BehaviourEvent::Consensus(request_response::Event::Message {
@@ -501,7 +670,9 @@ fn on_swarm_event(
             stats.frames_received.fetch_add(1, Ordering::Relaxed);
             stats.bytes_received.fetch_add(request.len() as u64, Ordering::Relaxed);
             match index_of.get(&peer) {
-                Some(&from) => deliver(Inbound::Consensus { from, bytes: request }),
+                Some(&from) => {
+                    deliver(Inbound::Consensus { from, bytes: request });
+                }
                 None => {
                     stats.unknown_peer_dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -519,6 +690,47 @@ fn on_swarm_event(
         })) => {
             stats.txs_received.fetch_add(1, Ordering::Relaxed);
             deliver(Inbound::Transaction(message.data));
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+            peer,
+            message,
+            ..
+        })) => match message {
+            request_response::Message::Request { request, channel, .. } => {
+                // Over the bound, the channel is dropped: the asker sees a
+                // failure and tries another peer.
+                serving.channels.retain(|_, channel| channel.is_open());
+                if serving.channels.len() >= SYNC_SERVING_MAX {
+                    stats.sync_requests_refused.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let id = serving.next_id;
+                serving.next_id += 1;
+                if deliver(Inbound::SyncRequest { id, bytes: request }) {
+                    serving.channels.insert(id, channel);
+                }
+            }
+            request_response::Message::Response { response, .. } => {
+                stats.bytes_received.fetch_add(response.len() as u64, Ordering::Relaxed);
+                match index_of.get(&peer) {
+                    Some(&from) => {
+                        deliver(Inbound::SyncResponse { from, bytes: response });
+                    }
+                    None => {
+                        stats.unknown_peer_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        },
+        SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::OutboundFailure {
+            peer,
+            error,
+            ..
+        })) => {
+            tracing::debug!(%peer, %error, "sync request failed");
+            if let Some(&from) = index_of.get(&peer) {
+                deliver(Inbound::SyncFailed { from });
+            }
         }
         SwarmEvent::ConnectionEstablished { peer_id, .. } => {
             tracing::debug!(peer = %peer_id, "connected");

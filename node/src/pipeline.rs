@@ -99,6 +99,10 @@ pub fn fee_recipient(public_key: &[u8; 32]) -> Address {
 pub struct Results {
     results: RwLock<BTreeMap<Height, ExecutionResult>>,
     executed: AtomicU64,
+    /// Called after each new result: wakes the consensus loop, whose core
+    /// may be waiting for it (otherwise it would look again only at its
+    /// next tick, up to 50 ms later, on every block execution holds up).
+    waker: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// Results kept: the core asks only for `h - K` of recent heights.
@@ -112,6 +116,14 @@ impl Results {
             results.pop_first();
         }
         self.executed.fetch_max(height, Ordering::Release);
+        if let Some(wake) = self.waker.get() {
+            wake();
+        }
+    }
+
+    /// Sets what [`insert`](Self::insert) calls (once; later calls are ignored).
+    pub fn set_waker(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.waker.set(wake);
     }
 
     /// The newest executed height.
@@ -133,6 +145,12 @@ pub struct ResultsOracle(pub Arc<Results>);
 impl ExecutionOracle for ResultsOracle {
     fn result(&self, height: Height) -> Option<ExecutionResult> {
         self.0.get(height)
+    }
+
+    /// The execution thread works through every finalized block in order,
+    /// so the core may wait for it (backpressure) instead of failing rounds.
+    fn executed_height(&self) -> Option<Height> {
+        Some(self.0.executed())
     }
 }
 

@@ -30,22 +30,39 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use wake_consensus::{
     Config, Core, Driver, Ed25519, ExecutionOracle, ExecutionResult, FileJournal, FileLedger,
-    FinalizedBlock, Height, Ledger, Notice, PayloadSource, Restore, Round, Validator, ValidatorSet,
-    VoteJournal, sha256,
+    FinalizedBlock, Height, Ledger, Notice, PayloadSource, Restore, Round, VoteJournal, sha256,
 };
 
 use crate::config::{NodeConfig, read_key};
 use crate::executing::ExecutingNode;
-use crate::p2p::{Inbound, NetConfig, NetTransport, Network, PeerEntry, peer_id_of};
+use crate::follower::SyncServer;
+use crate::p2p::{Inbound, NetConfig, NetTransport, Network};
 use crate::profile::{Role, RoleClocks};
 
 /// Gossiped transactions sent per loop turn.
 const GOSSIP_PER_WAKE: usize = 4096;
 
 /// Bound of the queue from the network to the consensus thread.
-const INBOUND_QUEUE: usize = 8192;
+pub(crate) const INBOUND_QUEUE: usize = 8192;
 /// Bound of the queue from the consensus thread to the network.
 const OUTBOUND_QUEUE: usize = 8192;
+
+/// The network settings of a node (validator or full) from its config.
+pub(crate) fn net_config(
+    config: &NodeConfig,
+    secret: [u8; 32],
+    validators: Vec<crate::p2p::PeerEntry>,
+) -> NetConfig {
+    NetConfig {
+        secret,
+        listen: config.listen.clone(),
+        validators,
+        extra_peers: Vec::new(),
+        outbound_queue: OUTBOUND_QUEUE,
+        profile: config.profile.clone(),
+        inject_latency: Duration::from_millis(config.network.inject_latency_ms),
+    }
+}
 /// Results kept by [`NullExecution`]: K back is all a voter asks.
 const RESULTS_KEPT: usize = 1024;
 /// How often a status line is logged.
@@ -89,7 +106,9 @@ impl ExecutionOracle for NullExecution {
 /// milliseconds since the epoch, big-endian), the same prefix an executing
 /// validator's payload starts with, so every node can log how long a block
 /// took from proposal to commit.
-pub struct ClockPayloads;
+pub struct ClockPayloads {
+    pub block_time_ms: u64,
+}
 
 impl PayloadSource for ClockPayloads {
     fn payload(&mut self, _round: Round, _height: Height, bytes_max: usize) -> Vec<u8> {
@@ -97,6 +116,24 @@ impl PayloadSource for ClockPayloads {
         payload.truncate(bytes_max);
         payload
     }
+
+    fn wait_ms(&mut self, _height: Height, parent_payload: &[u8]) -> u64 {
+        block_time_wait(self.block_time_ms, parent_payload)
+    }
+}
+
+/// Milliseconds until `block_time_ms` has passed since the parent was
+/// proposed (its payload's clock prefix). At most `block_time_ms`, so a
+/// leader whose clock runs ahead cannot stall the next one.
+pub fn block_time_wait(block_time_ms: u64, parent_payload: &[u8]) -> u64 {
+    let Some((stamp, _)) = parent_payload.split_first_chunk::<8>() else { return 0 };
+    if block_time_ms == 0 {
+        return 0;
+    }
+    u64::from_be_bytes(*stamp)
+        .saturating_add(block_time_ms)
+        .saturating_sub(unix_ms())
+        .min(block_time_ms)
 }
 
 fn unix_ms() -> u64 {
@@ -114,7 +151,10 @@ fn proposal_age_ms(payload: &[u8]) -> Option<u64> {
 
 /// Runs a validator until `stop` is set or a fatal error.
 pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
-    let secret = read_key(&config.key_file)?;
+    let Some(key_file) = &config.key_file else {
+        return crate::follower::run_full_node(config, stop);
+    };
+    let secret = read_key(key_file)?;
     let signing = wake_consensus::crypto::ed25519_key_from_seed(secret);
     let public = signing.verifying_key();
     let me =
@@ -122,31 +162,20 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
             || {
                 format!(
                     "the key in {} ({}) is not in the validator set",
-                    config.key_file.display(),
+                    key_file.display(),
                     hex::encode(public.as_bytes())
                 )
             },
         )? as wake_consensus::ValidatorIndex;
 
-    let mut members = Vec::with_capacity(config.validators.len());
-    let mut peers = Vec::with_capacity(config.validators.len());
-    for (index, entry) in config.validators.iter().enumerate() {
-        let public_key = ed25519_dalek::VerifyingKey::from_bytes(&entry.public_key)
-            .with_context(|| format!("validators[{index}].public_key is not an ed25519 key"))?;
-        members.push(Validator { public_key, stake: entry.stake });
-        peers.push(PeerEntry {
-            peer: peer_id_of(&entry.public_key)?,
-            address: entry.address.clone(),
-        });
-    }
-    let validators = ValidatorSet::<Ed25519>::new(members).context("validator set")?;
+    let (validators, peers) = crate::follower::validator_set(config)?;
 
     let dir = config.data_dir.join("consensus");
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let consensus_config = Config {
         round_timeout_ms: config.consensus.round_timeout_ms,
-        execution_delay: config.consensus.execution_delay,
+        execution_delay: config.consensus.effective_delay(),
         ..Config::default()
     };
     let journal = open_journal(&dir.join("journal"))?;
@@ -163,23 +192,20 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
         ledger_height = tip_height,
         last_vote_round = restore.last_vote.map(|r| r.round),
         executing = config.execution.is_some(),
+        execution_mode = config.consensus.execution.name(),
+        execution_delay = consensus_config.execution_delay,
+        block_time_ms = config.consensus.block_time_ms,
         "starting validator"
     );
     let core = Core::new(consensus_config.clone(), validators, me, signing, restore);
-    let net_config = NetConfig {
-        secret,
-        listen: config.listen.clone(),
-        validators: peers,
-        extra_peers: Vec::new(),
-        outbound_queue: OUTBOUND_QUEUE,
-        profile: config.profile.clone(),
-    };
+    let net_config = net_config(&config, secret, peers);
     let clocks = Arc::new(RoleClocks::default());
     crate::profile::pin(config.profile.as_ref(), Role::Consensus);
 
     match &config.execution {
         None => {
             let mut execution = NullExecution::default();
+            let payloads = ClockPayloads { block_time_ms: config.consensus.block_time_ms };
             // The oracle must know the results of the committed blocks the
             // next proposals will carry (K back from the tip).
             let from = tip_height.saturating_sub(consensus_config.execution_delay + 1).max(1);
@@ -192,7 +218,7 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
             let network = Network::start(net_config, inbound_tx)?;
             tracing::info!(listen = ?network.listening(), peer_id = %network.local_peer_id(), "listening");
             let mut driver =
-                Driver::new(core, journal, ledger, network.transport(), execution, ClockPayloads);
+                Driver::new(core, journal, ledger, network.transport(), execution, payloads);
             let hooks = Hooks {
                 on_commit: |driver: &mut Driver<_, _, _, _, NullExecution, _>,
                             block: Box<FinalizedBlock>| {
@@ -202,10 +228,12 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                 on_transaction: |_: Vec<u8>| {},
                 on_idle: || Ok(()),
             };
+            let mut sync = SyncServer::open(&dir.join("proofs"), network.transport())?;
             run_loop(
                 &mut driver,
                 &inbound_rx,
                 &network,
+                &mut sync,
                 stop,
                 Status::new(tip_height, clocks.clone()),
                 hooks,
@@ -228,13 +256,18 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                 clocks.clone(),
             )?);
             let (inbound_tx, inbound_rx) = crossbeam_channel::bounded(INBOUND_QUEUE);
+            let inbound_tx_wake = inbound_tx.clone();
             let network = Network::start(net_config, inbound_tx)?;
             tracing::info!(listen = ?network.listening(), peer_id = %network.local_peer_id(), "listening");
             let transport = network.transport();
             let (results, payloads) = {
                 let node = cell.borrow();
-                (node.oracle(), node.payloads())
+                (node.oracle(), node.payloads(&config.consensus))
             };
+            let waker = inbound_tx_wake;
+            results.0.set_waker(Box::new(move || {
+                let _ = waker.try_send(Inbound::ExecutionReady);
+            }));
             let mut driver =
                 Driver::new(core, journal, ledger, transport.clone(), results, payloads);
             let hooks = Hooks {
@@ -255,10 +288,12 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                     Ok(())
                 },
             };
+            let mut sync = SyncServer::open(&dir.join("proofs"), network.transport())?;
             run_loop(
                 &mut driver,
                 &inbound_rx,
                 &network,
+                &mut sync,
                 stop,
                 Status::new(tip_height, clocks.clone()),
                 hooks,
@@ -282,6 +317,7 @@ fn run_loop<O, P, C, T, I>(
     driver: &mut NodeDriver<O, P>,
     inbound_rx: &crossbeam_channel::Receiver<Inbound>,
     network: &Network,
+    sync: &mut SyncServer,
     stop: &Arc<AtomicBool>,
     mut status: Status,
     mut hooks: Hooks<C, T, I>,
@@ -294,7 +330,7 @@ where
     I: FnMut() -> anyhow::Result<()>,
 {
     let notices = driver.start(Instant::now())?;
-    status.on_notices(driver, notices, &mut hooks.on_commit)?;
+    status.on_notices(driver, notices, &mut hooks.on_commit, sync)?;
     while !stop.load(Ordering::Relaxed) {
         // Wake at least every 20 ms to see `stop` and drain the gossip outbox.
         let deadline = driver.next_wake().min(Instant::now() + Duration::from_millis(20));
@@ -310,14 +346,24 @@ where
                 (hooks.on_transaction)(bytes);
                 Vec::new()
             }
+            Ok(Inbound::SyncRequest { id, bytes }) => {
+                sync.on_request(driver.ledger(), id, &bytes);
+                Vec::new()
+            }
+            // A validator follows nobody: its core syncs through consensus.
+            Ok(Inbound::SyncResponse { .. } | Inbound::SyncFailed { .. }) => Vec::new(),
+            Ok(Inbound::ExecutionReady) => {
+                driver.tick_now(Instant::now());
+                Vec::new()
+            }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Vec::new(),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 bail!("the network thread stopped")
             }
         };
-        status.on_notices(driver, notices, &mut hooks.on_commit)?;
+        status.on_notices(driver, notices, &mut hooks.on_commit, sync)?;
         let notices = driver.on_wake(Instant::now())?;
-        status.on_notices(driver, notices, &mut hooks.on_commit)?;
+        status.on_notices(driver, notices, &mut hooks.on_commit, sync)?;
         (hooks.on_idle)()?;
         status.clocks.consensus.busy(working);
         status.maybe_log(driver, network);
@@ -373,6 +419,7 @@ impl Status {
         driver: &mut NodeDriver<O, P>,
         notices: Vec<Notice<Ed25519>>,
         on_commit: &mut C,
+        sync: &mut SyncServer,
     ) -> anyhow::Result<()>
     where
         O: ExecutionOracle,
@@ -392,6 +439,7 @@ impl Status {
                     );
                     on_commit(driver, block)?;
                 }
+                Notice::CommitProof { height, proof } => sync.on_proof(height, &proof),
                 Notice::Certified { round, height, .. } => {
                     tracing::debug!(round, height, "certified");
                 }

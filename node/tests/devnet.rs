@@ -48,11 +48,16 @@ fn one_validator_includes_every_transfer() {
     assert!(summary["sampled_receipts_ok"].as_u64().unwrap() >= 30, "{summary}");
 }
 
+/// Four validators and a full node: every transaction included, and the
+/// full node (which holds no key, follows the chain through commit proofs
+/// and executes it itself) ends on validator 0's block hash and state root.
 #[test]
 fn four_validators_include_every_erc20_and_transfer() {
     let summary = devnet(&[
         "--validators",
         "4",
+        "--full-nodes",
+        "1",
         "--duration",
         "4",
         "--tps",
@@ -67,4 +72,7 @@ fn four_validators_include_every_erc20_and_transfer() {
     assert_eq!(summary["txs_included"], 400, "{summary}");
     assert_eq!(summary["sampled_receipts_failed"], 0, "{summary}");
     assert!(summary["sampled_receipts_ok"].as_u64().unwrap() >= 20, "{summary}");
+    assert_eq!(summary["full_nodes"], 1, "{summary}");
+    assert_eq!(summary["full_nodes_agree"], true, "{summary}");
+    assert!(summary["full_nodes_checked_height"].as_u64().unwrap() > 0, "{summary}");
 }

@@ -128,6 +128,10 @@ pub struct BenchConfig {
     pub virtual_ms_max: u64,
     pub tick_ms: u64,
     pub round_timeout_ms: u64,
+    /// Execution time of one block at every validator: a block's result is
+    /// ready this long after both its commit and the previous block's
+    /// result (one execution thread). 0: ready at commit.
+    pub execution_us: u64,
     /// Keys and jitter.
     pub seed: u64,
 }
@@ -149,6 +153,7 @@ impl BenchConfig {
             virtual_ms_max: 600_000,
             tick_ms: 50,
             round_timeout_ms: 1_000,
+            execution_us: 0,
             seed: 0,
         }
     }
@@ -250,6 +255,9 @@ pub struct BenchReport {
     pub busy_max_pct: f64,
     /// Timeouts broadcast in the window (0 on a healthy happy path).
     pub timeouts: u64,
+    /// Rounds the measured blocks span: equal to `blocks` when no round
+    /// failed (a failed round leaves a gap in the committed rounds).
+    pub rounds: u64,
     /// Block requests served from a ledger, which this driver does not keep
     /// (0 on the happy path).
     pub ledger_requests: u64,
@@ -290,9 +298,18 @@ const RESULTS_RETAINED: u64 = 16;
 
 enum Input {
     Start,
-    Message { from: ValidatorIndex, bytes: Vec<u8> },
-    Timer { round: Round, generation: u64 },
+    Message {
+        from: ValidatorIndex,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        round: Round,
+        generation: u64,
+    },
     Tick,
+    /// Our result of a committed block is ready (a tick that is not
+    /// periodic): what the node's execution thread publishing it does.
+    ExecutionReady,
     Persisted(VoteTicket),
 }
 
@@ -312,6 +329,8 @@ struct Server {
     /// Generation of the live round timer; older ones are cancelled.
     timer_generation: u64,
     busy_ns: u64,
+    /// When the last committed block's result is ready.
+    execution_ready_ns: u64,
 }
 
 /// Counters whose change over the measured window is reported.
@@ -347,6 +366,8 @@ struct Bench {
 /// The state of the run when a height became final everywhere.
 struct WindowMark {
     height: Height,
+    /// The round of the block at `height`.
+    round: Round,
     at_ns: u64,
     counters: Counters,
     busy_ns: Vec<u64>,
@@ -432,6 +453,7 @@ impl Bench {
                 wake_scheduled: false,
                 timer_generation: 0,
                 busy_ns: 0,
+                execution_ready_ns: 0,
             })
             .collect();
         Ok(Self {
@@ -535,7 +557,7 @@ impl Bench {
             Input::Start => Event::Start,
             Input::Message { from, bytes } => Event::Received { from, bytes },
             Input::Timer { round, .. } => Event::Timeout { round },
-            Input::Tick => Event::Tick,
+            Input::Tick | Input::ExecutionReady => Event::Tick,
             Input::Persisted(ticket) => Event::VotePersisted(ticket),
         };
         let (clock_before, fixed_ns) = match self.config.cost {
@@ -543,6 +565,7 @@ impl Bench {
             CpuCost::Fixed { ns } => (None, ns),
             CpuCost::Measured { clock } => (Some((clock, clock())), 0),
         };
+        server.execution.now_ms = self.now_ns / NS_PER_MS;
         let actions = server.core.handle(event, &server.execution, &mut self.payloads);
         // Encoding is the validator's work too: inside the clock.
         let encoded: Vec<(Action<Ed25519>, Vec<u8>)> = actions
@@ -599,6 +622,10 @@ impl Bench {
                 let at_ns = at_ns + after_ms.saturating_mul(NS_PER_MS);
                 self.schedule(at_ns, Scheduled::Arrive { to: validator, input });
             }
+            // Payloads here never ask for a minimum block time.
+            Action::TickAfter { .. } => {}
+            // Followers are not simulated here.
+            Action::CommitProof { .. } => {}
             Action::Certified { height, block, .. } => {
                 if let Some(proposed_ns) = self.proposed_ns.get(&block) {
                     self.certify_samples.push((height, at_ns.saturating_sub(*proposed_ns)));
@@ -606,7 +633,7 @@ impl Bench {
             }
             Action::Commit(block) => {
                 let (height, id) = (block.header.height, block.header.id());
-                self.commit(validator, at_ns, height, id);
+                self.commit(validator, at_ns, (height, block.header.round), id);
             }
             Action::ServeFromLedger { .. } => self.ledger_requests += 1,
             // Only Byzantine validators cause evidence; there are none here.
@@ -632,13 +659,31 @@ impl Bench {
         self.schedule(at_ns + delay_us.saturating_mul(NS_PER_US), Scheduled::Arrive { to, input });
     }
 
-    fn commit(&mut self, validator: usize, at_ns: u64, height: Height, id: BlockId) {
-        let execution = &mut self.servers[validator].execution;
-        execution.results.insert(height, (0, SimExecution::executed(&id)));
+    fn commit(
+        &mut self,
+        validator: usize,
+        at_ns: u64,
+        (height, round): (Height, Round),
+        id: BlockId,
+    ) {
+        let execution_ns = self.config.execution_us.saturating_mul(NS_PER_US);
+        let server = &mut self.servers[validator];
+        let ready_ns = at_ns.max(server.execution_ready_ns) + execution_ns;
+        server.execution_ready_ns = ready_ns;
+        // Milliseconds, rounded up: never ready before the model says; the
+        // validator is woken then. Without execution cost: ready at commit.
+        let ready_ms =
+            if execution_ns == 0 { at_ns / NS_PER_MS } else { ready_ns.div_ceil(NS_PER_MS) };
+        let execution = &mut server.execution;
+        execution.results.insert(height, (ready_ms, SimExecution::executed(&id)));
         while let Some(entry) = execution.results.first_entry()
             && *entry.key() + RESULTS_RETAINED < height
         {
             entry.remove();
+        }
+        if execution_ns > 0 {
+            let at = ready_ms.saturating_mul(NS_PER_MS);
+            self.schedule(at, Scheduled::Arrive { to: validator, input: Input::ExecutionReady });
         }
         if let Some(proposed_ns) = self.proposed_ns.get(&id) {
             self.commit_samples.push((height, at_ns.saturating_sub(*proposed_ns)));
@@ -653,12 +698,13 @@ impl Bench {
         self.commit_count.remove(&height);
         self.proposed_ns.remove(&id);
         self.final_height = self.final_height.max(height);
-        self.mark_window(height, at_ns);
+        self.mark_window(height, round, at_ns);
     }
 
-    fn mark_window(&mut self, height: Height, at_ns: u64) {
+    fn mark_window(&mut self, height: Height, round: Round, at_ns: u64) {
         let mark = || WindowMark {
             height,
+            round,
             at_ns,
             counters: self.counters,
             busy_ns: self.servers.iter().map(|server| server.busy_ns).collect(),
@@ -708,6 +754,7 @@ impl Bench {
             cpu_us_per_block: per_block(busy.iter().sum::<u64>()) / NS_PER_US as f64,
             busy_max_pct: busy_max as f64 * 100.0 / window_ns as f64,
             timeouts: end.counters.timeouts - start.counters.timeouts,
+            rounds: end.round - start.round,
             ledger_requests: self.ledger_requests,
             virtual_ms: self.now_ns / NS_PER_MS,
             wall_ms,

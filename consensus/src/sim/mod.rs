@@ -197,6 +197,9 @@ pub struct SimReport {
     /// Highest round a core reached.
     pub round_max: Round,
     pub evidence_total: u64,
+    /// Commit proofs of honest validators checked against the block they
+    /// prove, as a follower checks them (a failure is a violation).
+    pub commit_proofs_verified: u64,
     pub virtual_ms: u64,
 }
 
@@ -248,6 +251,12 @@ impl ExecutionOracle for SimExecution {
             .get(&height)
             .filter(|(ready_ms, _)| *ready_ms <= self.now_ms)
             .map(|(_, result)| result.clone())
+    }
+
+    fn executed_height(&self) -> Option<Height> {
+        // Results become ready in height order.
+        let ready = self.results.iter().rev().find(|(_, (ready_ms, _))| *ready_ms <= self.now_ms);
+        Some(ready.map_or(0, |(height, _)| *height))
     }
 }
 
@@ -305,6 +314,7 @@ struct Sim {
     committed_at_heal: Option<Height>,
     delivered: u64,
     evidence: u64,
+    commit_proofs_verified: u64,
     ledger_refusals: Vec<Violation>,
 }
 
@@ -408,6 +418,7 @@ impl Sim {
             committed_at_heal: None,
             delivered: 0,
             evidence: 0,
+            commit_proofs_verified: 0,
             ledger_refusals: Vec::new(),
         };
         sim.plan_faults(&order[byzantine_count..]);
@@ -619,6 +630,8 @@ impl Sim {
                     SimEvent::Timer { instance, incarnation, round },
                 );
             }
+            // Payloads here never ask for a minimum block time.
+            Action::TickAfter { .. } => {}
             Action::Certified { .. } => {}
             Action::Commit(block) => {
                 let id = block.header.id();
@@ -637,6 +650,31 @@ impl Sim {
                 }
                 if self.is_honest(instance) {
                     self.observations.commit(instance, *block);
+                }
+            }
+            Action::CommitProof { height, proof } => {
+                if !self.is_honest(instance) {
+                    return;
+                }
+                let committed = self.instances[instance].ledger.get(height).ok().flatten();
+                let verified = committed.is_some_and(|block| {
+                    let epoch = self.core_config.epoch;
+                    crate::follow::verify_commit_proof(
+                        &self.validator_set,
+                        epoch,
+                        &block.header,
+                        &proof,
+                    )
+                    .is_ok()
+                });
+                if verified {
+                    self.commit_proofs_verified += 1;
+                } else {
+                    self.ledger_refusals.push(Violation::Validity {
+                        instance,
+                        height,
+                        reason: "commit proof does not prove the committed block",
+                    });
                 }
             }
             Action::ServeFromLedger { to, height, id } => {
@@ -876,6 +914,7 @@ impl Sim {
             drops_by_reason,
             round_max,
             evidence_total: self.evidence,
+            commit_proofs_verified: self.commit_proofs_verified,
             virtual_ms: self.now_ms,
         }
     }

@@ -247,6 +247,7 @@ impl RpcServer {
             // request body cap bounds what is parsed.
             .set_batch_request_config(BatchRequestConfig::Unlimited)
             .custom_tokio_runtime(runtime.clone())
+            .set_id_provider(HexIdProvider)
             .build();
         let rpc_metrics = RpcMetrics::register(&metrics);
         let rpc_middleware = RpcServiceBuilder::new()
@@ -262,5 +263,18 @@ impl RpcServer {
         let handle = server.start(module);
         tracing::info!(addr = %local_addr, "JSON-RPC server listening (HTTP, WebSocket, /metrics)");
         Ok(RpcServerHandle { addr: local_addr, handle })
+    }
+}
+
+/// Subscription ids as Ethereum clients expect them: a `0x`-prefixed hex
+/// string of 16 random bytes, as geth and reth give. jsonrpsee's default is
+/// a JSON number, which viem never matches to its notifications.
+#[derive(Debug)]
+struct HexIdProvider;
+
+impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
+    fn next_id(&self) -> jsonrpsee::types::SubscriptionId<'static> {
+        let bytes: [u8; 16] = rand::random();
+        jsonrpsee::types::SubscriptionId::Str(format!("0x{}", hex::encode(bytes)).into())
     }
 }
