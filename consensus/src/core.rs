@@ -283,6 +283,18 @@ pub struct Restore {
     pub last_vote: Option<JournalRecord>,
     /// The ledger's newest block.
     pub ledger_tip: Option<FinalizedBlock>,
+    /// The ledger blocks just below the tip, oldest first, each the parent
+    /// of the next and the last the tip's parent: the delayed-result rule
+    /// looks `execution_delay` blocks back, and a restarted core with no
+    /// peer to fetch them from needs them (`execution_delay` of them is
+    /// enough; a chain that does not link is ignored).
+    pub ledger_ancestors: Vec<FinalizedBlock>,
+    /// [`Core::root_certificate`] as it was for that block, if kept. With
+    /// it the restarted core can propose on top of its ledger tip even
+    /// when no peer is there to show it a QC (a whole validator set
+    /// restarted, or a single validator); a QC that does not verify or
+    /// certifies another block is ignored.
+    pub root_qc: Option<Vec<u8>>,
 }
 
 /// A signed message waiting for its journal record.
@@ -412,8 +424,41 @@ impl<S: Scheme> Core<S> {
         let mut certified = BTreeMap::new();
         certified.insert(committed.id, root.round);
         let retained = config.committed_retained.max(config.execution_delay as usize + 1);
-        Self {
-            tree: Tree::new(root, payload, config.tree_blocks_max, retained),
+        let mut tree = Tree::new(root.clone(), payload.clone(), config.tree_blocks_max, retained);
+        let links = restore.ledger_ancestors.windows(2).all(|w| {
+            w[1].header.parent == w[0].header.id() && w[1].header.height == w[0].header.height + 1
+        }) && restore.ledger_ancestors.last().is_none_or(|last| {
+            root.parent == last.header.id() && root.height == last.header.height + 1
+        });
+        if let Some((oldest, rest)) =
+            restore.ledger_ancestors.split_first().filter(|_| links && root.height > 0)
+        {
+            // Rebuild the committed window: the oldest as root, then each
+            // block up to the tip committed in order.
+            tree = Tree::new(
+                oldest.header.clone(),
+                oldest.payload.clone(),
+                config.tree_blocks_max,
+                retained,
+            );
+            let chain = rest.iter().map(|b| (&b.header, &b.payload)).chain([(&root, &payload)]);
+            for (header, block_payload) in chain {
+                let node = Node {
+                    header: header.clone(),
+                    payload: block_payload.clone(),
+                    justify: None,
+                    reported: true,
+                };
+                tree.insert(node);
+                tree.commit(&[header.id()], header.height);
+            }
+        }
+        let root_qc = restore.root_qc.as_deref().and_then(|bytes| {
+            let mut reader = crate::codec::Reader::new(bytes);
+            crate::codec::decode_qc::<S>(&mut reader).ok().filter(|_| reader.finish().is_ok())
+        });
+        let mut core = Self {
+            tree,
             high_qc: QuorumCert::genesis(epoch),
             config,
             validators,
@@ -441,7 +486,26 @@ impl<S: Scheme> Core<S> {
             fetches: BTreeMap::new(),
             drops: DropCounts::default(),
             evidence: Vec::new(),
+        };
+        if let Some(qc) = root_qc
+            && qc.block == core.committed.id
+            && qc.round == core.committed.round
+            && core.qc_ok(&qc)
+        {
+            core.certificates.insert(qc.block, qc.clone());
+            core.high_qc = qc;
         }
+        core
+    }
+
+    /// The QC that certifies the committed block, encoded, for
+    /// [`Restore::root_qc`] after a restart. `None` before the first
+    /// commit, or once the QC is pruned.
+    pub fn root_certificate(&self) -> Option<Vec<u8>> {
+        let qc = self.certificates.get(&self.committed.id)?;
+        let mut out = Vec::new();
+        crate::codec::encode_qc(&mut out, qc);
+        Some(out)
     }
 
     pub fn round(&self) -> Round {

@@ -105,7 +105,7 @@ fn restart_from_the_journal_never_votes_twice_in_a_round() {
         })
         .unwrap();
     // Crash before the vote was sent; restart from the journal.
-    let restore = Restore { last_vote: Some(record), ledger_tip: None };
+    let restore = Restore { last_vote: Some(record), ..Restore::default() };
     let mut core = Core::new(config(), set(), 0, keys()[0].clone(), restore);
     feed(&mut core, Event::Start);
     for payload in [&b"first"[..], b"second"] {
@@ -162,4 +162,91 @@ fn wrong_epoch_is_dropped() {
     feed(&mut core, Event::Start);
     feed(&mut core, Event::Received { from: 1, bytes: proposal(b"txs") });
     assert_eq!(core.drops().get(DropReason::WrongEpoch), 1);
+}
+
+/// Every committed block executed, with the same result.
+struct AllExecuted;
+impl ExecutionOracle for AllExecuted {
+    fn result(&self, _: Height) -> Option<ExecutionResult> {
+        Some(ExecutionResult {
+            state_root: [1; 32],
+            receipts_root: [2; 32],
+            logs_bloom: [0; 256],
+            gas_used: 21_000,
+        })
+    }
+}
+
+/// Drives a one-validator core: votes persisted at once, messages to
+/// itself delivered, timers fired when nothing else is left. Returns the
+/// committed blocks, stopping at `commits` of them or after `steps`.
+fn drive_alone(
+    core: &mut Core<Ed25519>,
+    commits: usize,
+    steps: usize,
+    last_vote: &mut Option<wake_consensus::JournalRecord>,
+) -> Vec<wake_consensus::FinalizedBlock> {
+    let mut queue = std::collections::VecDeque::from([Event::Start]);
+    let mut timers: Vec<Round> = Vec::new();
+    let mut committed = Vec::new();
+    for _ in 0..steps {
+        let event = match queue.pop_front() {
+            Some(event) => event,
+            None => match timers.pop() {
+                Some(round) => Event::Timeout { round },
+                None => Event::Tick,
+            },
+        };
+        for action in core.handle(event, &AllExecuted, &mut EmptyPayloads) {
+            match action {
+                Action::PersistVote(ticket) => {
+                    *last_vote = Some(*ticket.record());
+                    queue.push_back(Event::VotePersisted(ticket));
+                }
+                Action::Send { to: 0, message } => {
+                    queue.push_back(Event::Received { from: 0, bytes: message.to_bytes() })
+                }
+                Action::ArmTimer { round, .. } => timers = vec![round],
+                Action::Commit(block) => committed.push(*block),
+                _ => {}
+            }
+        }
+        if committed.len() >= commits {
+            break;
+        }
+    }
+    committed
+}
+
+fn alone() -> ValidatorSet<Ed25519> {
+    let key = &keys()[0];
+    ValidatorSet::new(vec![Validator { public_key: Ed25519::public_key(key), stake: 1 }]).unwrap()
+}
+
+/// A validator set of one stops and restarts from its ledger tip and the
+/// root QC it kept: with no peer to show it a QC, it still proposes on its
+/// tip and commits again. Without the root QC it cannot.
+#[test]
+fn a_lone_validator_restarted_with_its_root_qc_commits_again() {
+    let mut core = Core::new(config(), alone(), 0, keys()[0].clone(), Restore::default());
+    let mut last_vote = None;
+    let blocks = drive_alone(&mut core, 5, 1_000, &mut last_vote);
+    assert_eq!(blocks.len(), 5, "commits before the restart");
+    let tip = core.committed_height();
+    // The journal's last vote is in a round above the tip's.
+    let restore = |root_qc| Restore {
+        last_vote,
+        ledger_tip: blocks.iter().find(|b| b.header.height == tip).cloned(),
+        ledger_ancestors: blocks.iter().filter(|b| b.header.height < tip).cloned().collect(),
+        root_qc,
+    };
+    let root_qc = core.root_certificate().expect("the committed block's QC");
+
+    let mut restarted = Core::new(config(), alone(), 0, keys()[0].clone(), restore(Some(root_qc)));
+    let after = drive_alone(&mut restarted, 3, 1_000, &mut None);
+    assert_eq!(after.len(), 3, "commits after the restart");
+    assert_eq!(after[0].header.height, tip + 1);
+
+    let mut without = Core::new(config(), alone(), 0, keys()[0].clone(), restore(None));
+    assert!(drive_alone(&mut without, 1, 1_000, &mut None).is_empty());
 }

@@ -19,9 +19,14 @@
 //! * gossiped transactions are admitted on an ingest thread in batches
 //!   (sender recovery is the expensive part and runs on several threads).
 //!
-//! Restart: the triedb file is rebuilt from genesis by re-executing the
-//! ledger's finalized blocks before the node rejoins (simple and always
-//! consistent; a long chain makes restarts slow, see the README).
+//! Persistence (the data directory of [`crate::import`]): triedb version
+//! `h` is block `h`'s post-state, and after it commits, block `h` with its
+//! senders and receipts is appended to the chain db. A restart resumes
+//! from the chain db's tip: triedb opens at that version (or one newer, a
+//! crash between the two writes, whose root is reused), the newest blocks
+//! go back into the RPC store, their results into the consensus oracle and
+//! their hashes into BLOCKHASH, and only the finalized blocks of the ledger
+//! above the tip are executed before the node rejoins.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -40,14 +45,16 @@ use wake_consensus::{
 };
 use wake_execution::pool::touched_accounts;
 use wake_execution::{
-    AccountSource, AccountState, BlockLimits, Genesis, Pool, PoolConfig, PoolError, PoolHead,
-    StateError, TxOrigin,
+    AccountSource, AccountState, BlockLimits, Pool, PoolConfig, PoolError, PoolHead, StateError,
+    TxOrigin,
 };
 use wake_triedb::TrieDb;
 
+use crate::chaindb::{ChainDb, ChainRecord};
+use crate::import::{DataDir, LoadedGenesis, OpenDataDir};
 use crate::pipeline::{
-    BlockExecutor, ExecutedBlock, NodePayload, PAYLOAD_TXS_MAX, PipelineError, Results,
-    ResultsOracle, consensus_result, genesis_header,
+    BLOCK_HASHES_KEPT, BlockExecutor, ExecutedBlock, NodePayload, PAYLOAD_TXS_MAX, PipelineError,
+    Results, ResultsOracle, consensus_result, header_result,
 };
 use crate::profile::{Profile, Role, RoleClocks, pin};
 use crate::rpc::{
@@ -145,45 +152,52 @@ impl ExecutingNode {
         profile: Option<&Profile>,
         clocks: Arc<RoleClocks>,
     ) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(&settings.genesis)
-            .with_context(|| format!("cannot read {}", settings.genesis.display()))?;
-        let genesis = Genesis::from_json(&text)
-            .with_context(|| format!("{}: invalid genesis", settings.genesis.display()))?;
-        let chain = genesis.spec.clone();
-
-        let state_dir = data_dir.join("state");
-        std::fs::create_dir_all(&state_dir)
-            .with_context(|| format!("cannot create {}", state_dir.display()))?;
-        // Rebuilt from genesis on every start (see the module doc).
-        for entry in std::fs::read_dir(&state_dir)? {
-            let path = entry?.path();
-            if path.is_file() {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
+        let chain_path = data_dir.join(crate::import::CHAIN_DB_FILE);
+        let state_dir = data_dir.join(crate::import::STATE_DIR);
+        if !chain_path.exists() && state_dir.is_dir() {
+            // State without a chain db: a data directory of a version that
+            // rebuilt state on every start. Rebuilt once more, from genesis.
+            for entry in std::fs::read_dir(&state_dir)? {
+                let path = entry?.path();
+                if path.is_file() {
+                    std::fs::remove_file(&path)
+                        .with_context(|| format!("cannot remove {}", path.display()))?;
+                }
             }
         }
-        let mut config = wake_triedb::Config::new(state_dir.join("triedb"));
-        config.cache_bytes = settings.cache_mib << 20;
-        let db = TrieDb::open(config).context("cannot open the state database")?;
-        let root = db.commit(0, &genesis.state_updates()).context("committing genesis")?;
-        let genesis_header = genesis_header(&genesis, root);
-        tracing::info!(
-            accounts = genesis.alloc.len(),
-            state_root = %root,
-            chain_id = chain.chain_id,
-            "genesis committed"
-        );
+        let loaded = LoadedGenesis::load(&settings.genesis)?;
+        let chain = loaded.chain().clone();
+        let accounts = loaded.genesis.alloc.len();
+        let open = DataDir::new(data_dir).prepare(loaded, true, settings.cache_mib)?;
+        let OpenDataDir { chain_db, triedb: db, initialized, genesis, .. } = open;
+        let genesis_header = genesis.header;
+        let Some(executed_tip) = chain_db.tip_header().cloned() else {
+            anyhow::bail!("{}: the chain db has no tip", chain_path.display());
+        };
+        let resumed = executed_tip.number;
+        if initialized {
+            tracing::info!(
+                accounts,
+                state_root = %genesis_header.state_root,
+                chain_id = chain.chain_id,
+                "genesis committed"
+            );
+        } else {
+            tracing::info!(
+                executed = resumed,
+                state_root = %executed_tip.state_root,
+                "resumed from the data directory"
+            );
+        }
 
         let store = Arc::new(ChainStore::new(StoreConfig::default()));
-        store
-            .insert(StoredBlock::without_transactions(genesis_header.clone()))
-            .context("storing genesis")?;
+        chain_db.load_into(&store).context("loading recent blocks for JSON-RPC")?;
         let head = PoolHead {
-            spec: chain.spec_at(1, genesis_header.timestamp),
-            base_fee: genesis_header
+            spec: chain.spec_at(resumed + 1, executed_tip.timestamp),
+            base_fee: executed_tip
                 .next_block_base_fee(BaseFeeParams::ethereum())
                 .unwrap_or_default(),
-            block_gas_limit: genesis_header.gas_limit,
+            block_gas_limit: executed_tip.gas_limit,
         };
         let pool = Arc::new(Pool::new(
             PoolConfig::new(chain.chain_id),
@@ -194,24 +208,43 @@ impl ExecutingNode {
         let mut executor = BlockExecutor::new(
             chain.clone(),
             Arc::new(db.clone()),
-            genesis_header.clone(),
+            executed_tip.clone(),
             recipients,
             settings.threads,
         );
+        // What consensus and BLOCKHASH need of the blocks executed before
+        // the restart: their results and hashes.
+        let mut hashes = Vec::new();
+        let from = resumed.saturating_sub(BLOCK_HASHES_KEPT - 1);
+        for item in chain_db.iter_from(from) {
+            let (height, record) = item.context("reading the chain db")?;
+            results.insert(height, header_result(&record.block.header));
+            hashes.push((height, record.block.header.hash_slow()));
+        }
+        executor.remember_hashes(hashes);
 
-        // Catch up with our own ledger first.
+        // Catch up with our own ledger: the finalized blocks not executed.
         let tip = ledger.tip_height();
-        if tip > 0 {
+        if resumed > tip {
+            anyhow::bail!(
+                "{} holds executed block {resumed} but the consensus ledger ends at {tip}: \
+                 the data directory is inconsistent",
+                chain_path.display()
+            );
+        }
+        let mut chain_db = chain_db;
+        if tip > resumed {
             let started = Instant::now();
-            for height in 1..=tip {
+            for height in resumed + 1..=tip {
                 let block = ledger.get(height)?.context("ledger has a hole")?;
                 let executed = executor.execute(&block)?;
+                persist(&mut chain_db, &executed)?;
                 publish(&executed, &results, &store, &pool);
             }
             tracing::info!(
-                blocks = tip,
+                blocks = tip - resumed,
                 secs = started.elapsed().as_secs_f64(),
-                "ledger re-executed"
+                "finalized blocks executed since the last run"
             );
         }
 
@@ -242,8 +275,14 @@ impl ExecutingNode {
         tracing::info!(url = rpc.http_url(), "JSON-RPC serving");
 
         let (execution_tx, execution_rx) = sync_channel(EXECUTION_QUEUE);
-        let thread_parts =
-            (results.clone(), store.clone(), pool.clone(), clocks.clone(), gauges.clone());
+        let thread_parts = (
+            results.clone(),
+            store.clone(),
+            pool.clone(),
+            clocks.clone(),
+            gauges.clone(),
+            chain_db,
+        );
         let execution_profile = profile.cloned();
         let execution_thread =
             std::thread::Builder::new().name("wake-exec".into()).spawn(move || {
@@ -407,12 +446,12 @@ fn submit_error(e: PoolError) -> SubmitError {
     }
 }
 
-type Parts = (Arc<Results>, Arc<ChainStore>, Arc<Pool>, Arc<RoleClocks>, Gauges);
+type Parts = (Arc<Results>, Arc<ChainStore>, Arc<Pool>, Arc<RoleClocks>, Gauges, ChainDb);
 
 fn execution_loop(
     mut executor: BlockExecutor,
     blocks: Receiver<Box<FinalizedBlock>>,
-    (results, store, pool, clocks, gauges): Parts,
+    (results, store, pool, clocks, gauges, mut chain_db): Parts,
 ) -> Result<(), PipelineError> {
     // Delayed results certified by consensus, waiting for our own.
     let mut certified: BTreeMap<Height, ExecutionResult> = BTreeMap::new();
@@ -446,6 +485,7 @@ fn execution_loop(
         }
         txs += executed.txs.len();
         blocks_done += 1;
+        persist(&mut chain_db, &executed)?;
         publish(&executed, &results, &store, &pool);
         gauges.executed_height.set(height as i64);
         gauges.pool_txs.set(pool.len() as i64);
@@ -466,6 +506,25 @@ fn execution_loop(
             blocks_done = 0;
         }
     }
+    Ok(())
+}
+
+/// Appends an executed block to the chain db (after its triedb version:
+/// the chain db never names a block whose state is missing).
+fn persist(chain_db: &mut ChainDb, executed: &ExecutedBlock) -> Result<(), PipelineError> {
+    let record = ChainRecord {
+        block: Block {
+            header: executed.header.clone(),
+            body: BlockBody {
+                transactions: executed.txs.clone(),
+                ommers: Vec::new(),
+                withdrawals: executed.header.withdrawals_root.map(|_| Default::default()),
+            },
+        },
+        senders: executed.senders.clone(),
+        receipts: executed.outcome.receipts.clone(),
+    };
+    chain_db.append(executed.header.number, &record)?;
     Ok(())
 }
 

@@ -32,7 +32,7 @@
 //! core emits go into `consensus/proofs` ([`ProofLog`]), and a sync request
 //! is answered on the consensus thread from the ledger and that log.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -59,11 +59,81 @@ const FAILURE_BACKOFF: Duration = Duration::from_millis(200);
 const GOSSIP_PER_WAKE: usize = 4096;
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The QC of a validator's newest committed block
+/// ([`wake_consensus::Core::root_certificate`]), kept in one small file and
+/// handed back to the core at restart ([`wake_consensus::Restore::root_qc`]).
+///
+/// Rewritten in place after every commit step with a CRC32C, and not
+/// synced: a process crash keeps it (the page cache survives), a torn or
+/// stale one is ignored at load. Only a power loss of every validator at
+/// once can then leave a set that needs a peer's QC to move on.
+pub struct RootCertificate {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    last: Option<Vec<u8>>,
+    write_failed: bool,
+}
+
+/// File name of [`RootCertificate`] in the consensus directory.
+pub const ROOT_QC_FILE: &str = "root_qc";
+/// A QC of the largest validator set is far below this.
+const ROOT_QC_BYTES_MAX: usize = 64 << 10;
+
+impl RootCertificate {
+    pub fn new(path: PathBuf) -> RootCertificate {
+        RootCertificate { path, file: None, last: None, write_failed: false }
+    }
+
+    /// The stored QC, if the file is there and intact.
+    pub fn load(&self) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(&self.path).ok()?;
+        let (header, body) = bytes.split_first_chunk::<8>()?;
+        let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+        let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
+        let body = body.get(..len).filter(|_| len <= ROOT_QC_BYTES_MAX)?;
+        (crc32c::crc32c(body) == crc).then(|| body.to_vec())
+    }
+
+    /// Keeps `qc` (a no-op when it did not change).
+    pub fn store(&mut self, qc: Option<Vec<u8>>) {
+        use std::os::unix::fs::FileExt;
+        let Some(qc) = qc.filter(|qc| qc.len() <= ROOT_QC_BYTES_MAX) else { return };
+        if self.last.as_ref() == Some(&qc) {
+            return;
+        }
+        let mut bytes = Vec::with_capacity(8 + qc.len());
+        bytes.extend_from_slice(&(qc.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&qc).to_le_bytes());
+        bytes.extend_from_slice(&qc);
+        let written = match &self.file {
+            Some(file) => Ok(file),
+            None => std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&self.path)
+                .map(|file| &*self.file.insert(file)),
+        }
+        .and_then(|file| file.write_all_at(&bytes, 0));
+        match written {
+            Ok(()) => self.last = Some(qc),
+            // Not fatal: a restarted validator among running peers learns a
+            // QC from them; the ledger's writes meet a full disk first.
+            Err(error) if !std::mem::replace(&mut self.write_failed, true) => {
+                tracing::warn!(path = %self.path.display(), %error, "cannot write the root QC");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// A validator's side of sync: its proof log, and answers to followers.
 pub struct SyncServer {
     proofs: ProofLog<Ed25519>,
     transport: NetTransport,
     proof_write_failed: bool,
+    /// The QC of the newest committed block, for restarts.
+    pub root: RootCertificate,
     /// Requests answered, and requests that did not decode.
     pub served: u64,
     pub bad_requests: u64,
@@ -71,10 +141,21 @@ pub struct SyncServer {
 
 impl SyncServer {
     /// Opens `path` (created if missing).
-    pub fn open(path: &Path, transport: NetTransport) -> anyhow::Result<SyncServer> {
+    pub fn open(
+        path: &Path,
+        transport: NetTransport,
+        root: RootCertificate,
+    ) -> anyhow::Result<SyncServer> {
         let proofs = ProofLog::open(path)
             .with_context(|| format!("cannot open the commit proof log {}", path.display()))?;
-        Ok(SyncServer { proofs, transport, proof_write_failed: false, served: 0, bad_requests: 0 })
+        Ok(SyncServer {
+            proofs,
+            transport,
+            proof_write_failed: false,
+            root,
+            served: 0,
+            bad_requests: 0,
+        })
     }
 
     /// Keeps the proof that block `height` is final.

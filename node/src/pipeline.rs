@@ -42,7 +42,7 @@ use wake_triedb::TrieDb;
 /// Most transactions one payload may carry.
 pub const PAYLOAD_TXS_MAX: usize = 65_536;
 /// Block hashes kept for the BLOCKHASH opcode.
-const BLOCK_HASHES_KEPT: u64 = 256;
+pub const BLOCK_HASHES_KEPT: u64 = 256;
 
 /// Why the pipeline stopped. Every variant is fatal for the node: state
 /// that cannot be read or written, or a result that disagrees with the
@@ -60,6 +60,14 @@ pub enum PipelineError {
          our state root {ours}, certified {certified}"
     )]
     Diverged { height: Height, ours: B256, certified: B256 },
+    #[error(transparent)]
+    ChainDb(Box<crate::chaindb::ChainDbError>),
+}
+
+impl From<crate::chaindb::ChainDbError> for PipelineError {
+    fn from(e: crate::chaindb::ChainDbError) -> Self {
+        PipelineError::ChainDb(Box::new(e))
+    }
 }
 
 /// A leader's payload: its clock and the ordered transaction envelopes.
@@ -200,6 +208,15 @@ impl BlockExecutor {
         Self { chain, db, parent, parent_hash, hashes, recipients, threads: threads.max(1) }
     }
 
+    /// Block hashes of the executed chain before `parent`, for BLOCKHASH
+    /// after a restart (the newest [`BLOCK_HASHES_KEPT`] are kept).
+    pub fn remember_hashes(&mut self, hashes: impl IntoIterator<Item = (u64, B256)>) {
+        self.hashes.extend(hashes);
+        while self.hashes.len() as u64 > BLOCK_HASHES_KEPT {
+            self.hashes.pop_first();
+        }
+    }
+
     pub fn parent(&self) -> (&Header, B256) {
         (&self.parent, self.parent_hash)
     }
@@ -250,7 +267,13 @@ impl BlockExecutor {
         };
         let executed = started.elapsed();
 
-        let state_root = self.db.commit(height, &outcome.updates)?;
+        // A crash between the triedb commit and the chain db append leaves
+        // this version committed already: our own earlier execution of
+        // this very finalized block, durable, so its root is the one.
+        let state_root = match self.db.latest() {
+            Some(latest) if latest.version == height => self.db.snapshot(height)?.state_root(),
+            _ => self.db.commit(height, &outcome.updates)?,
+        };
         header.state_root = state_root;
         header.transactions_root = proofs::calculate_transaction_root(&txs);
         header.receipts_root = outcome.receipts_root;
@@ -355,10 +378,15 @@ pub fn genesis_header(genesis: &Genesis, state_root: B256) -> Header {
 
 /// The consensus form of an executed block's result.
 pub fn consensus_result(block: &ExecutedBlock) -> ExecutionResult {
+    header_result(&block.header)
+}
+
+/// The result consensus certifies, from an executed block's header.
+pub fn header_result(header: &Header) -> ExecutionResult {
     ExecutionResult {
-        state_root: block.header.state_root.0,
-        receipts_root: block.header.receipts_root.0,
-        logs_bloom: block.header.logs_bloom.0.0,
-        gas_used: block.header.gas_used,
+        state_root: header.state_root.0,
+        receipts_root: header.receipts_root.0,
+        logs_bloom: header.logs_bloom.0.0,
+        gas_used: header.gas_used,
     }
 }

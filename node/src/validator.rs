@@ -35,7 +35,7 @@ use wake_consensus::{
 
 use crate::config::{NodeConfig, read_key};
 use crate::executing::ExecutingNode;
-use crate::follower::SyncServer;
+use crate::follower::{ROOT_QC_FILE, RootCertificate, SyncServer};
 use crate::p2p::{Inbound, NetConfig, NetTransport, Network};
 use crate::profile::{Role, RoleClocks};
 
@@ -184,7 +184,21 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
         0 => None,
         height => ledger.get(height).context("reading the ledger tip")?,
     };
-    let restore = Restore { last_vote: journal.last(), ledger_tip };
+    // The committed window the delayed-result rule looks back over.
+    let mut ledger_ancestors = Vec::new();
+    let tip = ledger.tip_height();
+    for height in tip.saturating_sub(consensus_config.execution_delay + 1).max(1)..tip {
+        if let Some(block) = ledger.get(height).context("reading the ledger")? {
+            ledger_ancestors.push(block);
+        }
+    }
+    let root_qc = RootCertificate::new(dir.join(ROOT_QC_FILE));
+    let restore = Restore {
+        last_vote: journal.last(),
+        ledger_tip,
+        ledger_ancestors,
+        root_qc: root_qc.load(),
+    };
     let tip_height = ledger.tip_height();
     tracing::info!(
         validator = me,
@@ -198,7 +212,12 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
         "starting validator"
     );
     let core = Core::new(consensus_config.clone(), validators, me, signing, restore);
-    let net_config = net_config(&config, secret, peers);
+    tracing::info!(
+        round = core.round(),
+        high_qc_round = core.high_qc_round(),
+        "consensus restored"
+    );
+    let net_config = net_config(config, secret, peers);
     let clocks = Arc::new(RoleClocks::default());
     crate::profile::pin(config.profile.as_ref(), Role::Consensus);
 
@@ -228,7 +247,7 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                 on_transaction: |_: Vec<u8>| {},
                 on_idle: || Ok(()),
             };
-            let mut sync = SyncServer::open(&dir.join("proofs"), network.transport())?;
+            let mut sync = SyncServer::open(&dir.join("proofs"), network.transport(), root_qc)?;
             run_loop(
                 &mut driver,
                 &inbound_rx,
@@ -288,7 +307,7 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                     Ok(())
                 },
             };
-            let mut sync = SyncServer::open(&dir.join("proofs"), network.transport())?;
+            let mut sync = SyncServer::open(&dir.join("proofs"), network.transport(), root_qc)?;
             run_loop(
                 &mut driver,
                 &inbound_rx,
@@ -439,7 +458,10 @@ impl Status {
                     );
                     on_commit(driver, block)?;
                 }
-                Notice::CommitProof { height, proof } => sync.on_proof(height, &proof),
+                Notice::CommitProof { height, proof } => {
+                    sync.on_proof(height, &proof);
+                    sync.root.store(driver.core().root_certificate());
+                }
                 Notice::Certified { round, height, .. } => {
                     tracing::debug!(round, height, "certified");
                 }

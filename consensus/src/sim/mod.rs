@@ -588,8 +588,15 @@ impl Sim {
                     let result = SimExecution::executed(&block.header.id());
                     inst.execution.results.insert(block.header.height, (0, result));
                 }
-                let restore =
-                    Restore { last_vote: inst.journal.last(), ledger_tip: blocks.last().cloned() };
+                // What a node restores: the tip and the window below it
+                // (no root QC here; the peers show one).
+                let below = blocks.len().saturating_sub(1);
+                let restore = Restore {
+                    last_vote: inst.journal.last(),
+                    ledger_tip: blocks.last().cloned(),
+                    ledger_ancestors: blocks[below.saturating_sub(4)..below].to_vec(),
+                    root_qc: None,
+                };
                 self.start(instance, restore);
             }
         }
