@@ -59,7 +59,7 @@ use crate::pipeline::{
 use crate::profile::{Profile, Role, RoleClocks, pin};
 use crate::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
-    StoredBlock, SubmitError,
+    SubmitError,
 };
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -238,8 +238,7 @@ impl ExecutingNode {
             for height in resumed + 1..=tip {
                 let block = ledger.get(height)?.context("ledger has a hole")?;
                 let executed = executor.execute(&block)?;
-                persist(&mut chain_db, &executed)?;
-                publish(&executed, &results, &store, &pool);
+                persist_and_publish(&mut chain_db, &executed, (&results, &store, &pool))?;
             }
             tracing::info!(
                 blocks = tip - resumed,
@@ -485,8 +484,7 @@ fn execution_loop(
         }
         txs += executed.txs.len();
         blocks_done += 1;
-        persist(&mut chain_db, &executed)?;
-        publish(&executed, &results, &store, &pool);
+        persist_and_publish(&mut chain_db, &executed, (&results, &store, &pool))?;
         gauges.executed_height.set(height as i64);
         gauges.pool_txs.set(pool.len() as i64);
         clocks.execution.busy(working);
@@ -510,8 +508,13 @@ fn execution_loop(
 }
 
 /// Appends an executed block to the chain db (after its triedb version:
-/// the chain db never names a block whose state is missing).
-fn persist(chain_db: &mut ChainDb, executed: &ExecutedBlock) -> Result<(), PipelineError> {
+/// the chain db never names a block whose state is missing), then makes it
+/// visible: one record serves both.
+fn persist_and_publish(
+    chain_db: &mut ChainDb,
+    executed: &ExecutedBlock,
+    (results, store, pool): (&Results, &ChainStore, &Pool),
+) -> Result<(), PipelineError> {
     let record = ChainRecord {
         block: Block {
             header: executed.header.clone(),
@@ -525,22 +528,21 @@ fn persist(chain_db: &mut ChainDb, executed: &ExecutedBlock) -> Result<(), Pipel
         receipts: executed.outcome.receipts.clone(),
     };
     chain_db.append(executed.header.number, &record)?;
+    publish(executed, record, results, store, pool);
     Ok(())
 }
 
 /// Makes an executed block visible: oracle, RPC store, pool.
-fn publish(executed: &ExecutedBlock, results: &Results, store: &ChainStore, pool: &Pool) {
+fn publish(
+    executed: &ExecutedBlock,
+    record: ChainRecord,
+    results: &Results,
+    store: &ChainStore,
+    pool: &Pool,
+) {
     let height = executed.header.number;
     results.insert(height, consensus_result(executed));
-    let block = Block {
-        header: executed.header.clone(),
-        body: BlockBody {
-            transactions: executed.txs.clone(),
-            ommers: Vec::new(),
-            withdrawals: executed.header.withdrawals_root.map(|_| Default::default()),
-        },
-    };
-    match StoredBlock::new(block, executed.senders.clone(), executed.outcome.receipts.clone()) {
+    match record.into_stored() {
         Ok(stored) => {
             if let Err(e) = store.insert(stored) {
                 tracing::warn!(height, %e, "RPC store refused the block");
