@@ -28,6 +28,7 @@ use secp256k1::{SECP256K1, SecretKey};
 use serde_json::{Value, json};
 
 use crate::config::ExecutionMode;
+use crate::profile::{ROLE_STATES, RoleShare};
 
 /// Chain id of every devnet.
 pub const DEVNET_CHAIN_ID: u64 = 1337;
@@ -87,6 +88,9 @@ pub struct DevnetArgs {
     /// (0: empty blocks as fast as consensus goes).
     #[arg(long, default_value_t = 200)]
     empty_block_ms: u64,
+    /// Most gas a leader puts in one block (`[consensus] block_gas_max`).
+    #[arg(long, default_value_t = crate::config::BLOCK_GAS_MAX_DEFAULT)]
+    block_gas: u64,
     /// One-way latency injected on every message between validators, in ms.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -289,6 +293,31 @@ impl Rpc {
     }
 }
 
+/// The roles whose clocks the summary reports (`wake_role_time_microseconds`).
+const ROLES: [&str; 2] = ["consensus", "execution"];
+
+/// Each role's (busy, idle, blocked) microseconds so far, from `/metrics`.
+type RoleTotals = [(u64, u64, u64); ROLES.len()];
+
+fn role_totals(rpc: &mut Rpc) -> anyhow::Result<RoleTotals> {
+    let names: Vec<String> = ROLES
+        .iter()
+        .flat_map(|role| {
+            ROLE_STATES.iter().map(move |state| {
+                format!("wake_role_time_microseconds_total{{role=\"{role}\",state=\"{state}\"}}")
+            })
+        })
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let values = rpc.gauges(&names)?;
+    let mut totals = RoleTotals::default();
+    for (i, total) in totals.iter_mut().enumerate() {
+        let at = |j: usize| values[i * ROLE_STATES.len() + j].unwrap_or(0);
+        *total = (at(0), at(1), at(2));
+    }
+    Ok(totals)
+}
+
 fn hex_u64(value: &Value) -> Option<u64> {
     u64::from_str_radix(value.as_str()?.trim_start_matches("0x"), 16).ok()
 }
@@ -355,7 +384,7 @@ fn write_network(
             &config,
             format!(
                 "data_dir = \"data{i}\"\nkey_file = \"v{i}.key\"\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\n\
-                 [consensus]\nexecution_delay = {}\nround_timeout_ms = {}\nexecution = \"{}\"\nblock_time_ms = {}\nempty_block_ms = {}\n\
+                 [consensus]\nexecution_delay = {}\nround_timeout_ms = {}\nexecution = \"{}\"\nblock_time_ms = {}\nempty_block_ms = {}\nblock_gas_max = {}\n\
                  [network]\ninject_latency_ms = {}\n\
                  [execution]\ngenesis = \"genesis.json\"\nrpc = \"{rpc}\"\nthreads = {}\ncache_mib = 128\n{set}",
                 args.delay,
@@ -363,6 +392,7 @@ fn write_network(
                 args.execution.name(),
                 args.block_time,
                 args.empty_block_ms,
+                args.block_gas,
                 args.latency_ms,
                 args.exec_threads
             ),
@@ -446,6 +476,8 @@ struct Summary {
     lag_max: u64,
     blocks: u64,
     send_errors: u64,
+    /// Each validator's role shares over the window ([`ROLES`] order).
+    roles: Vec<[RoleShare; ROLES.len()]>,
     /// Receipts of sampled included transactions: succeeded, reverted.
     receipts_ok: u64,
     receipts_failed: u64,
@@ -457,6 +489,9 @@ const RECEIPTS_CHECKED_MAX: usize = 200;
 pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
     if args.validators == 0 || args.accounts < 2 || args.duration == 0 {
         bail!("--validators and --duration must be > 0 and --accounts ≥ 2");
+    }
+    if args.block_gas < 21_000 {
+        bail!("--block-gas must be at least 21000 (one transfer)");
     }
     if args.block_time.max(args.empty_block_ms) >= args.round_timeout {
         bail!("--block-time and --empty-block-ms must be below --round-timeout");
@@ -617,6 +652,10 @@ fn drive(
     let sampled: HashMap<B256, usize> =
         txs.iter().enumerate().step_by(SAMPLE_EVERY).map(|(i, (hash, _))| (*hash, i)).collect();
     let start_height = hex_u64(&watcher.request("eth_blockNumber", json!([]))?).unwrap_or(0);
+    let mut scrapers: Vec<Rpc> = rpcs.iter().map(|a| Rpc::new(*a)).collect();
+    let roles_before =
+        scrapers.iter_mut().map(role_totals).collect::<anyhow::Result<Vec<RoleTotals>>>()?;
+    let mut roles_after = None;
     let started = Instant::now();
     let window = Duration::from_secs(args.duration);
     // The sender: paced batches, round-robin over the validators.
@@ -698,6 +737,11 @@ fn drive(
             }
             next_block += 1;
         }
+        if roles_after.is_none() && started.elapsed() >= window {
+            roles_after = Some(
+                scrapers.iter_mut().map(role_totals).collect::<anyhow::Result<Vec<RoleTotals>>>()?,
+            );
+        }
         if last_status.elapsed() >= Duration::from_secs(1) {
             last_status = Instant::now();
             let secs = started.elapsed().as_secs_f64();
@@ -721,6 +765,15 @@ fn drive(
     if let Some(handle) = sender.take() {
         send_errors = handle.join().unwrap_or(0);
     }
+    let roles_after = match roles_after {
+        Some(after) => after,
+        None => scrapers.iter_mut().map(role_totals).collect::<anyhow::Result<Vec<RoleTotals>>>()?,
+    };
+    let roles = roles_before
+        .iter()
+        .zip(&roles_after)
+        .map(|(before, after)| std::array::from_fn(|i| RoleShare::between(before[i], after[i])))
+        .collect();
     let (mut receipts_ok, mut receipts_failed) = (0, 0);
     for hash in included_samples.iter().take(RECEIPTS_CHECKED_MAX) {
         let receipt = watcher.request("eth_getTransactionReceipt", json!([hash]))?;
@@ -730,6 +783,7 @@ fn drive(
         }
     }
     Ok(Summary {
+        roles,
         receipts_ok,
         receipts_failed,
         txs_sent: txs.len() as u64,
@@ -780,10 +834,18 @@ fn report(args: &DevnetArgs, s: &Summary, full_nodes: &[FullNodeCheck]) {
                 },
                 "block_time_ms": args.block_time,
                 "empty_block_ms": args.empty_block_ms,
+                "block_gas_max": args.block_gas,
                 "injected_latency_ms": args.latency_ms,
                 "full_nodes": full_nodes.len(),
                 "full_nodes_agree": full_nodes.iter().all(|c| c.agrees),
                 "full_nodes_checked_height": full_nodes.iter().map(|c| c.height).min(),
+                "roles": s.roles.iter().map(|shares| {
+                    ROLES.iter().zip(shares).map(|(role, share)| {
+                        (role.to_string(), json!({
+                            "busy": share.busy, "idle": share.idle, "blocked": share.blocked,
+                        }))
+                    }).collect::<serde_json::Map<String, Value>>()
+                }).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -799,6 +861,22 @@ fn report(args: &DevnetArgs, s: &Summary, full_nodes: &[FullNodeCheck]) {
             s.blocks,
             s.lag_max
         );
+        let pct = |x: f64| format!("{:.0}%", x * 100.0);
+        for (i, shares) in s.roles.iter().enumerate() {
+            let parts: Vec<String> = ROLES
+                .iter()
+                .zip(shares)
+                .map(|(role, share)| {
+                    format!(
+                        "{role} busy {} idle {} blocked {}",
+                        pct(share.busy),
+                        pct(share.idle),
+                        pct(share.blocked)
+                    )
+                })
+                .collect();
+            println!("validator {i} over the window: {}", parts.join("; "));
+        }
         for (j, check) in full_nodes.iter().enumerate() {
             let verdict = if check.agrees { "agrees" } else { "DIFFERS" };
             println!("full node {j}: {verdict} with validator 0 at block {}", check.height);

@@ -65,8 +65,9 @@ use prometheus_client::metrics::gauge::Gauge;
 
 /// Finalized blocks queued for execution.
 pub const EXECUTION_QUEUE: usize = 64;
-/// Gossiped transactions queued for admission.
-const INGEST_QUEUE: usize = 65_536;
+/// Gossiped transaction batches queued for admission (each at most
+/// `TX_GOSSIP_BYTES_MAX` bytes: at most 33 MiB queued).
+const INGEST_QUEUE: usize = 256;
 /// Transactions admitted per ingest batch.
 const INGEST_BATCH: usize = 1024;
 
@@ -90,7 +91,7 @@ pub struct ExecutingNode {
     gas_limit: u64,
     execution: Option<SyncSender<Box<FinalizedBlock>>>,
     execution_thread: Option<JoinHandle<Result<(), PipelineError>>>,
-    ingest: Option<SyncSender<Bytes>>,
+    ingest: Option<SyncSender<Vec<Bytes>>>,
     ingest_thread: Option<JoinHandle<()>>,
     rpc: Option<RpcServerHandle>,
     rpc_runtime: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
@@ -261,6 +262,7 @@ impl ExecutingNode {
 
         let gauges = Gauges::default();
         gauges.register(&metrics);
+        clocks.register(&metrics);
         gauges.consensus_height.set(tip as i64);
         gauges.executed_height.set(tip as i64);
         let (rpc_runtime, handle) = rpc_runtime(profile.cloned())?;
@@ -337,9 +339,11 @@ impl ExecutingNode {
         Ok(())
     }
 
-    /// A transaction from gossip; admitted on the ingest thread.
-    pub fn ingest(&self, bytes: Vec<u8>) -> bool {
-        match self.ingest.as_ref().map(|tx| tx.try_send(Bytes::from(bytes))) {
+    /// A batch of transactions from gossip; admitted on the ingest thread.
+    /// False if the ingest queue is full (the batch is dropped: gossip is
+    /// best effort, and the sender's pool keeps its transactions).
+    pub fn ingest(&self, txs: Vec<Bytes>) -> bool {
+        match self.ingest.as_ref().map(|tx| tx.try_send(txs)) {
             Some(Ok(())) => true,
             Some(Err(TrySendError::Full(_))) | Some(Err(TrySendError::Disconnected(_))) | None => {
                 false
@@ -356,7 +360,7 @@ impl ExecutingNode {
     pub fn payloads(&self, consensus: &crate::config::ConsensusSection) -> PoolPayloads {
         PoolPayloads {
             pool: self.pool.clone(),
-            gas_limit: self.gas_limit,
+            gas_limit: self.gas_limit.min(consensus.block_gas_max),
             block_time_ms: consensus.block_time_ms,
             empty_block_ms: consensus.empty_block_ms,
         }
@@ -401,7 +405,8 @@ impl Drop for ExecutingNode {
 /// How often a leader pausing for an empty mempool looks at it again.
 pub const EMPTY_POLL_MS: u64 = 10;
 
-/// The leader's payloads: the pool's best transactions up to the gas limit.
+/// The leader's payloads: the pool's best transactions up to the gas limit
+/// (the chain's, or `[consensus] block_gas_max` if lower).
 pub struct PoolPayloads {
     pool: Arc<Pool>,
     gas_limit: u64,
@@ -558,12 +563,11 @@ fn publish(
     pool.set_head(head);
 }
 
-fn ingest_loop(pool: &Pool, rx: Receiver<Bytes>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+fn ingest_loop(pool: &Pool, rx: Receiver<Vec<Bytes>>) {
+    while let Ok(mut batch) = rx.recv() {
         while batch.len() < INGEST_BATCH {
             match rx.try_recv() {
-                Ok(tx) => batch.push(tx),
+                Ok(more) => batch.extend(more),
                 Err(_) => break,
             }
         }

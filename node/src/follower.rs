@@ -360,8 +360,8 @@ pub fn run_full_node(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Res
                     requests.failed(Instant::now());
                 }
             }
-            Ok(Inbound::Transaction(bytes)) => {
-                node.ingest(bytes);
+            Ok(Inbound::Transactions(txs)) => {
+                node.ingest(txs);
             }
             // Full nodes vote on nothing and serve no sync (yet).
             Ok(
@@ -372,9 +372,7 @@ pub fn run_full_node(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Res
                 bail!("the network thread stopped")
             }
         }
-        for raw in node.pool.drain_gossip(GOSSIP_PER_WAKE) {
-            transport.gossip_transaction(raw.to_vec());
-        }
+        transport.gossip_transactions(&node.pool.drain_gossip(GOSSIP_PER_WAKE));
         if !node.is_running() {
             return Err(node.execution_failure());
         }

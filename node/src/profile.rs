@@ -13,12 +13,15 @@
 //! for the status line and the sizing of hardware.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
+use crate::rpc::Metrics;
 
 /// The node's pinned roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,12 +151,12 @@ fn pin_current_thread(cores: &[usize]) -> std::io::Result<()> {
 }
 
 /// Busy / idle / blocked time of one role, in microseconds, shared with
-/// the status line.
-#[derive(Debug, Default)]
+/// the status line and exported on `/metrics` (see [`RoleClocks::register`]).
+#[derive(Debug)]
 pub struct RoleClock {
-    busy_us: AtomicU64,
-    idle_us: AtomicU64,
-    blocked_us: AtomicU64,
+    busy_us: Counter,
+    idle_us: Counter,
+    blocked_us: Counter,
 }
 
 /// A snapshot of a [`RoleClock`] as fractions of the time between two
@@ -165,37 +168,56 @@ pub struct RoleShare {
     pub blocked: f64,
 }
 
+/// The labels of `wake_role_time_microseconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleTimeLabels {
+    pub role: &'static str,
+    pub state: &'static str,
+}
+
+/// The states a role's time is split into, as exported.
+pub const ROLE_STATES: [&str; 3] = ["busy", "idle", "blocked"];
+
 impl RoleClock {
+    fn new(role: Role, family: &Family<RoleTimeLabels, Counter>) -> RoleClock {
+        let counter = |state| family.get_or_create(&RoleTimeLabels { role: role.name(), state }).clone();
+        RoleClock { busy_us: counter("busy"), idle_us: counter("idle"), blocked_us: counter("blocked") }
+    }
+
     pub fn busy(&self, since: Instant) {
-        self.busy_us.fetch_add(micros(since.elapsed()), Ordering::Relaxed);
+        self.busy_us.inc_by(micros(since.elapsed()));
     }
 
     pub fn idle(&self, since: Instant) {
-        self.idle_us.fetch_add(micros(since.elapsed()), Ordering::Relaxed);
+        self.idle_us.inc_by(micros(since.elapsed()));
     }
 
     pub fn blocked(&self, since: Instant) {
-        self.blocked_us.fetch_add(micros(since.elapsed()), Ordering::Relaxed);
+        self.blocked_us.inc_by(micros(since.elapsed()));
     }
 
     /// Totals so far: (busy, idle, blocked) microseconds.
     pub fn totals(&self) -> (u64, u64, u64) {
-        (
-            self.busy_us.load(Ordering::Relaxed),
-            self.idle_us.load(Ordering::Relaxed),
-            self.blocked_us.load(Ordering::Relaxed),
-        )
+        (self.busy_us.get(), self.idle_us.get(), self.blocked_us.get())
     }
 
     /// Shares of the time since `previous` totals.
     pub fn share_since(&self, previous: &mut (u64, u64, u64)) -> RoleShare {
         let now = self.totals();
-        let delta = (
-            now.0.saturating_sub(previous.0),
-            now.1.saturating_sub(previous.1),
-            now.2.saturating_sub(previous.2),
-        );
+        let share = RoleShare::between(*previous, now);
         *previous = now;
+        share
+    }
+}
+
+impl RoleShare {
+    /// The shares of the time between two (busy, idle, blocked) totals.
+    pub fn between(before: (u64, u64, u64), after: (u64, u64, u64)) -> RoleShare {
+        let delta = (
+            after.0.saturating_sub(before.0),
+            after.1.saturating_sub(before.1),
+            after.2.saturating_sub(before.2),
+        );
         let total = (delta.0 + delta.1 + delta.2).max(1) as f64;
         RoleShare {
             busy: delta.0 as f64 / total,
@@ -205,11 +227,34 @@ impl RoleClock {
     }
 }
 
-/// The clocks of the roles the status line reports.
-#[derive(Debug, Default)]
+/// The clocks of the roles the status line and `/metrics` report.
+#[derive(Debug)]
 pub struct RoleClocks {
+    family: Family<RoleTimeLabels, Counter>,
     pub consensus: RoleClock,
     pub execution: RoleClock,
+}
+
+impl Default for RoleClocks {
+    fn default() -> Self {
+        let family = Family::default();
+        RoleClocks {
+            consensus: RoleClock::new(Role::Consensus, &family),
+            execution: RoleClock::new(Role::Execution, &family),
+            family,
+        }
+    }
+}
+
+impl RoleClocks {
+    /// Exports the clocks as `wake_role_time_microseconds_total{role, state}`.
+    pub fn register(&self, metrics: &Metrics) {
+        metrics.register(
+            "role_time_microseconds",
+            "Wall time of each pinned role, split into busy, idle (no input) and blocked (backpressure)",
+            self.family.clone(),
+        );
+    }
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -260,14 +305,25 @@ mod tests {
     }
 
     #[test]
-    fn role_shares_add_up() {
-        let clock = RoleClock::default();
-        clock.busy_us.store(300, Ordering::Relaxed);
-        clock.idle_us.store(600, Ordering::Relaxed);
-        clock.blocked_us.store(100, Ordering::Relaxed);
+    fn role_shares_add_up_and_are_exported() {
+        let clocks = RoleClocks::default();
+        let clock = &clocks.execution;
+        clock.busy_us.inc_by(300);
+        clock.idle_us.inc_by(600);
+        clock.blocked_us.inc_by(100);
         let mut previous = (0, 0, 0);
         let share = clock.share_since(&mut previous);
         assert!((share.busy - 0.3).abs() < 1e-9 && (share.blocked - 0.1).abs() < 1e-9);
         assert_eq!(previous, (300, 600, 100));
+        let metrics = Metrics::new();
+        clocks.register(&metrics);
+        let text = metrics.encode();
+        for line in [
+            "wake_role_time_microseconds_total{role=\"execution\",state=\"busy\"} 300",
+            "wake_role_time_microseconds_total{role=\"execution\",state=\"blocked\"} 100",
+            "wake_role_time_microseconds_total{role=\"consensus\",state=\"idle\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 }

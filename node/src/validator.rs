@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use alloy_primitives::Bytes;
 use anyhow::{Context, bail};
 use wake_consensus::{
     Config, Core, Driver, Ed25519, ExecutionOracle, ExecutionResult, FileJournal, FileLedger,
@@ -244,7 +245,7 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                     driver.oracle_mut().on_commit(&block);
                     Ok(())
                 },
-                on_transaction: |_: Vec<u8>| {},
+                on_transactions: |_: Vec<Bytes>| {},
                 on_idle: || Ok(()),
             };
             let mut sync = SyncServer::open(&dir.join("proofs"), network.transport(), root_qc)?;
@@ -293,14 +294,12 @@ pub fn run(config: &NodeConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                 on_commit: |_: &mut Driver<_, _, _, _, _, _>, block: Box<FinalizedBlock>| {
                     cell.borrow_mut().on_commit(block)
                 },
-                on_transaction: |bytes: Vec<u8>| {
-                    cell.borrow().ingest(bytes);
+                on_transactions: |txs: Vec<Bytes>| {
+                    cell.borrow().ingest(txs);
                 },
                 on_idle: || {
                     let mut node = cell.borrow_mut();
-                    for raw in node.pool.drain_gossip(GOSSIP_PER_WAKE) {
-                        transport.gossip_transaction(raw.to_vec());
-                    }
+                    transport.gossip_transactions(&node.pool.drain_gossip(GOSSIP_PER_WAKE));
                     if !node.is_running() {
                         return Err(node.execution_failure());
                     }
@@ -328,7 +327,7 @@ type NodeDriver<O, P> = Driver<Ed25519, FileJournal, FileLedger, NetTransport, O
 /// What the consensus loop does besides driving the core.
 struct Hooks<C, T, I> {
     on_commit: C,
-    on_transaction: T,
+    on_transactions: T,
     on_idle: I,
 }
 
@@ -345,7 +344,7 @@ where
     O: ExecutionOracle,
     P: PayloadSource,
     C: FnMut(&mut NodeDriver<O, P>, Box<FinalizedBlock>) -> anyhow::Result<()>,
-    T: FnMut(Vec<u8>),
+    T: FnMut(Vec<Bytes>),
     I: FnMut() -> anyhow::Result<()>,
 {
     let notices = driver.start(Instant::now())?;
@@ -361,8 +360,8 @@ where
             Ok(Inbound::Consensus { from, bytes }) => {
                 driver.on_message(from, bytes, Instant::now())?
             }
-            Ok(Inbound::Transaction(bytes)) => {
-                (hooks.on_transaction)(bytes);
+            Ok(Inbound::Transactions(txs)) => {
+                (hooks.on_transactions)(txs);
                 Vec::new()
             }
             Ok(Inbound::SyncRequest { id, bytes }) => {
