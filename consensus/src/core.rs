@@ -123,10 +123,28 @@ pub trait ExecutionOracle {
     }
 }
 
+/// An ancestor of a block being proposed that is above the committed tip:
+/// its order is agreed on if the proposal is, but it is not final yet.
+/// A leader leaves out what these already hold.
+#[derive(Clone, Copy, Debug)]
+pub struct PendingBlock<'a> {
+    pub id: BlockId,
+    pub height: Height,
+    pub payload: &'a [u8],
+}
+
 /// Where a leader's payload comes from (the mempool in a node).
 pub trait PayloadSource {
-    /// Ordered transactions for a block; at most `bytes_max` bytes.
-    fn payload(&mut self, round: Round, height: Height, bytes_max: usize) -> Vec<u8>;
+    /// Ordered transactions for a block at `height`; at most `bytes_max`
+    /// bytes. `pending`: the new block's uncommitted ancestors, parent
+    /// first (empty when the parent is committed).
+    fn payload(
+        &mut self,
+        round: Round,
+        height: Height,
+        bytes_max: usize,
+        pending: &[PendingBlock<'_>],
+    ) -> Vec<u8>;
 
     /// Milliseconds the leader should still wait before proposing a block
     /// at `height` on a parent whose payload is `parent_payload`: a minimum
@@ -1301,7 +1319,18 @@ impl<S: Scheme> Core<S> {
             ctx.out.push(Action::TickAfter { after_ms: wait_ms });
             return;
         }
-        let mut payload = ctx.payloads.payload(round, height, self.config.payload_bytes_max);
+        let mut pending = Vec::new();
+        let mut cursor = Some(parent);
+        while let Some(block) = cursor.filter(|b| b.header.height > self.committed.height) {
+            pending.push(PendingBlock {
+                id: block.header.id(),
+                height: block.header.height,
+                payload: &block.payload,
+            });
+            cursor = self.tree.get(&block.header.parent);
+        }
+        let mut payload =
+            ctx.payloads.payload(round, height, self.config.payload_bytes_max, &pending);
         if payload.len() > self.config.payload_bytes_max {
             payload.clear();
         }

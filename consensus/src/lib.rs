@@ -68,7 +68,7 @@ pub mod validators;
 
 pub use crate::core::{
     Action, Config, Core, DropCounts, DropReason, Event, Evidence, ExecutionOracle, PayloadSource,
-    Restore,
+    PendingBlock, Restore,
 };
 pub use crate::crypto::{Ed25519, Scheme, SignerSet};
 pub use crate::driver::{Driver, DriverError, DriverStats, Notice, Transport};

@@ -6,7 +6,8 @@ use wake_consensus::codec::Encode;
 use wake_consensus::crypto::ed25519_key_from_seed;
 use wake_consensus::{
     Action, BlockHeader, Config, Core, DropReason, Ed25519, Event, ExecutionOracle,
-    ExecutionResult, Height, Message, PayloadSource, Proposal, QuorumCert, Restore, Round, Scheme,
+    ExecutionResult, Height, Message, PayloadSource, PendingBlock, Proposal, QuorumCert, Restore,
+    Round, Scheme,
     Validator, ValidatorSet, VoteKind, proposal_message, sha256,
 };
 
@@ -19,7 +20,7 @@ impl ExecutionOracle for NoExecution {
 
 struct EmptyPayloads;
 impl PayloadSource for EmptyPayloads {
-    fn payload(&mut self, _: Round, _: Height, _: usize) -> Vec<u8> {
+    fn payload(&mut self, _: Round, _: Height, _: usize, _: &[PendingBlock<'_>]) -> Vec<u8> {
         Vec::new()
     }
 }

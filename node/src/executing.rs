@@ -28,7 +28,7 @@
 //! their hashes into BLOCKHASH, and only the finalized blocks of the ledger
 //! above the tip are executed before the node rejoins.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,7 +41,8 @@ use alloy_eips::eip1559::BaseFeeParams;
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use anyhow::Context;
 use wake_consensus::{
-    ExecutionResult, FileLedger, FinalizedBlock, Height, Ledger, PayloadSource, Round,
+    BlockId, ExecutionResult, FileLedger, FinalizedBlock, Height, Ledger, PayloadSource,
+    PendingBlock, Round,
 };
 use wake_execution::pool::touched_accounts;
 use wake_execution::{
@@ -319,14 +320,7 @@ impl ExecutingNode {
     /// A finalized block: its transactions are ordered; queue it for
     /// execution. Fails when the execution thread stopped (its error).
     pub fn on_commit(&mut self, block: Box<FinalizedBlock>) -> anyhow::Result<()> {
-        if let Some((_, envelopes)) = NodePayload::decode(&block.payload) {
-            let ordered: Vec<(Address, u64)> = envelopes
-                .iter()
-                .filter_map(|bytes| self.pool.get(&keccak256(bytes)))
-                .map(|tx| (tx.sender(), tx.nonce()))
-                .collect();
-            self.pool.on_block_ordered(block.header.height, ordered);
-        }
+        mark_ordered(&self.pool, block.header.height, &block.payload);
         self.backend.set_consensus_head(block.header.height);
         self.gauges.consensus_height.set(block.header.height as i64);
         // Time spent here is backpressure: the execution queue is full.
@@ -363,6 +357,7 @@ impl ExecutingNode {
             gas_limit: self.gas_limit.min(consensus.block_gas_max),
             block_time_ms: consensus.block_time_ms,
             empty_block_ms: consensus.empty_block_ms,
+            marked: VecDeque::new(),
         }
     }
 
@@ -402,6 +397,24 @@ impl Drop for ExecutingNode {
     }
 }
 
+/// Tells the pool that the transactions of a block's payload are ordered at
+/// `height` (those it holds: the rest it cannot propose anyway), so that no
+/// later proposal repeats them before the block is executed.
+fn mark_ordered(pool: &Pool, height: Height, payload: &[u8]) {
+    if let Some((_, envelopes)) = NodePayload::decode(payload) {
+        let ordered: Vec<(Address, u64)> = envelopes
+            .iter()
+            .filter_map(|bytes| pool.get(&keccak256(bytes)))
+            .map(|tx| (tx.sender(), tx.nonce()))
+            .collect();
+        pool.on_block_ordered(height, ordered);
+    }
+}
+
+/// Pending blocks a leader remembers having marked (their transactions are
+/// not hashed again at its next proposal).
+const MARKED_BLOCKS_MAX: usize = 64;
+
 /// How often a leader pausing for an empty mempool looks at it again.
 pub const EMPTY_POLL_MS: u64 = 10;
 
@@ -412,10 +425,31 @@ pub struct PoolPayloads {
     gas_limit: u64,
     block_time_ms: u64,
     empty_block_ms: u64,
+    /// Pending blocks already passed to [`mark_ordered`], newest last.
+    marked: VecDeque<BlockId>,
 }
 
 impl PayloadSource for PoolPayloads {
-    fn payload(&mut self, _round: Round, height: Height, bytes_max: usize) -> Vec<u8> {
+    fn payload(
+        &mut self,
+        _round: Round,
+        height: Height,
+        bytes_max: usize,
+        pending: &[PendingBlock<'_>],
+    ) -> Vec<u8> {
+        // Blocks above the committed tip (another leader's, most often) are
+        // ordered once this proposal is: leave their transactions out. A
+        // pending block that then loses its fork keeps its transactions
+        // back only until the height it had is executed.
+        for block in pending {
+            if !self.marked.contains(&block.id) {
+                mark_ordered(&self.pool, block.height, block.payload);
+                if self.marked.len() == MARKED_BLOCKS_MAX {
+                    self.marked.pop_front();
+                }
+                self.marked.push_back(block.id);
+            }
+        }
         let limits = BlockLimits {
             gas_limit: self.gas_limit,
             bytes_max: bytes_max.saturating_sub(NodePayload::OVERHEAD),

@@ -238,10 +238,11 @@ impl BlockExecutor {
         // Decode and recover; what fails is left out.
         let decoded: Vec<BlockTx> =
             envelopes.iter().filter_map(|bytes| wake_execution::decode_tx(bytes).ok()).collect();
-        let (mut txs, mut senders) = recover_all(decoded, spec, self.threads);
+        let (txs, senders) = recover_all(decoded, spec, self.threads);
+        let snapshot = self.db.snapshot(self.parent.number)?;
+        let (mut txs, mut senders) = keep_next_nonces(txs, senders, &snapshot)?;
         let recovered = started.elapsed();
 
-        let snapshot = self.db.snapshot(self.parent.number)?;
         let state = SnapshotState::new(&snapshot, &self.hashes);
         let mut dropped = envelopes.len() - txs.len();
         let outcome = loop {
@@ -337,6 +338,41 @@ impl BlockExecutor {
 
 /// The transactions whose sender recovers, with their senders: the
 /// executor's parallel recovery, and one by one only when a signature is bad.
+/// Leaves out every transaction whose nonce is not its sender's next: the
+/// parent state's nonce plus the transactions of the same sender kept
+/// before it in the block. A leader proposes against a state K blocks old
+/// and does not see every pending block, so repeated and skipped nonces do
+/// reach finalized blocks; this rule is a function of the parent state and
+/// the block alone, so every validator leaves out the same ones. (The
+/// executor would refuse them too, one re-execution of the block each.)
+fn keep_next_nonces(
+    txs: Vec<BlockTx>,
+    senders: Vec<Address>,
+    snapshot: &wake_triedb::Snapshot,
+) -> Result<(Vec<BlockTx>, Vec<Address>), PipelineError> {
+    use alloy_consensus::Transaction;
+    let mut unique: Vec<Address> = senders.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let accounts = snapshot.accounts(&unique)?;
+    let mut next: std::collections::HashMap<Address, u64> = unique
+        .into_iter()
+        .zip(accounts)
+        .map(|(address, account)| (address, account.map_or(0, |a| a.nonce)))
+        .collect();
+    Ok(txs
+        .into_iter()
+        .zip(senders)
+        .filter(|(tx, sender)| match next.get_mut(sender) {
+            Some(expected) if *expected == tx.nonce() => {
+                *expected = expected.saturating_add(1);
+                true
+            }
+            _ => false,
+        })
+        .unzip())
+}
+
 fn recover_all(txs: Vec<BlockTx>, spec: SpecId, threads: usize) -> (Vec<BlockTx>, Vec<Address>) {
     match recover_senders(&txs, spec, threads) {
         Ok(senders) => (txs, senders),

@@ -31,7 +31,8 @@ use alloy_primitives::Bytes;
 use anyhow::{Context, bail};
 use wake_consensus::{
     Config, Core, Driver, Ed25519, ExecutionOracle, ExecutionResult, FileJournal, FileLedger,
-    FinalizedBlock, Height, Ledger, Notice, PayloadSource, Restore, Round, VoteJournal, sha256,
+    FinalizedBlock, Height, Ledger, Notice, PayloadSource, PendingBlock, Restore, Round, VoteJournal,
+    sha256,
 };
 
 use crate::config::{NodeConfig, read_key};
@@ -112,7 +113,13 @@ pub struct ClockPayloads {
 }
 
 impl PayloadSource for ClockPayloads {
-    fn payload(&mut self, _round: Round, _height: Height, bytes_max: usize) -> Vec<u8> {
+    fn payload(
+        &mut self,
+        _round: Round,
+        _height: Height,
+        bytes_max: usize,
+        _pending: &[PendingBlock<'_>],
+    ) -> Vec<u8> {
         let mut payload = unix_ms().to_be_bytes().to_vec();
         payload.truncate(bytes_max);
         payload

@@ -378,7 +378,13 @@ struct FixedPayloads {
 }
 
 impl PayloadSource for FixedPayloads {
-    fn payload(&mut self, round: Round, _height: Height, bytes_max: usize) -> Vec<u8> {
+    fn payload(
+        &mut self,
+        round: Round,
+        _height: Height,
+        bytes_max: usize,
+        _pending: &[crate::core::PendingBlock<'_>],
+    ) -> Vec<u8> {
         vec![round as u8; self.bytes.min(bytes_max)]
     }
 }

@@ -265,7 +265,13 @@ struct SimPayloads {
 }
 
 impl PayloadSource for SimPayloads {
-    fn payload(&mut self, round: Round, height: Height, bytes_max: usize) -> Vec<u8> {
+    fn payload(
+        &mut self,
+        round: Round,
+        height: Height,
+        bytes_max: usize,
+        _pending: &[crate::core::PendingBlock<'_>],
+    ) -> Vec<u8> {
         let mut payload = format!("txs r{round} h{height} i{}", self.instance).into_bytes();
         payload.truncate(bytes_max);
         payload
