@@ -187,6 +187,17 @@ fn drive_alone(
     steps: usize,
     last_vote: &mut Option<wake_consensus::JournalRecord>,
 ) -> Vec<wake_consensus::FinalizedBlock> {
+    drive_alone_with(core, commits, steps, last_vote, &mut EmptyPayloads, &mut |_| {})
+}
+
+fn drive_alone_with(
+    core: &mut Core<Ed25519>,
+    commits: usize,
+    steps: usize,
+    last_vote: &mut Option<wake_consensus::JournalRecord>,
+    payloads: &mut impl PayloadSource,
+    on_commit: &mut dyn FnMut(Height),
+) -> Vec<wake_consensus::FinalizedBlock> {
     let mut queue = std::collections::VecDeque::from([Event::Start]);
     let mut timers: Vec<Round> = Vec::new();
     let mut committed = Vec::new();
@@ -198,7 +209,7 @@ fn drive_alone(
                 None => Event::Tick,
             },
         };
-        for action in core.handle(event, &AllExecuted, &mut EmptyPayloads) {
+        for action in core.handle(event, &AllExecuted, payloads) {
             match action {
                 Action::PersistVote(ticket) => {
                     *last_vote = Some(*ticket.record());
@@ -208,7 +219,10 @@ fn drive_alone(
                     queue.push_back(Event::Received { from: 0, bytes: message.to_bytes() })
                 }
                 Action::ArmTimer { round, .. } => timers = vec![round],
-                Action::Commit(block) => committed.push(*block),
+                Action::Commit(block) => {
+                    on_commit(block.header.height);
+                    committed.push(*block)
+                }
                 _ => {}
             }
         }
@@ -250,4 +264,57 @@ fn a_lone_validator_restarted_with_its_root_qc_commits_again() {
 
     let mut without = Core::new(config(), alone(), 0, keys()[0].clone(), restore(None));
     assert!(drive_alone(&mut without, 1, 1_000, &mut None).is_empty());
+}
+
+/// What a leader was shown, and what was committed, in order.
+#[derive(Debug)]
+enum Seen {
+    /// A proposal's height and its pending ancestors (height, payload),
+    /// parent first.
+    Proposed(Height, Vec<(Height, Vec<u8>)>),
+    Committed(Height),
+}
+
+/// Records what the core tells a leader about pending ancestors.
+struct RecordingPayloads(std::rc::Rc<std::cell::RefCell<Vec<Seen>>>);
+
+impl PayloadSource for RecordingPayloads {
+    fn payload(&mut self, _: Round, height: Height, _: usize, pending: &[PendingBlock<'_>]) -> Vec<u8> {
+        let ancestors = pending.iter().map(|b| (b.height, b.payload.to_vec())).collect();
+        self.0.borrow_mut().push(Seen::Proposed(height, ancestors));
+        format!("block {height}").into_bytes()
+    }
+}
+
+/// A leader is shown the uncommitted ancestors of what it proposes: parent
+/// first, consecutive heights, each with the payload proposed for it, and
+/// none committed before the proposal.
+#[test]
+fn a_leader_sees_the_pending_ancestors_of_its_proposal() {
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let mut core = Core::new(config(), alone(), 0, keys()[0].clone(), Restore::default());
+    let mut payloads = RecordingPayloads(log.clone());
+    let commits = log.clone();
+    let mut on_commit = move |height| commits.borrow_mut().push(Seen::Committed(height));
+    let blocks = drive_alone_with(&mut core, 8, 1_000, &mut None, &mut payloads, &mut on_commit);
+    assert_eq!(blocks.len(), 8);
+    let mut committed = Vec::new();
+    let mut saw_pending = false;
+    for seen in log.borrow().iter() {
+        match seen {
+            Seen::Committed(height) => committed.push(*height),
+            Seen::Proposed(height, pending) => {
+                let heights: Vec<Height> = pending.iter().map(|(h, _)| *h).collect();
+                let expected: Vec<Height> =
+                    (1..=heights.len() as u64).map(|back| height - back).collect();
+                assert_eq!(heights, expected, "proposal at {height}");
+                for (h, payload) in pending {
+                    assert_eq!(payload, &format!("block {h}").into_bytes());
+                    assert!(!committed.contains(h), "block {h} was committed already");
+                }
+                saw_pending |= !pending.is_empty();
+            }
+        }
+    }
+    assert!(saw_pending, "a chained protocol proposes on uncommitted blocks");
 }

@@ -729,6 +729,13 @@ impl Pool {
         self.inner.lock().by_hash.contains_key(hash)
     }
 
+    /// The recovered sender of each pooled transaction among `hashes` (one
+    /// lock for all), so a block's executor need not recover them again.
+    pub fn senders_of(&self, hashes: &[B256]) -> Vec<Option<Address>> {
+        let inner = self.inner.lock();
+        hashes.iter().map(|hash| inner.by_hash.get(hash).map(|(sender, _)| *sender)).collect()
+    }
+
     pub fn get(&self, hash: &B256) -> Option<Arc<PooledTx>> {
         let inner = self.inner.lock();
         let (sender, nonce) = inner.by_hash.get(hash)?;

@@ -197,6 +197,16 @@ fn transaction(k: u64, accounts: &[Account], workload: Workload) -> (B256, Bytes
     (keccak256(&raw), raw)
 }
 
+/// One `eth_sendRawTransaction` batch of the load, encoded.
+struct Batch {
+    /// When it is sent, from the start of the window.
+    due: Duration,
+    body: Vec<u8>,
+    txs: u64,
+    /// Indices of the sampled transactions in it (finality is measured on those).
+    sampled: Vec<usize>,
+}
+
 /// A blocking JSON-RPC client over one keep-alive HTTP/1.1 connection.
 struct Rpc {
     addr: SocketAddr,
@@ -209,6 +219,11 @@ impl Rpc {
     }
 
     fn call(&mut self, body: &Value) -> anyhow::Result<Value> {
+        self.call_bytes(&serde_json::to_vec(body)?)
+    }
+
+    /// A call whose request body is already encoded.
+    fn call_bytes(&mut self, body: &[u8]) -> anyhow::Result<Value> {
         let result = self.try_call(body);
         if result.is_err() {
             self.stream = None;
@@ -216,7 +231,7 @@ impl Rpc {
         result
     }
 
-    fn try_call(&mut self, body: &Value) -> anyhow::Result<Value> {
+    fn try_call(&mut self, body: &[u8]) -> anyhow::Result<Value> {
         if self.stream.is_none() {
             let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
             stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -224,7 +239,6 @@ impl Rpc {
             self.stream = Some(BufReader::new(stream));
         }
         let reader = self.stream.as_mut().context("connected")?;
-        let body = serde_json::to_vec(body)?;
         let head = format!(
             "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             self.addr,
@@ -232,7 +246,7 @@ impl Rpc {
         );
         let stream = reader.get_mut();
         stream.write_all(head.as_bytes())?;
-        stream.write_all(&body)?;
+        stream.write_all(body)?;
         let mut status = String::new();
         reader.read_line(&mut status)?;
         let mut length = None;
@@ -652,49 +666,66 @@ fn drive(
     let sampled: HashMap<B256, usize> =
         txs.iter().enumerate().step_by(SAMPLE_EVERY).map(|(i, (hash, _))| (*hash, i)).collect();
     let start_height = hex_u64(&watcher.request("eth_blockNumber", json!([]))?).unwrap_or(0);
+    let mut roles_after = None;
+    let window = Duration::from_secs(args.duration);
+    // The senders: one thread per validator, each sending its share of
+    // the paced batches (batch b goes to validator b mod n) over its own
+    // connection, so one slow answer does not hold back the others. The
+    // request bodies are encoded before the window, like the signing.
+    let tps = args.tps;
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<(usize, Instant)>();
+    let mut shares: Vec<Vec<Batch>> = (0..rpcs.len()).map(|_| Vec::new()).collect();
+    for (index, batch) in txs.chunks(BATCH).enumerate() {
+        let first = index * BATCH;
+        let body: Vec<Value> = batch
+            .iter()
+            .enumerate()
+            .map(|(j, (_, raw))| {
+                json!({"jsonrpc": "2.0", "id": first + j, "method": "eth_sendRawTransaction", "params": [raw]})
+            })
+            .collect();
+        let sampled = (first..first + batch.len()).filter(|i| i % SAMPLE_EVERY == 0).collect();
+        shares[index % rpcs.len()].push(Batch {
+            due: Duration::from_secs_f64(first as f64 / tps as f64),
+            body: serde_json::to_vec(&body)?,
+            txs: batch.len() as u64,
+            sampled,
+        });
+    }
     let mut scrapers: Vec<Rpc> = rpcs.iter().map(|a| Rpc::new(*a)).collect();
     let roles_before =
         scrapers.iter_mut().map(role_totals).collect::<anyhow::Result<Vec<RoleTotals>>>()?;
-    let mut roles_after = None;
     let started = Instant::now();
-    let window = Duration::from_secs(args.duration);
-    // The sender: paced batches, round-robin over the validators.
-    let rpcs = rpcs.to_vec();
-    let tps = args.tps;
-    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<(usize, Instant)>();
-    let payloads: Vec<(usize, Bytes)> =
-        txs.iter().enumerate().map(|(i, (_, raw))| (i, raw.clone())).collect();
-    let sender = std::thread::spawn(move || {
-        let mut clients: Vec<Rpc> = rpcs.iter().map(|a| Rpc::new(*a)).collect();
-        let mut errors = 0u64;
-        for (batch_index, batch) in payloads.chunks(BATCH).enumerate() {
-            let due = started + Duration::from_secs_f64((batch_index * BATCH) as f64 / tps as f64);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            let body: Vec<Value> = batch
-                .iter()
-                .map(|(i, raw)| {
-                    json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]})
-                })
-                .collect();
-            let now = Instant::now();
-            let count = clients.len();
-            let client = &mut clients[batch_index % count];
-            match client.call(&Value::Array(body)) {
-                Ok(Value::Array(responses)) => {
-                    errors += responses.iter().filter(|r| r.get("error").is_some()).count() as u64;
+    let mut senders: Vec<std::thread::JoinHandle<u64>> = rpcs
+        .iter()
+        .zip(shares)
+        .map(|(addr, share)| {
+            let (addr, sent_tx) = (*addr, sent_tx.clone());
+            std::thread::spawn(move || {
+                let mut client = Rpc::new(addr);
+                let mut errors = 0u64;
+                for batch in share {
+                    if let Some(wait) = (started + batch.due).checked_duration_since(Instant::now())
+                    {
+                        std::thread::sleep(wait);
+                    }
+                    let now = Instant::now();
+                    match client.call_bytes(&batch.body) {
+                        Ok(Value::Array(responses)) => {
+                            errors +=
+                                responses.iter().filter(|r| r.get("error").is_some()).count() as u64;
+                        }
+                        _ => errors += batch.txs,
+                    }
+                    for i in batch.sampled {
+                        let _ = sent_tx.send((i, now));
+                    }
                 }
-                _ => errors += batch.len() as u64,
-            }
-            for (i, _) in batch {
-                if i % SAMPLE_EVERY == 0 {
-                    let _ = sent_tx.send((*i, now));
-                }
-            }
-        }
-        errors
-    });
+                errors
+            })
+        })
+        .collect();
+    drop(sent_tx);
 
     let mut sent_at: HashMap<usize, Instant> = HashMap::new();
     let mut latencies_ms = Vec::new();
@@ -703,7 +734,6 @@ fn drive(
     let (mut included, mut included_in_window, mut lag_max) = (0u64, 0u64, 0u64);
     let mut last_status = Instant::now();
     let drain_deadline = started + window + Duration::from_secs(15);
-    let mut sender = Some(sender);
     let mut send_errors = 0;
     loop {
         while let Ok((i, at)) = sent_rx.try_recv() {
@@ -753,17 +783,17 @@ fn drive(
                 included as f64 / secs.max(1e-9),
             );
         }
-        if let Some(handle) = sender.take_if(|h| h.is_finished()) {
-            send_errors = handle.join().unwrap_or(0);
+        for handle in senders.extract_if(.., |h| h.is_finished()) {
+            send_errors += handle.join().unwrap_or(0);
         }
-        let all_in = sender.is_none() && included >= txs.len() as u64 - send_errors;
+        let all_in = senders.is_empty() && included >= txs.len() as u64 - send_errors;
         if all_in || Instant::now() > drain_deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    if let Some(handle) = sender.take() {
-        send_errors = handle.join().unwrap_or(0);
+    for handle in senders.drain(..) {
+        send_errors += handle.join().unwrap_or(0);
     }
     let roles_after = match roles_after {
         Some(after) => after,

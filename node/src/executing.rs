@@ -214,6 +214,8 @@ impl ExecutingNode {
             recipients,
             settings.threads,
         );
+        let sender_pool = pool.clone();
+        executor.set_known_senders(Arc::new(move |hashes| sender_pool.senders_of(hashes)));
         // What consensus and BLOCKHASH need of the blocks executed before
         // the restart: their results and hashes.
         let mut hashes = Vec::new();

@@ -182,6 +182,10 @@ pub struct Timings {
     pub commit: Duration,
 }
 
+/// Senders recovered elsewhere (the pool, at admission), looked up by the
+/// keccak of the raw transaction: `None` where unknown.
+pub type KnownSenders = Arc<dyn Fn(&[B256]) -> Vec<Option<Address>> + Send + Sync>;
+
 /// Executes finalized blocks in height order over triedb.
 pub struct BlockExecutor {
     chain: ChainSpec,
@@ -192,6 +196,7 @@ pub struct BlockExecutor {
     /// Fee recipient per validator index.
     recipients: Vec<Address>,
     threads: usize,
+    known_senders: Option<KnownSenders>,
 }
 
 impl BlockExecutor {
@@ -205,7 +210,23 @@ impl BlockExecutor {
     ) -> Self {
         let parent_hash = parent.hash_slow();
         let hashes = BTreeMap::from([(parent.number, parent_hash)]);
-        Self { chain, db, parent, parent_hash, hashes, recipients, threads: threads.max(1) }
+        Self {
+            chain,
+            db,
+            parent,
+            parent_hash,
+            hashes,
+            recipients,
+            threads: threads.max(1),
+            known_senders: None,
+        }
+    }
+
+    /// Takes senders from `known` where it has them instead of recovering
+    /// them (an ECDSA recovery each). The lookup is by the hash of the very
+    /// bytes the sender was recovered from, so the result is the same.
+    pub fn set_known_senders(&mut self, known: KnownSenders) {
+        self.known_senders = Some(known);
     }
 
     /// Block hashes of the executed chain before `parent`, for BLOCKHASH
@@ -236,9 +257,22 @@ impl BlockExecutor {
         let spec = self.chain.spec_at(header.number, header.timestamp);
 
         // Decode and recover; what fails is left out.
-        let decoded: Vec<BlockTx> =
-            envelopes.iter().filter_map(|bytes| wake_execution::decode_tx(bytes).ok()).collect();
-        let (txs, senders) = recover_all(decoded, spec, self.threads);
+        let mut raws = Vec::with_capacity(envelopes.len());
+        let mut decoded = Vec::with_capacity(envelopes.len());
+        for bytes in &envelopes {
+            if let Ok(tx) = wake_execution::decode_tx(bytes) {
+                raws.push(*bytes);
+                decoded.push(tx);
+            }
+        }
+        let known = match &self.known_senders {
+            Some(lookup) => {
+                let hashes: Vec<B256> = raws.iter().map(keccak256).collect();
+                lookup(&hashes)
+            }
+            None => vec![None; decoded.len()],
+        };
+        let (txs, senders) = recover_missing(decoded, known, spec, self.threads);
         let snapshot = self.db.snapshot(self.parent.number)?;
         let (mut txs, mut senders) = keep_next_nonces(txs, senders, &snapshot)?;
         let recovered = started.elapsed();
@@ -373,17 +407,27 @@ fn keep_next_nonces(
         .unzip())
 }
 
-fn recover_all(txs: Vec<BlockTx>, spec: SpecId, threads: usize) -> (Vec<BlockTx>, Vec<Address>) {
-    match recover_senders(&txs, spec, threads) {
-        Ok(senders) => (txs, senders),
-        Err(_) => txs
-            .into_iter()
-            .filter_map(|tx| {
-                let sender = recover_sender(&tx, spec).ok()?;
-                Some((tx, sender))
-            })
-            .unzip(),
+/// The transactions with a sender: `known` where given, else recovered (on
+/// up to `threads` threads); those whose signature does not recover are
+/// left out.
+fn recover_missing(
+    txs: Vec<BlockTx>,
+    mut known: Vec<Option<Address>>,
+    spec: SpecId,
+    threads: usize,
+) -> (Vec<BlockTx>, Vec<Address>) {
+    let missing: Vec<usize> = (0..txs.len()).filter(|&i| known[i].is_none()).collect();
+    if !missing.is_empty() {
+        let to_recover: Vec<BlockTx> = missing.iter().map(|&i| txs[i].clone()).collect();
+        let recovered: Vec<Option<Address>> = match recover_senders(&to_recover, spec, threads) {
+            Ok(senders) => senders.into_iter().map(Some).collect(),
+            Err(_) => to_recover.iter().map(|tx| recover_sender(tx, spec).ok()).collect(),
+        };
+        for (i, sender) in missing.into_iter().zip(recovered) {
+            known[i] = sender;
+        }
     }
+    txs.into_iter().zip(known).filter_map(|(tx, sender)| Some((tx, sender?))).unzip()
 }
 
 /// The genesis header of a devnet: its alloc committed as triedb version 0.
