@@ -7,8 +7,7 @@ use wake_consensus::crypto::ed25519_key_from_seed;
 use wake_consensus::{
     Action, BlockHeader, Config, Core, DropReason, Ed25519, Event, ExecutionOracle,
     ExecutionResult, Height, Message, PayloadSource, PendingBlock, Proposal, QuorumCert, Restore,
-    Round, Scheme,
-    Validator, ValidatorSet, VoteKind, proposal_message, sha256,
+    Round, Scheme, Validator, ValidatorSet, VoteKind, proposal_message, sha256,
 };
 
 struct NoExecution;
@@ -279,7 +278,13 @@ enum Seen {
 struct RecordingPayloads(std::rc::Rc<std::cell::RefCell<Vec<Seen>>>);
 
 impl PayloadSource for RecordingPayloads {
-    fn payload(&mut self, _: Round, height: Height, _: usize, pending: &[PendingBlock<'_>]) -> Vec<u8> {
+    fn payload(
+        &mut self,
+        _: Round,
+        height: Height,
+        _: usize,
+        pending: &[PendingBlock<'_>],
+    ) -> Vec<u8> {
         let ancestors = pending.iter().map(|b| (b.height, b.payload.to_vec())).collect();
         self.0.borrow_mut().push(Seen::Proposed(height, ancestors));
         format!("block {height}").into_bytes()

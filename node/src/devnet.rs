@@ -81,8 +81,10 @@ pub struct DevnetArgs {
     /// round (the baseline; see `wake_node::config`).
     #[arg(long, value_enum, default_value_t = ExecutionMode::Async)]
     execution: ExecutionMode,
-    /// Minimum time between blocks, in ms (0: as fast as consensus goes).
-    #[arg(long, default_value_t = 0)]
+    /// Minimum time between blocks, in ms (0: as fast as consensus goes,
+    /// which on a lone validator means hundreds of tiny blocks a second,
+    /// each with its fsyncs and triedb commit).
+    #[arg(long, default_value_t = 50)]
     block_time: u64,
     /// While the mempool is empty, at most one block per this many ms
     /// (0: empty blocks as fast as consensus goes).
@@ -196,6 +198,9 @@ fn transaction(k: u64, accounts: &[Account], workload: Workload) -> (B256, Bytes
     let raw = Bytes::from(wake_benches::exec_workload::sign(tx, &from.secret).encoded_2718());
     (keccak256(&raw), raw)
 }
+
+/// Load connections in all, at the least.
+const SENDERS_MIN: usize = 4;
 
 /// One `eth_sendRawTransaction` batch of the load, encoded.
 struct Batch {
@@ -668,13 +673,18 @@ fn drive(
     let start_height = hex_u64(&watcher.request("eth_blockNumber", json!([]))?).unwrap_or(0);
     let mut roles_after = None;
     let window = Duration::from_secs(args.duration);
-    // The senders: one thread per validator, each sending its share of
-    // the paced batches (batch b goes to validator b mod n) over its own
-    // connection, so one slow answer does not hold back the others. The
+    // The senders: threads with a connection each, spread evenly over the
+    // validators, each sending its share of the paced batches (batch b to
+    // connection b mod n), so one slow answer does not hold back the others. The
     // request bodies are encoded before the window, like the signing.
     let tps = args.tps;
     let (sent_tx, sent_rx) = std::sync::mpsc::channel::<(usize, Instant)>();
-    let mut shares: Vec<Vec<Batch>> = (0..rpcs.len()).map(|_| Vec::new()).collect();
+    // At least SENDERS_MIN connections in all (several per validator when
+    // there are few), so the round trip of one batch does not cap the rate.
+    let per_validator = SENDERS_MIN.div_ceil(rpcs.len());
+    let targets: Vec<SocketAddr> =
+        rpcs.iter().flat_map(|a| std::iter::repeat_n(*a, per_validator)).collect();
+    let mut shares: Vec<Vec<Batch>> = (0..targets.len()).map(|_| Vec::new()).collect();
     for (index, batch) in txs.chunks(BATCH).enumerate() {
         let first = index * BATCH;
         let body: Vec<Value> = batch
@@ -685,7 +695,7 @@ fn drive(
             })
             .collect();
         let sampled = (first..first + batch.len()).filter(|i| i % SAMPLE_EVERY == 0).collect();
-        shares[index % rpcs.len()].push(Batch {
+        shares[index % targets.len()].push(Batch {
             due: Duration::from_secs_f64(first as f64 / tps as f64),
             body: serde_json::to_vec(&body)?,
             txs: batch.len() as u64,
@@ -696,7 +706,7 @@ fn drive(
     let roles_before =
         scrapers.iter_mut().map(role_totals).collect::<anyhow::Result<Vec<RoleTotals>>>()?;
     let started = Instant::now();
-    let mut senders: Vec<std::thread::JoinHandle<u64>> = rpcs
+    let mut senders: Vec<std::thread::JoinHandle<u64>> = targets
         .iter()
         .zip(shares)
         .map(|(addr, share)| {
@@ -712,8 +722,8 @@ fn drive(
                     let now = Instant::now();
                     match client.call_bytes(&batch.body) {
                         Ok(Value::Array(responses)) => {
-                            errors +=
-                                responses.iter().filter(|r| r.get("error").is_some()).count() as u64;
+                            errors += responses.iter().filter(|r| r.get("error").is_some()).count()
+                                as u64;
                         }
                         _ => errors += batch.txs,
                     }
@@ -769,7 +779,10 @@ fn drive(
         }
         if roles_after.is_none() && started.elapsed() >= window {
             roles_after = Some(
-                scrapers.iter_mut().map(role_totals).collect::<anyhow::Result<Vec<RoleTotals>>>()?,
+                scrapers
+                    .iter_mut()
+                    .map(role_totals)
+                    .collect::<anyhow::Result<Vec<RoleTotals>>>()?,
             );
         }
         if last_status.elapsed() >= Duration::from_secs(1) {
@@ -797,7 +810,9 @@ fn drive(
     }
     let roles_after = match roles_after {
         Some(after) => after,
-        None => scrapers.iter_mut().map(role_totals).collect::<anyhow::Result<Vec<RoleTotals>>>()?,
+        None => {
+            scrapers.iter_mut().map(role_totals).collect::<anyhow::Result<Vec<RoleTotals>>>()?
+        }
     };
     let roles = roles_before
         .iter()

@@ -147,12 +147,24 @@ pub enum Inbound {
 
 #[derive(Debug)]
 enum Outbound {
-    Send { to: ValidatorIndex, bytes: Vec<u8> },
+    Send {
+        to: ValidatorIndex,
+        bytes: Vec<u8>,
+    },
     Broadcast(Vec<u8>),
     /// One encoded transaction batch of `txs` transactions.
-    Gossip { bytes: Vec<u8>, txs: usize },
-    SyncRequest { to: ValidatorIndex, bytes: Vec<u8> },
-    SyncRespond { id: u64, bytes: Vec<u8> },
+    Gossip {
+        bytes: Vec<u8>,
+        txs: usize,
+    },
+    SyncRequest {
+        to: ValidatorIndex,
+        bytes: Vec<u8>,
+    },
+    SyncRespond {
+        id: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Counters, shared with the node's metrics.
@@ -854,8 +866,9 @@ mod tests {
 
     #[test]
     fn transaction_batches_round_trip_within_their_limits() {
-        let txs: Vec<Bytes> =
-            (0..10_000u32).map(|i| Bytes::from(vec![i as u8; 1 + (i as usize * 7) % 300])).collect();
+        let txs: Vec<Bytes> = (0..10_000u32)
+            .map(|i| Bytes::from(vec![i as u8; 1 + (i as usize * 7) % 300]))
+            .collect();
         let messages = encode_tx_batches(&txs);
         let mut decoded = Vec::new();
         for (bytes, count) in &messages {

@@ -180,8 +180,13 @@ pub const ROLE_STATES: [&str; 3] = ["busy", "idle", "blocked"];
 
 impl RoleClock {
     fn new(role: Role, family: &Family<RoleTimeLabels, Counter>) -> RoleClock {
-        let counter = |state| family.get_or_create(&RoleTimeLabels { role: role.name(), state }).clone();
-        RoleClock { busy_us: counter("busy"), idle_us: counter("idle"), blocked_us: counter("blocked") }
+        let counter =
+            |state| family.get_or_create(&RoleTimeLabels { role: role.name(), state }).clone();
+        RoleClock {
+            busy_us: counter("busy"),
+            idle_us: counter("idle"),
+            blocked_us: counter("blocked"),
+        }
     }
 
     pub fn busy(&self, since: Instant) {

@@ -31,8 +31,8 @@ use alloy_primitives::Bytes;
 use anyhow::{Context, bail};
 use wake_consensus::{
     Config, Core, Driver, Ed25519, ExecutionOracle, ExecutionResult, FileJournal, FileLedger,
-    FinalizedBlock, Height, Ledger, Notice, PayloadSource, PendingBlock, Restore, Round, VoteJournal,
-    sha256,
+    FinalizedBlock, Height, Ledger, Notice, PayloadSource, PendingBlock, Restore, Round,
+    VoteJournal, sha256,
 };
 
 use crate::config::{NodeConfig, read_key};
