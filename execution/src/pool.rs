@@ -699,6 +699,16 @@ impl Pool {
         self.inner.lock().on_block_ordered(height, txs);
     }
 
+    /// [`Pool::on_block_ordered`] for a block given by its transaction
+    /// hashes: those the pool holds are looked up and recorded under one
+    /// lock (the others it cannot propose anyway).
+    pub fn on_block_ordered_hashes(&self, height: u64, hashes: &[B256]) {
+        let mut inner = self.inner.lock();
+        let txs: Vec<(Address, u64)> =
+            hashes.iter().filter_map(|hash| inner.by_hash.get(hash).copied()).collect();
+        inner.on_block_ordered(height, txs);
+    }
+
     /// Applies the accounts touched by executing block `height` (all of
     /// them: [`touched_accounts`] of its updates): drops mined and stale
     /// transactions, re-checks balances, clears ordered-block floors up to

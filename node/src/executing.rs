@@ -400,16 +400,12 @@ impl Drop for ExecutingNode {
 }
 
 /// Tells the pool that the transactions of a block's payload are ordered at
-/// `height` (those it holds: the rest it cannot propose anyway), so that no
-/// later proposal repeats them before the block is executed.
+/// `height`, so that no later proposal repeats them before the block is
+/// executed.
 fn mark_ordered(pool: &Pool, height: Height, payload: &[u8]) {
     if let Some((_, envelopes)) = NodePayload::decode(payload) {
-        let ordered: Vec<(Address, u64)> = envelopes
-            .iter()
-            .filter_map(|bytes| pool.get(&keccak256(bytes)))
-            .map(|tx| (tx.sender(), tx.nonce()))
-            .collect();
-        pool.on_block_ordered(height, ordered);
+        let hashes: Vec<B256> = envelopes.iter().map(keccak256).collect();
+        pool.on_block_ordered_hashes(height, &hashes);
     }
 }
 

@@ -370,8 +370,6 @@ impl BlockExecutor {
     }
 }
 
-/// The transactions whose sender recovers, with their senders: the
-/// executor's parallel recovery, and one by one only when a signature is bad.
 /// Leaves out every transaction whose nonce is not its sender's next: the
 /// parent state's nonce plus the transactions of the same sender kept
 /// before it in the block. A leader proposes against a state K blocks old
@@ -407,9 +405,9 @@ fn keep_next_nonces(
         .unzip())
 }
 
-/// The transactions with a sender: `known` where given, else recovered (on
-/// up to `threads` threads); those whose signature does not recover are
-/// left out.
+/// The transactions with a sender: `known` where given, else recovered (in
+/// parallel on up to `threads` threads, and one by one only when a
+/// signature is bad); those whose signature does not recover are left out.
 fn recover_missing(
     txs: Vec<BlockTx>,
     mut known: Vec<Option<Address>>,
