@@ -172,12 +172,16 @@ pub(crate) struct CommitCtx<'a> {
     pub added_bytes: u64,
     pub removed_bytes: u64,
     pub nodes_compacted: u64,
+    /// Bytes of nodes compaction wrote (moved, not changed).
+    pub moved_bytes: u64,
     /// Freshly written nodes to cache once the commit is durable.
     pub fresh: Vec<(Loc, Arc<Node>, usize)>,
     /// Cache fresh nodes this close to a root (the always-hot upper levels).
     pub fresh_depth: usize,
     /// Segments of old chunks read for compaction.
     pub segments: HashMap<(u32, u32), AlignedBuf>,
+    /// Segment buffers to read into again.
+    pub spare_segments: Vec<AlignedBuf>,
     pub scratch: Vec<u8>,
     /// Nodes the prefetch read, by location key.
     pub prefetched: crate::read::Kept,
@@ -308,6 +312,15 @@ impl CommitCtx<'_> {
             return Ok((*node).clone());
         }
         let loc = stored.loc;
+        if loc.chunk >= self.compact_below {
+            // An ancestor of moved nodes, above the floor: read ahead with
+            // its siblings (`read_children_ahead`), or alone (one page)
+            // rather than with 256 KiB around it.
+            if let Some(node) = self.prefetched.remove(&loc.key()) {
+                return Ok((*node).clone());
+            }
+            return self.load(&Child::Stored(*stored), depth);
+        }
         let segment = loc.offset / SEGMENT_BYTES;
         let end = loc.offset as usize + loc.len as usize;
         if end > (segment as usize + 1) * SEGMENT_BYTES as usize {
@@ -317,11 +330,15 @@ impl CommitCtx<'_> {
         let key = (loc.chunk, segment);
         if !self.segments.contains_key(&key) {
             if self.segments.len() >= MAX_SEGMENTS {
-                self.segments.clear();
+                self.spare_segments.extend(self.segments.drain().map(|(_, buf)| buf));
             }
             let start = Loc { chunk: loc.chunk, offset: segment * SEGMENT_BYTES, len: 0 };
             let offset = self.map.offset(start)?;
-            let mut buf = AlignedBuf::new(SEGMENT_BYTES as usize);
+            // Reused: a fresh 256 KiB buffer costs a zeroing and page faults.
+            let mut buf = self
+                .spare_segments
+                .pop()
+                .unwrap_or_else(|| AlignedBuf::new(SEGMENT_BYTES as usize));
             self.shared
                 .storage
                 .read_at(&mut buf, offset)
@@ -570,6 +587,7 @@ impl CommitCtx<'_> {
                 self.seal_in_place(child, depth)?;
             }
             Node::Branch { children, .. } => {
+                self.read_children_ahead(children, depth + 1)?;
                 for child in children.iter_mut().flatten() {
                     self.compact(child, depth + 1)?;
                     self.seal_in_place(child, depth + 1)?;
@@ -577,6 +595,33 @@ impl CommitCtx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Reads the children of a branch that compaction will load one page at
+    /// a time (stored above the floor, reaching below it, not cached) all
+    /// at once through the ring, instead of one synchronous read each.
+    fn read_children_ahead(&mut self, children: &[Option<Child>; 16], depth: usize) -> Result<()> {
+        let wanted: Vec<(StoredRef, usize)> = children
+            .iter()
+            .flatten()
+            .filter_map(|child| match child {
+                Child::Stored(stored)
+                    if stored.min_chunk < self.compact_below
+                        && stored.loc.chunk >= self.compact_below
+                        && !self.written_by_this_commit(stored.loc)
+                        && !self.prefetched.contains_key(&stored.loc.key())
+                        && !self.shared.cache.contains(stored.loc) =>
+                {
+                    Some((*stored, depth))
+                }
+                _ => None,
+            })
+            .collect();
+        if wanted.len() < 2 {
+            return Ok(());
+        }
+        let io_depth = self.shared.config.io_depth;
+        crate::read::read_nodes(self.shared, &self.map, &wanted, io_depth, &mut self.prefetched)
     }
 
     fn seal_in_place(&mut self, child: &mut Child, depth: usize) -> Result<()> {
@@ -592,6 +637,7 @@ impl CommitCtx<'_> {
         let min_chunk = children_min_chunk(&node);
         let loc = self.writer.append(&*self.shared.storage, &node)?;
         self.added_bytes += u64::from(loc.len);
+        self.moved_bytes += u64::from(loc.len);
         if depth < self.fresh_depth {
             self.fresh.push((loc, Arc::new(node), depth));
         }

@@ -119,6 +119,12 @@ const COMPACTION_SPACE_FACTOR: u64 = 2;
 const COMPACTION_SLACK_CHUNKS: u64 = 4;
 /// Most chunks the compaction floor moves in one commit.
 const COMPACTION_STEP_CHUNKS_MAX: u64 = 4;
+/// Bytes of chunks the floor may pass per byte a commit writes for its own
+/// updates. Above 2, the window shrinks while compaction runs even through
+/// chunks two thirds live (each passed byte costs at most its live share
+/// in copies); the average chunk in an over-full window is at most half
+/// live.
+const COMPACTION_PACE: u64 = 3;
 /// Whether a commit's result becomes a durable version.
 #[derive(Clone, Copy)]
 enum Keep {
@@ -361,7 +367,7 @@ impl TrieDb {
             // already: a root that is not kept moves nothing.
             Keep::Never => durable.compact_floor.max(durable.chunk_lo),
             Keep::Always | Keep::IfRoot(_) => {
-                compaction_floor(&durable, writer.buf.bytes_written_last)
+                compaction_floor(&durable, writer.buf.compaction_credit)
             }
         };
         let base = durable.latest().copied();
@@ -378,9 +384,11 @@ impl TrieDb {
             added_bytes: 0,
             removed_bytes: 0,
             nodes_compacted: 0,
+            moved_bytes: 0,
             fresh: Vec::new(),
             fresh_depth: FRESH_CACHE_DEPTH,
             segments: HashMap::new(),
+            spare_segments: Vec::new(),
             scratch: Vec::new(),
             prefetched,
         };
@@ -398,7 +406,7 @@ impl TrieDb {
             ctx.writer.finish(&*shared.storage)?;
             Ok(Staged::Keep(account_root, code_root))
         });
-        let CommitCtx { added_bytes, removed_bytes, nodes_compacted, fresh, .. } = ctx;
+        let CommitCtx { added_bytes, removed_bytes, nodes_compacted, moved_bytes, fresh, .. } = ctx;
         add_us(&shared.counters.commit_apply_us, started);
         let (account_root, code_root) = match staged {
             Ok(Staged::Keep(account_root, code_root)) => (account_root, code_root),
@@ -447,7 +455,9 @@ impl TrieDb {
         }
         add_us(&shared.counters.commit_sync_us, started);
         writer.meta_slot = slot;
-        writer.buf.bytes_written_last = writer.buf.bytes_written;
+        let own_bytes = writer.buf.bytes_written.saturating_sub(moved_bytes);
+        writer.buf.compaction_credit =
+            compaction_credit(&durable, &next, writer.buf.compaction_credit, own_bytes);
         writer.buf.bytes_written = 0;
         for (loc, node, depth) in fresh {
             shared.cache.insert(loc, node, depth);
@@ -512,26 +522,48 @@ impl TrieDb {
 }
 
 /// Where compaction's floor goes for the next commit: forward while the
-/// chunks between floor and head hold much more than the live data, by a
-/// bounded step so a commit's extra work stays proportional to its writes.
-fn compaction_floor(meta: &Meta, bytes_written_last: u64) -> u32 {
+/// chunks between floor and head hold much more than the live data, by
+/// whole chunks as the `credit` (see [`compaction_credit`]) pays for them,
+/// so compaction's work stays proportional to what commits write: many
+/// small commits earn one chunk's move together instead of each moving a
+/// chunk (and copying its live nodes) alone.
+fn compaction_floor(meta: &Meta, credit: u64) -> u32 {
+    let floor = meta.compact_floor.max(meta.chunk_lo);
+    let head = meta.chunk_hi();
+    if !compaction_due(meta) {
+        return floor;
+    }
+    let step = (credit / meta.chunk_bytes).min(COMPACTION_STEP_CHUNKS_MAX);
+    let step = u32::try_from(step).unwrap_or(u32::MAX);
+    floor.saturating_add(step).min(head - 1)
+}
+
+/// Whether the chunks between compaction's floor and the head hold more
+/// than [`COMPACTION_SPACE_FACTOR`] times the live data (plus slack).
+fn compaction_due(meta: &Meta) -> bool {
     let floor = meta.compact_floor.max(meta.chunk_lo);
     let head = meta.chunk_hi();
     if head <= floor + 1 {
-        return floor;
+        return false;
     }
-    let chunk_bytes = meta.chunk_bytes;
     let live = meta.latest().map_or(0, |v| v.live_bytes);
-    let window = u64::from(head - floor) * chunk_bytes;
-    let allowed = COMPACTION_SPACE_FACTOR * live + COMPACTION_SLACK_CHUNKS * chunk_bytes;
-    if window <= allowed {
-        return floor;
-    }
-    // Bounded, so a huge commit (a bulk load) is not followed by one that
-    // copies hundreds of megabytes at once.
-    let step = (2 * bytes_written_last).div_ceil(chunk_bytes).clamp(1, COMPACTION_STEP_CHUNKS_MAX);
-    let step = u32::try_from(step).unwrap_or(u32::MAX);
-    floor.saturating_add(step).min(head - 1)
+    let window = u64::from(head - floor) * meta.chunk_bytes;
+    window > COMPACTION_SPACE_FACTOR * live + COMPACTION_SLACK_CHUNKS * meta.chunk_bytes
+}
+
+/// The compaction credit after a durable commit from `before` to `after`
+/// that wrote `own_bytes` for its updates (moved nodes excluded, so
+/// compaction never pays for itself): earns [`COMPACTION_PACE`] bytes per
+/// byte, spends a chunk per chunk the floor moved. Bounded, so a huge
+/// commit (a bulk load) is not followed by one that copies hundreds of
+/// megabytes at once; while no compaction is due it holds at most one
+/// chunk, so the first moves do not come in a burst either.
+fn compaction_credit(before: &Meta, after: &Meta, credit: u64, own_bytes: u64) -> u64 {
+    let floor_before = before.compact_floor.max(before.chunk_lo);
+    let moved = u64::from(after.compact_floor.saturating_sub(floor_before)) * before.chunk_bytes;
+    let credit = credit.saturating_sub(moved).saturating_add(COMPACTION_PACE * own_bytes);
+    let cap = if compaction_due(after) { COMPACTION_STEP_CHUNKS_MAX } else { 1 };
+    credit.min(cap * after.chunk_bytes)
 }
 
 /// Forgets a commit that did not become durable: nothing durable refers to
@@ -887,6 +919,72 @@ mod tests {
         let snapshot = tried.snapshot(latest.version).unwrap();
         let expected = plain.snapshot(latest.version).unwrap().accounts(&pool).unwrap();
         assert_eq!(snapshot.accounts(&pool).unwrap(), expected);
+    }
+
+    /// After a bulk load, a long run of small commits keeps the file within
+    /// compaction's space bound, and compaction moves the floor as their
+    /// writes pay for it: whole chunks now and then, not a chunk (and its
+    /// live nodes) on every small commit.
+    #[test]
+    fn small_commits_after_a_bulk_load_share_the_compaction_work() {
+        let dir = test_dir();
+        let mut config = Config::new(dir.path().join("db"));
+        config.chunk_bytes = 1 << 20;
+        config.cache_bytes = 4 << 20;
+        config.retain_versions = 2;
+        let db = TrieDb::open(config).unwrap();
+        let mut rng = StdRng::seed_from_u64(5);
+        let accounts: Vec<Address> =
+            (0..40_000).map(|_| Address::from(rng.random::<[u8; 20]>())).collect();
+        let set = |address: &Address, nonce: u64| {
+            let info =
+                AccountInfo { nonce, balance: U256::from(nonce), code_hash: crate::KECCAK_EMPTY };
+            (
+                *address,
+                AccountUpdate::Set { info, wipe_storage: false, storage: Default::default() },
+            )
+        };
+        let bulk = StateUpdates {
+            accounts: accounts.iter().map(|a| set(a, 1)).collect(),
+            ..Default::default()
+        };
+        db.commit(1, &bulk).unwrap();
+        let chunk = 1u64 << 20;
+        let (mut written, mut commits_compacting, mut due_commits) = (0u64, 0usize, 0usize);
+        let mut file_max = 0;
+        for version in 2..=1_500u64 {
+            let before = db.stats();
+            let durable = db.inner.writer.lock().meta.clone();
+            let updates = StateUpdates {
+                accounts: (0..20)
+                    .map(|_| set(&accounts[rng.random_range(0..accounts.len())], version))
+                    .collect(),
+                ..Default::default()
+            };
+            db.commit(version, &updates).unwrap();
+            let after = db.stats();
+            written += after.live_bytes.abs_diff(before.live_bytes);
+            if compaction_due(&durable) {
+                due_commits += 1;
+                if after.nodes_compacted > before.nodes_compacted {
+                    commits_compacting += 1;
+                }
+            }
+            file_max = file_max.max(after.file_bytes);
+        }
+        let stats = db.stats();
+        assert!(stats.nodes_compacted > 0, "compaction ran");
+        assert!(due_commits > 100, "the run reached the space bound ({due_commits} commits)");
+        // Each small commit writes a few tens of KiB: several share a chunk.
+        assert!(
+            commits_compacting * 3 < due_commits,
+            "{commits_compacting} of {due_commits} commits moved the floor"
+        );
+        // Floor to head within 2 × live + slack, plus the step in flight and
+        // the chunks the retained versions still hold.
+        let bound = COMPACTION_SPACE_FACTOR * stats.live_bytes
+            + (COMPACTION_SLACK_CHUNKS + COMPACTION_STEP_CHUNKS_MAX + 4) * chunk;
+        assert!(file_max <= bound, "file grew to {file_max} bytes, bound {bound} ({written})");
     }
 
     #[test]

@@ -232,18 +232,8 @@ pub(crate) fn get_many(
                     read.waiters.push(walk);
                     continue;
                 }
-                let offset = match map.offset(stored.loc) {
-                    Ok(offset) => offset,
-                    Err(err) => {
-                        failure = Some(err);
-                        break;
-                    }
-                };
-                let (start, len) = page_span(offset, stored.loc.len);
-                let req = ReadReq { token: key, offset: start, buf: AlignedBuf::new(len) };
-                shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
-                match queue.submit(req) {
-                    Ok(()) => {
+                match submit_read(shared, map, queue, stored) {
+                    Ok((offset, start)) => {
                         let read = InFlight {
                             stored,
                             depth: walk.depth,
@@ -253,7 +243,7 @@ pub(crate) fn get_many(
                         };
                         in_flight.insert(key, read);
                     }
-                    Err((_, err)) => failure = Some(Error::io("queueing a read", err)),
+                    Err(err) => failure = Some(err),
                 }
             }
             if queue.in_flight() == 0 {
@@ -293,6 +283,75 @@ pub(crate) fn get_many(
         }
     })?;
     Ok(results)
+}
+
+/// Queues the read of the pages holding `stored` (token: its location
+/// key); returns the node's offset and that of its first page.
+fn submit_read(
+    shared: &Shared,
+    map: &ChunkMap,
+    queue: &mut dyn ReadQueue,
+    stored: StoredRef,
+) -> Result<(u64, u64)> {
+    let offset = map.offset(stored.loc)?;
+    let (start, len) = page_span(offset, stored.loc.len);
+    let req = ReadReq { token: stored.loc.key(), offset: start, buf: AlignedBuf::new(len) };
+    shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+    queue.submit(req).map_err(|(_, err)| Error::io("queueing a read", err))?;
+    Ok((offset, start))
+}
+
+/// Reads the nodes `refs` (each with its depth, for the cache), with up to
+/// `depth` reads in flight, into `keep` (and the cache). Compaction reads a
+/// branch's children this way before it visits them.
+pub(crate) fn read_nodes(
+    shared: &Shared,
+    map: &ChunkMap,
+    refs: &[(StoredRef, usize)],
+    depth: usize,
+    keep: &mut Kept,
+) -> Result<()> {
+    let mut pending = refs.iter();
+    shared.engine.with_queue(depth, |queue: &mut dyn ReadQueue| {
+        // (ref, depth, offset of the node, offset of its first page)
+        let mut in_flight: HashMap<u64, (StoredRef, usize, u64, u64)> = HashMap::new();
+        let mut failure: Option<Error> = None;
+        loop {
+            while failure.is_none() && queue.in_flight() < queue.depth() {
+                let Some(&(stored, node_depth)) = pending.next() else { break };
+                let key = stored.loc.key();
+                if in_flight.contains_key(&key) || keep.contains_key(&key) {
+                    continue;
+                }
+                match submit_read(shared, map, queue, stored) {
+                    Ok((offset, start)) => {
+                        in_flight.insert(key, (stored, node_depth, offset, start));
+                    }
+                    Err(err) => failure = Some(err),
+                }
+            }
+            if queue.in_flight() == 0 {
+                break;
+            }
+            let done = queue.wait();
+            let Some((stored, node_depth, offset, start)) = in_flight.remove(&done.token) else {
+                continue;
+            };
+            if failure.is_some() {
+                continue;
+            }
+            let node = done.result.map_err(|e| Error::io("reading a node", e)).and_then(|()| {
+                shared.decode_from_pages(stored.loc, &done.buf, start, offset, node_depth)
+            });
+            match node {
+                Ok(node) => {
+                    keep.insert(stored.loc.key(), node);
+                }
+                Err(err) => failure = Some(err),
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    })
 }
 
 /// Ethereum RLP of every hashed node on the path to `key` (an EIP-1186 proof

@@ -85,6 +85,12 @@ impl NodeCache {
         self.upper.get(&key).or_else(|| self.lower.get(&key))
     }
 
+    /// Whether `loc` is cached (no hit is recorded).
+    pub fn contains(&self, loc: Loc) -> bool {
+        let key = loc.key();
+        self.upper.peek(&key).is_some() || self.lower.peek(&key).is_some()
+    }
+
     pub fn insert(&self, loc: Loc, node: Arc<Node>, _depth: usize) {
         let tier = if node.holds_leaves() { &self.lower } else { &self.upper };
         tier.insert(loc.key(), node);
@@ -262,8 +268,10 @@ pub(crate) struct WriteBuf {
     scratch: Vec<u8>,
     /// Bytes written by the commit in progress.
     pub bytes_written: u64,
-    /// Bytes written by the previous commit (paces compaction).
-    pub bytes_written_last: u64,
+    /// How far (in bytes of chunks) the compaction floor may still move:
+    /// earned by the bytes commits write for their own updates, spent as
+    /// the floor moves (see `compaction_floor` in db.rs).
+    pub compaction_credit: u64,
 }
 
 const STAGING_BYTES: usize = 2 * MAX_NODE_BYTES;
@@ -277,7 +285,7 @@ impl WriteBuf {
             head: None,
             scratch: Vec::with_capacity(1024),
             bytes_written: 0,
-            bytes_written_last: 0,
+            compaction_credit: 0,
         }
     }
 
