@@ -195,6 +195,12 @@ pub struct AccountState {
 pub trait AccountSource: Send + Sync {
     /// The account at `address`; a missing account is the default (zero).
     fn account_state(&self, address: Address) -> Result<AccountState, StateError>;
+
+    /// The accounts at `addresses`, in order, read together (triedb has
+    /// them all in flight at once); by default one after another.
+    fn account_states(&self, addresses: &[Address]) -> Result<Vec<AccountState>, StateError> {
+        addresses.iter().map(|address| self.account_state(*address)).collect()
+    }
 }
 
 impl<F> AccountSource for F
@@ -647,7 +653,76 @@ impl Pool {
                     .collect()
             })
         };
-        prepared.into_iter().map(|p| p.and_then(|tx| self.insert_prepared(origin, tx))).collect()
+        self.insert_prepared_batch(origin, prepared)
+    }
+
+    /// [`Pool::insert_prepared`] for many: the accounts of the senders the
+    /// pool does not track are read in one batch (outside the lock), then
+    /// every transaction is admitted under one lock, in order. Errors of
+    /// `prepared` pass through.
+    pub fn insert_prepared_batch(
+        &self,
+        origin: TxOrigin,
+        prepared: Vec<Result<PreparedTx, PoolError>>,
+    ) -> Vec<Result<Admitted, PoolError>> {
+        let mut read: AddressMap<AccountState> = AddressMap::default();
+        let mut epoch = None;
+        for _ in 0..=STATE_READ_RETRIES {
+            let inner = self.inner.lock();
+            if epoch == Some(inner.epoch) {
+                break;
+            }
+            let mut missing: Vec<Address> = prepared
+                .iter()
+                .filter_map(|p| p.as_ref().ok().map(|tx| tx.0.sender))
+                .filter(|sender| !inner.senders.contains_key(sender))
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            let at = inner.epoch;
+            drop(inner);
+            read.clear();
+            match self.source.account_states(&missing) {
+                Ok(states) => read.extend(missing.into_iter().zip(states)),
+                // Each transaction reads (and reports) on its own below.
+                Err(_) => break,
+            }
+            epoch = Some(at);
+        }
+        let mut inner = self.inner.lock();
+        // An executed block in between changed accounts read before it:
+        // those are read again, one by one.
+        let fresh = epoch == Some(inner.epoch);
+        let mut results = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            let tx = match p {
+                Ok(tx) => tx,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let mut tx = tx.0;
+            tx.origin = origin;
+            let sender = tx.sender;
+            let result = if inner.senders.contains_key(&sender) {
+                inner.admit(&self.config, tx, None)
+            } else if let Some(account) = read.get(&sender).filter(|_| fresh) {
+                inner.admit(&self.config, tx, Some(*account))
+            } else {
+                drop(inner);
+                let result = self.admit_with_state(tx);
+                inner = self.inner.lock();
+                result
+            };
+            self.count_admission(&result);
+            results.push(result);
+        }
+        self.publish_sizes(&inner);
+        if let Some(dropped) = inner.outbox_overflow(self.config.gossip_outbox_max) {
+            self.counters.gossip_dropped.fetch_add(dropped as u64, Relaxed);
+        }
+        results
     }
 
     /// The stateless checks and sender recovery; no lock is held except for
@@ -673,14 +748,7 @@ impl Pool {
         let mut tx = tx.0;
         tx.origin = origin;
         let result = self.admit_with_state(tx);
-        self.count(&result);
-        if let Ok(admitted) = &result {
-            self.counters.admitted.fetch_add(1, Relaxed);
-            self.counters.evicted.fetch_add(admitted.evicted as u64, Relaxed);
-            if admitted.replaced.is_some() {
-                self.counters.replaced.fetch_add(1, Relaxed);
-            }
-        }
+        self.count_admission(&result);
         result
     }
 
@@ -807,6 +875,18 @@ impl Pool {
             txs: c.txs.load(Relaxed),
             bytes: c.bytes.load(Relaxed),
             senders: c.senders.load(Relaxed),
+        }
+    }
+
+    /// Counts the outcome of a stateful admission.
+    fn count_admission(&self, result: &Result<Admitted, PoolError>) {
+        self.count(result);
+        if let Ok(admitted) = result {
+            self.counters.admitted.fetch_add(1, Relaxed);
+            self.counters.evicted.fetch_add(admitted.evicted as u64, Relaxed);
+            if admitted.replaced.is_some() {
+                self.counters.replaced.fetch_add(1, Relaxed);
+            }
         }
     }
 

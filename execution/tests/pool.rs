@@ -644,6 +644,70 @@ fn batch_insert_recovers_in_parallel_and_keeps_order() {
     assert_eq!(f.pool.len(), raws.len() - 2);
 }
 
+/// Counts how the pool reads state.
+struct CountingReads {
+    inner: Arc<Accounts>,
+    single: Mutex<usize>,
+    batches: Mutex<Vec<Vec<Address>>>,
+}
+
+impl AccountSource for CountingReads {
+    fn account_state(&self, address: Address) -> Result<AccountState, StateError> {
+        *self.single.lock().unwrap() += 1;
+        self.inner.account_state(address)
+    }
+
+    fn account_states(&self, addresses: &[Address]) -> Result<Vec<AccountState>, StateError> {
+        self.batches.lock().unwrap().push(addresses.to_vec());
+        addresses.iter().map(|a| self.inner.account_state(*a)).collect()
+    }
+}
+
+/// A batch reads the accounts of all its new senders in one call, and
+/// admits exactly what one-by-one admission admits (an unfunded sender
+/// included).
+#[test]
+fn batch_insert_reads_new_senders_in_one_batch() {
+    let accounts = Arc::new(Accounts::default());
+    for seed in 1..=16 {
+        accounts.set(key(seed).address, 0, U256::from(ETHER));
+    }
+    accounts.set(key(16).address, 0, U256::ZERO);
+    let reads = Arc::new(CountingReads {
+        inner: Arc::clone(&accounts),
+        single: Mutex::new(0),
+        batches: Mutex::new(Vec::new()),
+    });
+    let batched = Pool::new(config(), head(), reads.clone());
+    let one_by_one = Pool::new(config(), head(), accounts.clone());
+    let raws: Vec<Bytes> = (1..=16u8)
+        .flat_map(|seed| (0..3).map(move |nonce| transfer(&key(seed), nonce, 100, 2)))
+        .collect();
+    let results = batched.insert_batch(TxOrigin::Local, raws.clone());
+    let expected: Vec<_> = raws.iter().map(|raw| insert(&one_by_one, raw.clone())).collect();
+    for (i, (got, want)) in results.iter().zip(&expected).enumerate() {
+        let outcome = |r: &Result<wake_execution::Admitted, PoolError>| {
+            r.as_ref().map(|a| a.hash).map_err(|e| e.to_string())
+        };
+        assert_eq!(outcome(got), outcome(want), "{i}");
+    }
+    assert!(results[45..].iter().all(Result::is_err), "key 16 cannot pay");
+    assert_eq!(batched.len(), one_by_one.len());
+    assert_eq!(batched.len(), 45);
+    assert_eq!(*reads.single.lock().unwrap(), 0, "no one-by-one reads");
+    let batches = reads.batches.lock().unwrap();
+    assert_eq!(batches.len(), 1, "one batch read");
+    let mut senders: Vec<Address> = (1..=16).map(|seed| key(seed).address).collect();
+    senders.sort();
+    assert_eq!(batches[0], senders);
+    drop(batches);
+    // Senders the pool tracks are not read again.
+    let more: Vec<Bytes> = (1..=15u8).map(|seed| transfer(&key(seed), 3, 100, 2)).collect();
+    assert!(batched.insert_batch(TxOrigin::Local, more).iter().all(Result::is_ok));
+    assert_eq!(reads.batches.lock().unwrap().last().unwrap(), &Vec::<Address>::new());
+    assert_eq!(*reads.single.lock().unwrap(), 0);
+}
+
 #[test]
 fn decoded_transactions_are_admitted_too() {
     let f = fixture(config());

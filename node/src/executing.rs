@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -60,7 +60,7 @@ use crate::pipeline::{
 use crate::profile::{Profile, Role, RoleClocks, pin};
 use crate::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
-    SubmitError,
+    SubmitError, SubmitFuture, TxSubmitter,
 };
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -71,6 +71,11 @@ pub const EXECUTION_QUEUE: usize = 64;
 const INGEST_QUEUE: usize = 256;
 /// Transactions admitted per ingest batch.
 const INGEST_BATCH: usize = 1024;
+/// Transactions from `eth_sendRawTransaction` waiting for admission; more
+/// are refused with `-32005` until the ingest thread catches up.
+const LOCAL_QUEUE: usize = 16_384;
+/// Local transactions admitted per batch.
+const LOCAL_BATCH: usize = 2_048;
 
 /// `[execution]` of `node.toml`.
 #[derive(Clone, Debug)]
@@ -92,7 +97,7 @@ pub struct ExecutingNode {
     gas_limit: u64,
     execution: Option<SyncSender<Box<FinalizedBlock>>>,
     execution_thread: Option<JoinHandle<Result<(), PipelineError>>>,
-    ingest: Option<SyncSender<Vec<Bytes>>>,
+    ingest: Option<crossbeam_channel::Sender<Vec<Bytes>>>,
     ingest_thread: Option<JoinHandle<()>>,
     rpc: Option<RpcServerHandle>,
     rpc_runtime: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
@@ -131,6 +136,23 @@ impl Gauges {
 struct LatestState(TrieDb);
 
 impl AccountSource for LatestState {
+    fn account_states(&self, addresses: &[Address]) -> Result<Vec<AccountState>, StateError> {
+        let Some(latest) = self.0.latest() else {
+            return Ok(vec![AccountState::default(); addresses.len()]);
+        };
+        let snapshot = self.0.snapshot(latest.version).map_err(|e| StateError(Arc::new(e)))?;
+        let accounts = snapshot.accounts(addresses).map_err(|e| StateError(Arc::new(e)))?;
+        Ok(accounts
+            .into_iter()
+            .map(|a| {
+                a.map_or_else(AccountState::default, |a| AccountState {
+                    nonce: a.nonce,
+                    balance: a.balance,
+                })
+            })
+            .collect())
+    }
+
     fn account_state(&self, address: Address) -> Result<AccountState, StateError> {
         let Some(latest) = self.0.latest() else { return Ok(AccountState::default()) };
         let snapshot = self.0.snapshot(latest.version).map_err(|e| StateError(Arc::new(e)))?;
@@ -251,15 +273,12 @@ impl ExecutingNode {
             );
         }
 
-        let submit_pool = pool.clone();
-        let submitter = move |raw: Bytes| -> Result<B256, SubmitError> {
-            submit_pool.insert(TxOrigin::Local, raw).map(|a| a.hash).map_err(submit_error)
-        };
+        let (local_tx, local_rx) = crossbeam_channel::bounded(LOCAL_QUEUE);
         let backend = Arc::new(NodeBackend::new(
             store.clone(),
             chain.clone(),
             db.clone(),
-            Box::new(submitter),
+            Box::new(PoolSubmitter { queue: local_tx }),
         ));
         backend.set_consensus_head(tip);
 
@@ -293,13 +312,13 @@ impl ExecutingNode {
                 pin(execution_profile.as_ref(), Role::Execution);
                 execution_loop(executor, execution_rx, thread_parts)
             })?;
-        let (ingest_tx, ingest_rx) = sync_channel(INGEST_QUEUE);
+        let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(INGEST_QUEUE);
         let ingest_pool = pool.clone();
         let ingest_profile = profile.cloned();
         let ingest_thread =
             std::thread::Builder::new().name("wake-ingest".into()).spawn(move || {
                 pin(ingest_profile.as_ref(), Role::Ingest);
-                ingest_loop(&ingest_pool, ingest_rx)
+                ingest_loop(&ingest_pool, ingest_rx, local_rx)
             })?;
 
         Ok(Self {
@@ -339,12 +358,7 @@ impl ExecutingNode {
     /// False if the ingest queue is full (the batch is dropped: gossip is
     /// best effort, and the sender's pool keeps its transactions).
     pub fn ingest(&self, txs: Vec<Bytes>) -> bool {
-        match self.ingest.as_ref().map(|tx| tx.try_send(txs)) {
-            Some(Ok(())) => true,
-            Some(Err(TrySendError::Full(_))) | Some(Err(TrySendError::Disconnected(_))) | None => {
-                false
-            }
-        }
+        matches!(self.ingest.as_ref().map(|tx| tx.try_send(txs)), Some(Ok(())))
     }
 
     /// The consensus core's view of our results.
@@ -492,6 +506,7 @@ fn execution_loop(
     // Delayed results certified by consensus, waiting for our own.
     let mut certified: BTreeMap<Height, ExecutionResult> = BTreeMap::new();
     let mut last_log = Instant::now();
+    let mut last_stats = executor.db().stats();
     let (mut txs, mut blocks_done) = (0usize, 0u64);
     loop {
         let waiting = Instant::now();
@@ -526,11 +541,28 @@ fn execution_loop(
         gauges.pool_txs.set(pool.len() as i64);
         clocks.execution.busy(working);
         if last_log.elapsed().as_secs() >= 5 {
+            let stats = executor.db().stats();
+            let blocks = blocks_done.max(1);
+            let per_block_ms = |now: u64, then: u64| now.saturating_sub(then) / 1000 / blocks;
+            tracing::info!(
+                commit_prefetch_ms =
+                    per_block_ms(stats.commit_prefetch_us, last_stats.commit_prefetch_us),
+                commit_apply_ms = per_block_ms(stats.commit_apply_us, last_stats.commit_apply_us),
+                commit_sync_ms = per_block_ms(stats.commit_sync_us, last_stats.commit_sync_us),
+                device_reads = stats.device_reads - last_stats.device_reads,
+                cache_misses = stats.cache_misses - last_stats.cache_misses,
+                nodes_compacted = stats.nodes_compacted - last_stats.nodes_compacted,
+                live_mib = stats.live_bytes >> 20,
+                file_mib = stats.file_bytes >> 20,
+                "triedb"
+            );
+            last_stats = stats;
             tracing::info!(
                 height,
                 blocks = blocks_done,
                 txs,
                 tps = format!("{:.0}", txs as f64 / last_log.elapsed().as_secs_f64()),
+                prefetch_ms = executed.timings.prefetch.as_millis() as u64,
                 exec_ms = executed.timings.execute.as_millis() as u64,
                 commit_ms = executed.timings.commit.as_millis() as u64,
                 pool = pool.len(),
@@ -595,17 +627,92 @@ fn publish(
     pool.set_head(head);
 }
 
-fn ingest_loop(pool: &Pool, rx: Receiver<Vec<Bytes>>) {
-    while let Ok(mut batch) = rx.recv() {
-        while batch.len() < INGEST_BATCH {
-            match rx.try_recv() {
-                Ok(more) => batch.extend(more),
-                Err(_) => break,
+/// A transaction from `eth_sendRawTransaction`, and where its answer goes.
+struct LocalTx {
+    raw: Bytes,
+    reply: tokio::sync::oneshot::Sender<Result<B256, SubmitError>>,
+}
+
+/// `eth_sendRawTransaction` into the pool: the transaction is queued for
+/// the ingest thread, which admits everything queued meanwhile as one
+/// batch (sender recovery on several threads, the unknown senders' accounts
+/// in one triedb batch, one pool lock), off the RPC thread.
+struct PoolSubmitter {
+    queue: crossbeam_channel::Sender<LocalTx>,
+}
+
+impl TxSubmitter for PoolSubmitter {
+    fn submit(&self, raw: Bytes) -> SubmitFuture {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let refused = match self.queue.try_send(LocalTx { raw, reply }) {
+            Ok(()) => {
+                return Box::pin(async move {
+                    answer.await.unwrap_or_else(|_| {
+                        Err(SubmitError::Busy("the node is shutting down".into()))
+                    })
+                });
+            }
+            Err(crossbeam_channel::TrySendError::Full(_)) => {
+                format!("transaction admission queue is full ({LOCAL_QUEUE} waiting)")
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                "the node is shutting down".to_string()
+            }
+        };
+        Box::pin(std::future::ready(Err(SubmitError::Busy(refused))))
+    }
+}
+
+/// Admits gossiped batches and local transactions until the gossip side
+/// closes (the node stops). Local ones go first: a user waits on each.
+fn ingest_loop(
+    pool: &Pool,
+    gossip: crossbeam_channel::Receiver<Vec<Bytes>>,
+    local: crossbeam_channel::Receiver<LocalTx>,
+) {
+    let mut local_open = true;
+    loop {
+        let (mut locals, mut gossiped) = (Vec::new(), Vec::new());
+        if local_open {
+            crossbeam_channel::select! {
+                recv(local) -> tx => match tx {
+                    Ok(tx) => locals.push(tx),
+                    Err(_) => local_open = false,
+                },
+                recv(gossip) -> batch => match batch {
+                    Ok(batch) => gossiped = batch,
+                    Err(_) => return,
+                },
+            }
+        } else {
+            match gossip.recv() {
+                Ok(batch) => gossiped = batch,
+                Err(_) => return,
             }
         }
-        for result in pool.insert_batch(TxOrigin::Gossip, batch) {
-            if let Err(e) = result {
-                tracing::trace!(%e, "gossiped transaction not admitted");
+        locals.extend(local.try_iter().take(LOCAL_BATCH.saturating_sub(locals.len())));
+        if !locals.is_empty() {
+            let (raws, replies): (Vec<Bytes>, Vec<_>) =
+                locals.into_iter().map(|tx| (tx.raw, tx.reply)).unzip();
+            for (result, reply) in pool.insert_batch(TxOrigin::Local, raws).into_iter().zip(replies)
+            {
+                // The caller may have gone (a closed connection): nothing to do.
+                let _ = reply.send(result.map(|a| a.hash).map_err(submit_error));
+            }
+        }
+        if gossiped.len() < INGEST_BATCH {
+            for more in gossip.try_iter() {
+                gossiped.extend(more);
+                if gossiped.len() >= INGEST_BATCH {
+                    break;
+                }
+            }
+        }
+        if !gossiped.is_empty() {
+            for result in pool.insert_batch(TxOrigin::Gossip, gossiped) {
+                if let Err(e) = result {
+                    tracing::trace!(%e, "gossiped transaction not admitted");
+                }
             }
         }
     }

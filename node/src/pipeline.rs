@@ -34,8 +34,9 @@ use parking_lot::RwLock;
 use revm::primitives::hardfork::SpecId;
 use wake_consensus::{ExecutionOracle, ExecutionResult, FinalizedBlock, Height};
 use wake_execution::{
-    BlockError, BlockOutcome, BlockTx, ChainSpec, Genesis, SnapshotState, execute_block_parallel,
-    recover_sender, recover_senders, split_payload,
+    BlockError, BlockOutcome, BlockTx, ChainSpec, DISCOVERY_ROUNDS_MAX, Genesis, Prefetched,
+    SnapshotState, StateError, execute_block_parallel, recover_sender, recover_senders,
+    split_payload,
 };
 use wake_triedb::TrieDb;
 
@@ -53,6 +54,8 @@ pub enum PipelineError {
     Trie(#[from] wake_triedb::Error),
     #[error("executing block {height}: {source}")]
     Execution { height: Height, source: BlockError },
+    #[error("reading the state of block {height} ahead: {source}")]
+    Prefetch { height: Height, source: StateError },
     #[error("block {height} arrived after {expected}: blocks must execute in order")]
     OutOfOrder { height: Height, expected: Height },
     #[error(
@@ -178,6 +181,8 @@ pub struct ExecutedBlock {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Timings {
     pub recover: Duration,
+    /// Reading the block's state ahead ([`Prefetched`]).
+    pub prefetch: Duration,
     pub execute: Duration,
     pub commit: Duration,
 }
@@ -238,6 +243,11 @@ impl BlockExecutor {
         }
     }
 
+    /// The state database it executes over.
+    pub fn db(&self) -> &TrieDb {
+        &self.db
+    }
+
     pub fn parent(&self) -> (&Header, B256) {
         (&self.parent, self.parent_hash)
     }
@@ -274,18 +284,37 @@ impl BlockExecutor {
         };
         let (txs, senders) = recover_missing(decoded, known, spec, self.threads);
         let snapshot = self.db.snapshot(self.parent.number)?;
-        let (mut txs, mut senders) = keep_next_nonces(txs, senders, &snapshot)?;
+        let (txs, mut senders) = keep_next_nonces(txs, senders, &snapshot)?;
         let recovered = started.elapsed();
 
-        let state = SnapshotState::new(&snapshot, &self.hashes);
+        let candidate = |transactions| {
+            let body = BlockBody { transactions, ommers: Vec::new(), withdrawals: None };
+            let mut block = Block { header: header.clone(), body };
+            if spec.is_enabled_in(SpecId::SHANGHAI) {
+                block.body.withdrawals = Some(Default::default());
+            }
+            block
+        };
+        // The block's reads, in a few io_uring batches, before execution
+        // (the accounts it names, then what running it reveals): cold reads
+        // overlap instead of queueing behind revm's one-at-a-time reads.
+        let block = candidate(txs);
+        let mut state = Prefetched::load(
+            SnapshotState::new(&snapshot, &self.hashes),
+            &snapshot,
+            &block,
+            &senders,
+        )
+        .map_err(|source| PipelineError::Prefetch { height, source })?;
+        state
+            .discover(&self.chain, &block, &senders, &snapshot, DISCOVERY_ROUNDS_MAX, self.threads)
+            .map_err(|source| PipelineError::Prefetch { height, source })?;
+        let mut txs = block.body.transactions;
+        let prefetched = started.elapsed();
         let mut dropped = envelopes.len() - txs.len();
         let outcome = loop {
-            let body = BlockBody { transactions: txs, ommers: Vec::new(), withdrawals: None };
-            let mut candidate = Block { header: header.clone(), body };
-            if spec.is_enabled_in(SpecId::SHANGHAI) {
-                candidate.body.withdrawals = Some(Default::default());
-            }
-            match execute_block_parallel(&self.chain, &candidate, &senders, state, self.threads) {
+            let candidate = candidate(txs);
+            match execute_block_parallel(&self.chain, &candidate, &senders, &state, self.threads) {
                 Ok((outcome, _stats)) => {
                     txs = candidate.body.transactions;
                     break outcome;
@@ -326,7 +355,8 @@ impl BlockExecutor {
         self.parent_hash = hash;
         let timings = Timings {
             recover: recovered,
-            execute: executed - recovered,
+            prefetch: prefetched - recovered,
+            execute: executed - prefetched,
             commit: started.elapsed() - executed,
         };
         Ok(ExecutedBlock { header, hash, txs, senders, outcome, dropped, timings })

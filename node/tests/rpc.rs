@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wake_execution::{Block, BlockTx, ChainSpec, Genesis, SnapshotState, execute_block};
 use wake_node::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
-    StoredBlock, SubmitError,
+    StoredBlock, SubmitError, SubmitFuture, TxSubmitter,
 };
 use wake_triedb::{Config, TrieDb};
 
@@ -801,4 +801,87 @@ async fn rpc_limits_answer_with_standard_codes() {
         client.request("eth_getBlockByNumber", rpc_params!["finalized", false]).await.unwrap();
     assert_eq!(none, Value::Null);
     server.stop();
+}
+
+/// Answers each transaction only once `expected` of them have arrived:
+/// served one after another, a batch would never finish.
+struct GatheringSubmitter {
+    barrier: Arc<tokio::sync::Barrier>,
+    arrived: Arc<Mutex<Vec<Bytes>>>,
+}
+
+impl TxSubmitter for GatheringSubmitter {
+    fn submit(&self, raw: Bytes) -> SubmitFuture {
+        let barrier = Arc::clone(&self.barrier);
+        self.arrived.lock().push(raw.clone());
+        Box::pin(async move {
+            barrier.wait().await;
+            Ok(keccak256(&raw))
+        })
+    }
+}
+
+/// The transactions of one JSON-RPC batch reach the pool together (its
+/// calls run concurrently), and the answers still come in request order,
+/// with a malformed transaction and another method in between.
+#[tokio::test]
+async fn a_batch_of_transactions_reaches_the_pool_together() {
+    let (alice, bob) = (key(1), key(2));
+    let chain = Chain::new(alice.address, bob.address);
+    const TXS: usize = 5;
+    let raws: Vec<Bytes> = (0..TXS as u64)
+        .map(|nonce| {
+            let tx = sign(
+                eip1559(nonce, TxKind::Call(bob.address), U256::from(1), Bytes::new(), 21_000),
+                &alice.secret,
+            );
+            alloy_eips::eip2718::Encodable2718::encoded_2718(&tx).into()
+        })
+        .collect();
+    let arrived = Arc::new(Mutex::new(Vec::new()));
+    let submitter = GatheringSubmitter {
+        barrier: Arc::new(tokio::sync::Barrier::new(TXS)),
+        arrived: Arc::clone(&arrived),
+    };
+    let backend = NodeBackend::new(
+        Arc::clone(&chain.store),
+        chain.chain.clone(),
+        chain.db.clone(),
+        Box::new(submitter),
+    );
+    let config = RpcConfig { addr: "127.0.0.1:0".parse().unwrap(), ..RpcConfig::default() };
+    let server = RpcServer::start(
+        config,
+        Arc::new(backend),
+        Arc::new(Metrics::new()),
+        &tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let send = |id: usize, raw: &Bytes| json!({"jsonrpc": "2.0", "id": id, "method": "eth_sendRawTransaction", "params": [raw]});
+    let mut batch: Vec<Value> = raws.iter().enumerate().map(|(i, raw)| send(i, raw)).collect();
+    batch
+        .insert(2, json!({"jsonrpc": "2.0", "id": 100, "method": "eth_blockNumber", "params": []}));
+    batch.insert(4, json!({"jsonrpc": "2.0", "id": 101, "method": "eth_sendRawTransaction", "params": ["0x02deadbeef"]}));
+    let body = Value::Array(batch).to_string();
+    let request = http_raw(server.local_addr(), "POST", "/", &body);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(20), request)
+        .await
+        .expect("the batch's transactions were not admitted together");
+    assert!(status.contains("200"), "{status}");
+    let answers: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let ids: Vec<u64> = answers.iter().map(|a| a["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [0, 1, 100, 2, 101, 3, 4]);
+    assert_eq!(answers[2]["result"], json!("0x0"));
+    assert_eq!(answers[4]["error"]["code"], json!(-32000), "{}", answers[4]);
+    let hashes: Vec<B256> = answers
+        .iter()
+        .filter(|a| a["id"].as_u64().unwrap() < 100)
+        .map(|a| serde_json::from_value(a["result"].clone()).unwrap())
+        .collect();
+    assert_eq!(hashes, raws.iter().map(keccak256).collect::<Vec<_>>());
+    let mut arrived = arrived.lock().clone();
+    arrived.sort();
+    let mut expected = raws.clone();
+    expected.sort();
+    assert_eq!(arrived, expected);
 }

@@ -4,6 +4,8 @@
 
 use super::store::ChainStore;
 use alloy_primitives::{Address, B256, Bytes};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wake_execution::ChainSpec;
@@ -22,13 +24,19 @@ pub enum SubmitError {
     Busy(String),
 }
 
+/// The answer to a submitted transaction: ready at once, or once the
+/// admission batch it joined has run.
+pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<B256, SubmitError>> + Send>>;
+
 /// Where `eth_sendRawTransaction` hands transactions: the node plugs its
 /// transaction pool in here. A closure `Fn(Bytes) -> Result<B256,
-/// SubmitError>` is one.
+/// SubmitError>` is one (answering at once).
 pub trait TxSubmitter: Send + Sync + 'static {
     /// Admits one EIP-2718 encoded transaction (already decoded once by the
-    /// server, so well formed and within `TX_BYTES_MAX`); returns its hash.
-    fn submit(&self, raw: Bytes) -> Result<B256, SubmitError>;
+    /// server, so well formed and within `TX_BYTES_MAX`); resolves to its
+    /// hash. The node's submitter queues it for the admission thread, which
+    /// admits what has queued meanwhile as one batch.
+    fn submit(&self, raw: Bytes) -> SubmitFuture;
 
     /// The next nonce of `address` counting the pool's pending
     /// transactions, for `eth_getTransactionCount(.., "pending")`. `None`:
@@ -43,8 +51,8 @@ impl<F> TxSubmitter for F
 where
     F: Fn(Bytes) -> Result<B256, SubmitError> + Send + Sync + 'static,
 {
-    fn submit(&self, raw: Bytes) -> Result<B256, SubmitError> {
-        self(raw)
+    fn submit(&self, raw: Bytes) -> SubmitFuture {
+        Box::pin(std::future::ready(self(raw)))
     }
 }
 
@@ -80,7 +88,7 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn state_at(&self, number: u64) -> Result<Snapshot, StateUnavailable>;
 
     /// Hands a transaction to the pool.
-    fn submit_raw_transaction(&self, raw: Bytes) -> Result<B256, SubmitError>;
+    fn submit_raw_transaction(&self, raw: Bytes) -> SubmitFuture;
 
     /// The pool's next nonce for `address`, if it knows better than the state.
     fn pending_nonce(&self, address: Address) -> Option<u64>;
@@ -173,7 +181,7 @@ impl RpcBackend for NodeBackend {
         })
     }
 
-    fn submit_raw_transaction(&self, raw: Bytes) -> Result<B256, SubmitError> {
+    fn submit_raw_transaction(&self, raw: Bytes) -> SubmitFuture {
         self.submitter.submit(raw)
     }
 

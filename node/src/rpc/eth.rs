@@ -112,7 +112,7 @@ pub trait EthApi {
     ) -> RpcResult<FeeHistory>;
 
     #[method(name = "sendRawTransaction")]
-    fn send_raw_transaction(&self, bytes: Bytes) -> RpcResult<B256>;
+    async fn send_raw_transaction(&self, bytes: Bytes) -> RpcResult<B256>;
 
     #[method(name = "getLogs")]
     async fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
@@ -667,7 +667,7 @@ impl EthApiServer for EthHandler {
         Ok(history)
     }
 
-    fn send_raw_transaction(&self, bytes: Bytes) -> RpcResult<B256> {
+    async fn send_raw_transaction(&self, bytes: Bytes) -> RpcResult<B256> {
         let tx = wake_execution::decode_tx(&bytes).map_err(|e| RpcError::Call(e.to_string()))?;
         let chain_id = self.backend.chain().chain_id;
         if let Some(id) = alloy_consensus::Transaction::chain_id(&tx)
@@ -678,7 +678,7 @@ impl EthApiServer for EthHandler {
             ))
             .into());
         }
-        self.backend.submit_raw_transaction(bytes).map_err(|e| {
+        self.backend.submit_raw_transaction(bytes).await.map_err(|e| {
             match e {
                 SubmitError::Rejected(message) => RpcError::Rejected(message),
                 SubmitError::Busy(message) => RpcError::LimitExceeded(message),

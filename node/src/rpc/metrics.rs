@@ -14,7 +14,8 @@
 
 use super::error::LIMIT_EXCEEDED_CODE;
 use jsonrpsee::core::BoxError;
-use jsonrpsee::core::middleware::{Batch, Notification, RpcServiceT};
+use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, RpcServiceT};
+use jsonrpsee::core::server::BatchResponseBuilder;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, MethodResponse};
 use jsonrpsee::types::{ErrorObjectOwned, Id, Request};
 use parking_lot::Mutex;
@@ -132,11 +133,14 @@ pub fn method_label(name: &str) -> &'static str {
 pub struct RpcMetricsLayer {
     metrics: RpcMetrics,
     batch_requests_max: usize,
+    response_bytes_max: usize,
 }
 
 impl RpcMetricsLayer {
-    pub fn new(metrics: RpcMetrics, batch_requests_max: usize) -> Self {
-        RpcMetricsLayer { metrics, batch_requests_max }
+    /// `response_bytes_max` bounds a batch's response, as the server's
+    /// limit does.
+    pub fn new(metrics: RpcMetrics, batch_requests_max: usize, response_bytes_max: usize) -> Self {
+        RpcMetricsLayer { metrics, batch_requests_max, response_bytes_max }
     }
 }
 
@@ -148,6 +152,7 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
             inner,
             metrics: self.metrics.clone(),
             batch_requests_max: self.batch_requests_max,
+            response_bytes_max: self.response_bytes_max,
         }
     }
 }
@@ -158,6 +163,7 @@ pub struct RpcMetricsService<S> {
     inner: S,
     metrics: RpcMetrics,
     batch_requests_max: usize,
+    response_bytes_max: usize,
 }
 
 impl<S> RpcServiceT for RpcMetricsService<S>
@@ -187,33 +193,55 @@ where
         }
     }
 
+    /// Runs the calls of a batch concurrently and answers them in order
+    /// (jsonrpsee's own batch runs them one after another). Transactions
+    /// sent in one batch thus reach the pool's admission together, as one
+    /// batch of signature recoveries and state reads.
     fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let inner = self.inner.clone();
-        let metrics = self.metrics.clone();
-        let max = self.batch_requests_max;
+        let service = self.clone();
         async move {
-            metrics.batches.inc();
+            service.metrics.batches.inc();
+            let max = service.batch_requests_max;
             if batch.len() > max {
                 let message =
                     format!("batch of {} requests exceeds the limit of {max}", batch.len());
                 let error = ErrorObjectOwned::owned(LIMIT_EXCEEDED_CODE, message, None::<()>);
                 return MethodResponse::error(Id::Null, error);
             }
-            let started = Instant::now();
-            let methods: Vec<&'static str> = batch
-                .iter()
-                .map(|entry| match entry {
-                    Ok(entry) => method_label(entry.method_name()),
-                    Err(_) => "other",
-                })
-                .collect();
-            let response = inner.batch(batch).await;
-            // Per-entry outcomes are inside the batch response; latency is
-            // the batch's, recorded for each of its methods.
-            for method in methods {
-                metrics.record(method, started, false);
+            let calls = batch.into_iter().map(|entry| {
+                let service = service.clone();
+                async move {
+                    match entry {
+                        Ok(BatchEntry::Call(request)) => Some(service.call(request).await),
+                        Ok(BatchEntry::Notification(notification)) => {
+                            service.inner.notification(notification).await;
+                            None
+                        }
+                        Err(error) => {
+                            let (error, id) = error.into_parts();
+                            Some(MethodResponse::error(id, error))
+                        }
+                    }
+                }
+            });
+            let responses = futures::future::join_all(calls).await;
+            let mut got_notification = false;
+            let mut builder = BatchResponseBuilder::new_with_limit(service.response_bytes_max);
+            for response in responses {
+                match response {
+                    Some(response) => {
+                        if let Err(too_big) = builder.append(response) {
+                            return too_big;
+                        }
+                    }
+                    None => got_notification = true,
+                }
             }
-            response
+            if builder.is_empty() && got_notification {
+                MethodResponse::notification()
+            } else {
+                MethodResponse::from_batch(builder.finish())
+            }
         }
     }
 

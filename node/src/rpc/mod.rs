@@ -79,7 +79,7 @@ pub mod eth;
 pub mod metrics;
 pub mod store;
 
-pub use backend::{NodeBackend, RpcBackend, SubmitError, SyncState, TxSubmitter};
+pub use backend::{NodeBackend, RpcBackend, SubmitError, SubmitFuture, SyncState, TxSubmitter};
 pub use error::RpcError;
 pub use metrics::{Metrics, RpcMetrics};
 pub use store::{ChainStore, StoreConfig, StoreError, StoredBlock};
@@ -250,8 +250,11 @@ impl RpcServer {
             .set_id_provider(HexIdProvider)
             .build();
         let rpc_metrics = RpcMetrics::register(&metrics);
-        let rpc_middleware = RpcServiceBuilder::new()
-            .layer(RpcMetricsLayer::new(rpc_metrics, config.batch_requests_max));
+        let rpc_middleware = RpcServiceBuilder::new().layer(RpcMetricsLayer::new(
+            rpc_metrics,
+            config.batch_requests_max,
+            config.response_body_bytes_max as usize,
+        ));
         let http_middleware = tower::ServiceBuilder::new().layer(MetricsHttpLayer::new(metrics));
         let _entered = runtime.enter();
         let server = Server::builder()
