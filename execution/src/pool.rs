@@ -19,7 +19,10 @@
 //! own `calculate_initial_tx_gas`, with the EIP-7623 floor from Prague on),
 //! the gas limit against the block gas limit, and last the sender recovery
 //! (~40 µs of ECDSA with libsecp256k1, EIP-2 low-s enforced).
-//! [`Pool::insert_batch`] runs `prepare` on several threads.
+//! [`Pool::insert_batch`] runs `prepare` on several threads, then reads the
+//! accounts of the senders the pool does not track in one
+//! [`AccountSource::account_states`] call and admits the batch under one
+//! lock ([`Pool::insert_prepared_batch`]).
 //!
 //! `insert_prepared` checks the transaction against the sender's account in
 //! the latest executed state plus the sender's pending transactions:

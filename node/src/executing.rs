@@ -15,9 +15,18 @@
 //!   delayed result against its own: a difference stops the node with both
 //!   roots named;
 //! * the RPC server runs on a tokio current-thread runtime of its own
-//!   thread; `eth_sendRawTransaction` admits into the pool;
-//! * gossiped transactions are admitted on an ingest thread in batches
-//!   (sender recovery is the expensive part and runs on several threads).
+//!   thread; `eth_sendRawTransaction` decodes and checks the chain id there,
+//!   then queues the transaction (16,384 at most; full: `-32005`) and
+//!   awaits its answer (the calls of a JSON-RPC batch run concurrently, so
+//!   a batch queues together);
+//! * an ingest thread admits what has queued, local transactions first,
+//!   then gossiped batches, as batches: sender recovery on several threads,
+//!   the accounts of new senders in one triedb batch read (io_uring), one
+//!   pool lock for the batch ([`Pool::insert_batch`]);
+//! * before executing a block, the execution thread reads what it will
+//!   touch in a few io_uring batches ([`wake_execution::Prefetched`]: the
+//!   accounts it names, then what discovery runs reveal, such as ERC-20
+//!   balance slots).
 //!
 //! Persistence (the data directory of [`crate::import`]): triedb version
 //! `h` is block `h`'s post-state, and after it commits, block `h` with its
@@ -62,6 +71,7 @@ use crate::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
     SubmitError, SubmitFuture, TxSubmitter,
 };
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
 /// Finalized blocks queued for execution.
@@ -114,6 +124,87 @@ struct Gauges {
     executed_height: Gauge,
     /// Transactions in the pool.
     pool_txs: Gauge,
+    trie: TrieMetrics,
+}
+
+/// triedb's figures on `/metrics` (prefix `wake_triedb_`), brought up to
+/// date after every executed block from [`wake_triedb::Stats`].
+#[derive(Clone, Default)]
+struct TrieMetrics {
+    file_bytes: Gauge,
+    live_bytes: Gauge,
+    cache_bytes: Gauge,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    device_reads: Counter,
+    nodes_compacted: Counter,
+    commit_prefetch_us: Counter,
+    commit_apply_us: Counter,
+    commit_sync_us: Counter,
+}
+
+impl TrieMetrics {
+    fn register(&self, metrics: &Metrics) {
+        let gauges = [
+            ("triedb_file_bytes", "Size of the state file", &self.file_bytes),
+            (
+                "triedb_live_bytes",
+                "Bytes of nodes reachable from the newest version",
+                &self.live_bytes,
+            ),
+            ("triedb_cache_bytes", "Bytes held by the node cache", &self.cache_bytes),
+        ];
+        for (name, help, gauge) in gauges {
+            metrics.register(name, help, gauge.clone());
+        }
+        let counters = [
+            ("triedb_cache_hits", "Node cache hits", &self.cache_hits),
+            ("triedb_cache_misses", "Node cache misses", &self.cache_misses),
+            (
+                "triedb_device_reads",
+                "Device reads issued by lookups and commits",
+                &self.device_reads,
+            ),
+            ("triedb_nodes_compacted", "Nodes copied forward by compaction", &self.nodes_compacted),
+            (
+                "triedb_commit_prefetch_microseconds",
+                "Commit time reading ahead",
+                &self.commit_prefetch_us,
+            ),
+            (
+                "triedb_commit_apply_microseconds",
+                "Commit time applying, compacting, hashing and writing",
+                &self.commit_apply_us,
+            ),
+            (
+                "triedb_commit_sync_microseconds",
+                "Commit time in fdatasync and metadata",
+                &self.commit_sync_us,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            metrics.register(name, help, counter.clone());
+        }
+    }
+
+    /// Moves the counters by what happened since `before`.
+    fn update(&self, before: &wake_triedb::Stats, now: &wake_triedb::Stats) {
+        self.file_bytes.set(now.file_bytes as i64);
+        self.live_bytes.set(now.live_bytes as i64);
+        self.cache_bytes.set(now.cache_bytes as i64);
+        let deltas = [
+            (&self.cache_hits, now.cache_hits, before.cache_hits),
+            (&self.cache_misses, now.cache_misses, before.cache_misses),
+            (&self.device_reads, now.device_reads, before.device_reads),
+            (&self.nodes_compacted, now.nodes_compacted, before.nodes_compacted),
+            (&self.commit_prefetch_us, now.commit_prefetch_us, before.commit_prefetch_us),
+            (&self.commit_apply_us, now.commit_apply_us, before.commit_apply_us),
+            (&self.commit_sync_us, now.commit_sync_us, before.commit_sync_us),
+        ];
+        for (counter, now, before) in deltas {
+            counter.inc_by(now.saturating_sub(before));
+        }
+    }
 }
 
 impl Gauges {
@@ -129,6 +220,7 @@ impl Gauges {
             self.executed_height.clone(),
         );
         metrics.register("pool_transactions", "Transactions in the pool", self.pool_txs.clone());
+        self.trie.register(metrics);
     }
 }
 
@@ -506,7 +598,9 @@ fn execution_loop(
     // Delayed results certified by consensus, waiting for our own.
     let mut certified: BTreeMap<Height, ExecutionResult> = BTreeMap::new();
     let mut last_log = Instant::now();
+    // triedb figures as of the last log line, and as of the last block.
     let mut last_stats = executor.db().stats();
+    let mut block_stats = last_stats;
     let (mut txs, mut blocks_done) = (0usize, 0u64);
     loop {
         let waiting = Instant::now();
@@ -539,9 +633,11 @@ fn execution_loop(
         persist_and_publish(&mut chain_db, &executed, (&results, &store, &pool))?;
         gauges.executed_height.set(height as i64);
         gauges.pool_txs.set(pool.len() as i64);
+        let stats = executor.db().stats();
+        gauges.trie.update(&block_stats, &stats);
+        block_stats = stats;
         clocks.execution.busy(working);
         if last_log.elapsed().as_secs() >= 5 {
-            let stats = executor.db().stats();
             let blocks = blocks_done.max(1);
             let per_block_ms = |now: u64, then: u64| now.saturating_sub(then) / 1000 / blocks;
             tracing::info!(
