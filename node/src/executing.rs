@@ -828,3 +828,36 @@ fn rpc_runtime(
     })?;
     Ok(((stop_tx, thread), handle))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// triedb's counters move by what happened between two readings, and
+    /// its sizes are the latest, in the Prometheus text `/metrics` serves.
+    #[test]
+    fn triedb_figures_reach_metrics() {
+        let metrics = Metrics::new();
+        let trie = TrieMetrics::default();
+        trie.register(&metrics);
+        let first = wake_triedb::Stats { device_reads: 10, live_bytes: 100, ..Default::default() };
+        let second = wake_triedb::Stats {
+            device_reads: 25,
+            nodes_compacted: 7,
+            live_bytes: 90,
+            file_bytes: 4096,
+            ..first
+        };
+        trie.update(&Default::default(), &first);
+        trie.update(&first, &second);
+        let text = metrics.encode();
+        for line in [
+            "wake_triedb_device_reads_total 25",
+            "wake_triedb_nodes_compacted_total 7",
+            "wake_triedb_live_bytes 90",
+            "wake_triedb_file_bytes 4096",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+        }
+    }
+}
