@@ -668,34 +668,25 @@ impl Pool {
         origin: TxOrigin,
         prepared: Vec<Result<PreparedTx, PoolError>>,
     ) -> Vec<Result<Admitted, PoolError>> {
-        let mut read: AddressMap<AccountState> = AddressMap::default();
-        let mut epoch = None;
-        for _ in 0..=STATE_READ_RETRIES {
-            let inner = self.inner.lock();
-            if epoch == Some(inner.epoch) {
-                break;
-            }
-            let mut missing: Vec<Address> = prepared
-                .iter()
-                .filter_map(|p| p.as_ref().ok().map(|tx| tx.0.sender))
-                .filter(|sender| !inner.senders.contains_key(sender))
-                .collect();
-            missing.sort_unstable();
-            missing.dedup();
-            let at = inner.epoch;
-            drop(inner);
-            read.clear();
-            match self.source.account_states(&missing) {
-                Ok(states) => read.extend(missing.into_iter().zip(states)),
-                // Each transaction reads (and reports) on its own below.
-                Err(_) => break,
-            }
-            epoch = Some(at);
-        }
+        let inner = self.inner.lock();
+        let mut missing: Vec<Address> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|tx| tx.0.sender))
+            .filter(|sender| !inner.senders.contains_key(sender))
+            .collect();
+        let epoch = inner.epoch;
+        drop(inner);
+        missing.sort_unstable();
+        missing.dedup();
+        // A failed read is left to each transaction's own read (and error).
+        let read: AddressMap<AccountState> = match self.source.account_states(&missing) {
+            Ok(states) => missing.into_iter().zip(states).collect(),
+            Err(_) => AddressMap::default(),
+        };
         let mut inner = self.inner.lock();
         // An executed block in between changed accounts read before it:
-        // those are read again, one by one.
-        let fresh = epoch == Some(inner.epoch);
+        // those transactions read again, one by one (`admit_with_state`).
+        let fresh = epoch == inner.epoch;
         let mut results = Vec::with_capacity(prepared.len());
         for p in prepared {
             let tx = match p {

@@ -227,32 +227,32 @@ impl Gauges {
 /// The pool's view of the newest executed state.
 struct LatestState(TrieDb);
 
+impl LatestState {
+    /// The newest executed version; `None` before genesis is committed.
+    fn snapshot(&self) -> Result<Option<wake_triedb::Snapshot>, StateError> {
+        let Some(latest) = self.0.latest() else { return Ok(None) };
+        self.0.snapshot(latest.version).map(Some).map_err(|e| StateError(Arc::new(e)))
+    }
+}
+
+fn account_state(account: Option<wake_triedb::Account>) -> AccountState {
+    account
+        .map_or_else(AccountState::default, |a| AccountState { nonce: a.nonce, balance: a.balance })
+}
+
 impl AccountSource for LatestState {
     fn account_states(&self, addresses: &[Address]) -> Result<Vec<AccountState>, StateError> {
-        let Some(latest) = self.0.latest() else {
+        let Some(snapshot) = self.snapshot()? else {
             return Ok(vec![AccountState::default(); addresses.len()]);
         };
-        let snapshot = self.0.snapshot(latest.version).map_err(|e| StateError(Arc::new(e)))?;
         let accounts = snapshot.accounts(addresses).map_err(|e| StateError(Arc::new(e)))?;
-        Ok(accounts
-            .into_iter()
-            .map(|a| {
-                a.map_or_else(AccountState::default, |a| AccountState {
-                    nonce: a.nonce,
-                    balance: a.balance,
-                })
-            })
-            .collect())
+        Ok(accounts.into_iter().map(account_state).collect())
     }
 
     fn account_state(&self, address: Address) -> Result<AccountState, StateError> {
-        let Some(latest) = self.0.latest() else { return Ok(AccountState::default()) };
-        let snapshot = self.0.snapshot(latest.version).map_err(|e| StateError(Arc::new(e)))?;
+        let Some(snapshot) = self.snapshot()? else { return Ok(AccountState::default()) };
         let account = snapshot.account(&address).map_err(|e| StateError(Arc::new(e)))?;
-        Ok(account.map_or_else(AccountState::default, |a| AccountState {
-            nonce: a.nonce,
-            balance: a.balance,
-        }))
+        Ok(account_state(account))
     }
 }
 

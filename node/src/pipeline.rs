@@ -31,6 +31,7 @@ use alloy_consensus::{Block, BlockBody, EMPTY_OMMER_ROOT_HASH, Header, proofs};
 use alloy_eips::eip1559::BaseFeeParams;
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use parking_lot::RwLock;
+use revm::database::DatabaseRef;
 use revm::primitives::hardfork::SpecId;
 use wake_consensus::{ExecutionOracle, ExecutionResult, FinalizedBlock, Height};
 use wake_execution::{
@@ -284,7 +285,6 @@ impl BlockExecutor {
         };
         let (txs, senders) = recover_missing(decoded, known, spec, self.threads);
         let snapshot = self.db.snapshot(self.parent.number)?;
-        let (txs, mut senders) = keep_next_nonces(txs, senders, &snapshot)?;
         let recovered = started.elapsed();
 
         let candidate = |transactions| {
@@ -298,17 +298,22 @@ impl BlockExecutor {
         // The block's reads, in a few io_uring batches, before execution
         // (the accounts it names, then what running it reveals): cold reads
         // overlap instead of queueing behind revm's one-at-a-time reads.
-        let block = candidate(txs);
+        // The senders' nonces for `keep_next_nonces` come from this load.
+        let prefetch_error = |source| PipelineError::Prefetch { height, source };
+        let named = candidate(txs);
         let mut state = Prefetched::load(
             SnapshotState::new(&snapshot, &self.hashes),
             &snapshot,
-            &block,
+            &named,
             &senders,
         )
-        .map_err(|source| PipelineError::Prefetch { height, source })?;
+        .map_err(prefetch_error)?;
+        let (txs, mut senders) =
+            keep_next_nonces(named.body.transactions, senders, &state).map_err(prefetch_error)?;
+        let block = candidate(txs);
         state
             .discover(&self.chain, &block, &senders, &snapshot, DISCOVERY_ROUNDS_MAX, self.threads)
-            .map_err(|source| PipelineError::Prefetch { height, source })?;
+            .map_err(prefetch_error)?;
         let mut txs = block.body.transactions;
         let prefetched = started.elapsed();
         let mut dropped = envelopes.len() - txs.len();
@@ -401,8 +406,8 @@ impl BlockExecutor {
 }
 
 /// Leaves out every transaction whose nonce is not its sender's next: the
-/// parent state's nonce plus the transactions of the same sender kept
-/// before it in the block. A leader proposes against a state K blocks old
+/// parent state's nonce (read from `state`, the block's prefetch) plus the
+/// transactions of the same sender kept before it in the block. A leader proposes against a state K blocks old
 /// and does not see every pending block, so repeated and skipped nonces do
 /// reach finalized blocks; this rule is a function of the parent state and
 /// the block alone, so every validator leaves out the same ones. (The
@@ -410,18 +415,15 @@ impl BlockExecutor {
 fn keep_next_nonces(
     txs: Vec<BlockTx>,
     senders: Vec<Address>,
-    snapshot: &wake_triedb::Snapshot,
-) -> Result<(Vec<BlockTx>, Vec<Address>), PipelineError> {
+    state: &impl DatabaseRef<Error = StateError>,
+) -> Result<(Vec<BlockTx>, Vec<Address>), StateError> {
     use alloy_consensus::Transaction;
-    let mut unique: Vec<Address> = senders.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    let accounts = snapshot.accounts(&unique)?;
-    let mut next: std::collections::HashMap<Address, u64> = unique
-        .into_iter()
-        .zip(accounts)
-        .map(|(address, account)| (address, account.map_or(0, |a| a.nonce)))
-        .collect();
+    let mut next: std::collections::HashMap<Address, u64> = std::collections::HashMap::new();
+    for sender in &senders {
+        if !next.contains_key(sender) {
+            next.insert(*sender, state.basic_ref(*sender)?.map_or(0, |a| a.nonce));
+        }
+    }
     Ok(txs
         .into_iter()
         .zip(senders)
