@@ -105,6 +105,11 @@ pub struct DevnetArgs {
     /// Parallel execution threads per validator.
     #[arg(long, default_value_t = 1)]
     exec_threads: usize,
+    /// triedb node cache per node, in MiB (`[execution] cache_mib`). The
+    /// default is well below the state of `--accounts 1000000` (~258 MiB of
+    /// live nodes), so such a run reads its state from disk.
+    #[arg(long, default_value_t = 128)]
+    cache_mib: usize,
     /// One JSON summary line on stdout.
     #[arg(long)]
     json: bool,
@@ -405,7 +410,7 @@ fn write_network(
                 "data_dir = \"data{i}\"\nkey_file = \"v{i}.key\"\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\n\
                  [consensus]\nexecution_delay = {}\nround_timeout_ms = {}\nexecution = \"{}\"\nblock_time_ms = {}\nempty_block_ms = {}\nblock_gas_max = {}\n\
                  [network]\ninject_latency_ms = {}\n\
-                 [execution]\ngenesis = \"genesis.json\"\nrpc = \"{rpc}\"\nthreads = {}\ncache_mib = 128\n{set}",
+                 [execution]\ngenesis = \"genesis.json\"\nrpc = \"{rpc}\"\nthreads = {}\ncache_mib = {}\n{set}",
                 args.delay,
                 args.round_timeout,
                 args.execution.name(),
@@ -413,7 +418,8 @@ fn write_network(
                 args.empty_block_ms,
                 args.block_gas,
                 args.latency_ms,
-                args.exec_threads
+                args.exec_threads,
+                args.cache_mib,
             ),
         )?;
         configs.push(config);
@@ -428,8 +434,8 @@ fn write_network(
             format!(
                 "data_dir = \"full{j}\"\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\n\
                  [network]\ninject_latency_ms = {}\n\
-                 [execution]\ngenesis = \"genesis.json\"\nrpc = \"{rpc}\"\nthreads = {}\ncache_mib = 128\n{set}",
-                args.latency_ms, args.exec_threads
+                 [execution]\ngenesis = \"genesis.json\"\nrpc = \"{rpc}\"\nthreads = {}\ncache_mib = {}\n{set}",
+                args.latency_ms, args.exec_threads, args.cache_mib
             ),
         )?;
         configs.push(config);
@@ -881,6 +887,7 @@ fn report(args: &DevnetArgs, s: &Summary, full_nodes: &[FullNodeCheck]) {
                 "empty_block_ms": args.empty_block_ms,
                 "block_gas_max": args.block_gas,
                 "injected_latency_ms": args.latency_ms,
+                "cache_mib": args.cache_mib,
                 "full_nodes": full_nodes.len(),
                 "full_nodes_agree": full_nodes.iter().all(|c| c.agrees),
                 "full_nodes_checked_height": full_nodes.iter().map(|c| c.height).min(),

@@ -672,17 +672,18 @@ impl CommitCtx<'_> {
             Node::Leaf { .. } => true,
             _ => self.shared.config.embed_subtrees && node.self_contained(),
         };
-        if !is_root && embeddable {
-            let mut body = std::mem::take(&mut self.scratch);
-            body.clear();
-            node.encode_body(&mut body);
-            let small = body.len() <= EMBED_MAX_BYTES;
+        // Encoded once: the size decides embedding, and the same bytes are
+        // what a stored node writes.
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
+        node.encode_body(&mut body);
+        if !is_root && embeddable && body.len() <= EMBED_MAX_BYTES {
             self.scratch = body;
-            if small {
-                return Ok(Child::Embedded { hash: rlp_hash(&rlp), node: Arc::from(node) });
-            }
+            return Ok(Child::Embedded { hash: rlp_hash(&rlp), node: Arc::from(node) });
         }
-        let loc = self.writer.append(&*self.shared.storage, &node)?;
+        let appended = self.writer.append_body(&*self.shared.storage, &body);
+        self.scratch = body;
+        let loc = appended?;
         self.added_bytes += u64::from(loc.len);
         if depth < self.fresh_depth {
             self.fresh.push((loc, Arc::new(*node), depth));

@@ -37,8 +37,9 @@
 //!   every account and slot is). With the inner nodes of the tries resident
 //!   in the cache's upper tier, a cold lookup is one 4 KiB read.
 //! * **Our own cache, O_DIRECT, fixed budget.** The page cache is bypassed;
-//!   the node cache ([`Config::cache_bytes`]) keeps three quarters of its
-//!   budget for inner nodes, so streams of cold leaves cannot evict them.
+//!   the node cache ([`Config::cache_bytes`]) keeps a tier for inner
+//!   nodes (up to three quarters of its budget, growing with what it
+//!   holds), so streams of cold leaves cannot evict them.
 //! * **Our own io_uring ring**, bounded depth (default 32), no SQPOLL. A
 //!   batch runs one state machine per key; keys waiting on the same node
 //!   share one read.

@@ -61,22 +61,40 @@ type Tier = quick_cache::sync::Cache<u64, Arc<Node>, NodeWeighter>;
 
 /// The node cache, under a fixed memory budget, in two tiers. The inner
 /// structure of the tries (branches and extensions without leaf data: few
-/// nodes, on every path) gets three quarters of the budget, so a stream of
-/// cold lookups, whose bottom branches are each read once, cannot push it
-/// out. With the inner nodes resident a cold lookup costs one read.
+/// nodes, on every path) has a tier of its own, so a stream of cold
+/// lookups, whose bottom branches are each read once, cannot push it out.
+/// With the inner nodes resident a cold lookup costs one read.
+///
+/// The inner tier may take up to three quarters of the budget, but it is
+/// given only what it holds plus as much again: the rest serves the lower
+/// tier. A state whose inner nodes are small (1M accounts with embedded
+/// bottom branches: ~10 MiB of them) then leaves nearly all of the budget to
+/// bottom nodes instead of reserving three quarters of it for nothing.
 pub(crate) struct NodeCache {
     upper: Tier,
     lower: Tier,
+    budget: u64,
+    /// The inner tier's current capacity (it only grows).
+    upper_capacity: AtomicU64,
 }
+
+/// Smallest capacity of the inner tier.
+const UPPER_MIN_BYTES: u64 = 1 << 20;
 
 impl NodeCache {
     fn new(budget_bytes: u64) -> NodeCache {
-        let upper_bytes = budget_bytes / 4 * 3;
-        let lower_bytes = budget_bytes - upper_bytes;
+        let upper_max = budget_bytes / 4 * 3;
+        let upper_bytes = UPPER_MIN_BYTES.min(upper_max);
         // ~600 bytes per cached node on average.
-        let tier =
-            |bytes: u64| Tier::with_weighter((bytes / 600).max(64) as usize, bytes, NodeWeighter);
-        NodeCache { upper: tier(upper_bytes), lower: tier(lower_bytes) }
+        let tier = |items: u64, bytes: u64| {
+            Tier::with_weighter((items / 600).max(64) as usize, bytes, NodeWeighter)
+        };
+        NodeCache {
+            upper: tier(upper_max, upper_bytes),
+            lower: tier(budget_bytes, budget_bytes - upper_bytes),
+            budget: budget_bytes,
+            upper_capacity: AtomicU64::new(upper_bytes),
+        }
     }
 
     /// `_depth` (nibbles below the root) is kept for policies that want it.
@@ -92,8 +110,33 @@ impl NodeCache {
     }
 
     pub fn insert(&self, loc: Loc, node: Arc<Node>, _depth: usize) {
-        let tier = if node.holds_leaves() { &self.lower } else { &self.upper };
-        tier.insert(loc.key(), node);
+        if node.holds_leaves() {
+            self.lower.insert(loc.key(), node);
+            return;
+        }
+        self.grow_upper(node_weight(&node));
+        self.upper.insert(loc.key(), node);
+    }
+
+    /// Doubles the inner tier (taking from the lower one) when `incoming`
+    /// more bytes would bring it near its capacity, up to three quarters of
+    /// the budget.
+    fn grow_upper(&self, incoming: u64) {
+        let capacity = self.upper_capacity.load(Ordering::Relaxed);
+        let upper_max = self.budget / 4 * 3;
+        if capacity >= upper_max || (self.upper.weight() + incoming) * 8 < capacity * 7 {
+            return;
+        }
+        let grown = capacity.saturating_mul(2).min(upper_max);
+        if self
+            .upper_capacity
+            .compare_exchange(capacity, grown, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Shrink the lower tier first: the two never hold more than the budget.
+            self.lower.set_capacity(self.budget - grown);
+            self.upper.set_capacity(grown);
+        }
     }
 
     /// Bytes held.
@@ -309,7 +352,8 @@ impl WriterState {
         result
     }
 
-    fn append_body(&mut self, storage: &dyn Storage, body: &[u8]) -> Result<Loc> {
+    /// Appends one node given as its encoded body (`Node::encode_body`).
+    pub fn append_body(&mut self, storage: &dyn Storage, body: &[u8]) -> Result<Loc> {
         let total = 4 + body.len();
         if total > MAX_NODE_BYTES {
             return Err(Error::InvalidValue("node larger than 1 MiB"));
@@ -438,5 +482,29 @@ mod tests {
         }
         assert!(cache.get(loc(0), 0).is_some());
         assert!(cache.weight() <= 8 << 20);
+    }
+
+    #[test]
+    fn inner_tier_grows_with_what_it_holds_and_lends_the_rest() {
+        let budget = 16u64 << 20;
+        let cache = NodeCache::new(budget);
+        let leafy = Arc::new(Node::Leaf { path: vec![1], value: Value::Raw(vec![1].into()) });
+        // Few inner nodes: nearly the whole budget serves leaf data.
+        for i in 0..200_000u32 {
+            cache.insert(Loc { chunk: 2, offset: i * 8, len: 100 }, Arc::clone(&leafy), 9);
+        }
+        assert!(cache.lower.weight() > budget / 4 * 3, "lower tier held {}", cache.lower.weight());
+        assert!(cache.weight() <= budget);
+        // Many inner nodes: the inner tier grows to three quarters, no more.
+        let mut inner_children = empty_branch();
+        inner_children[0] = Some(crate::node::Child::Inline(vec![0xc2, 0x20, 0x01].into()));
+        let inner = Arc::new(Node::Branch { children: inner_children, value: None });
+        assert!(!inner.holds_leaves());
+        for i in 0..200_000u32 {
+            cache.insert(Loc { chunk: 3, offset: i * 8, len: 100 }, Arc::clone(&inner), 2);
+        }
+        assert_eq!(cache.upper_capacity.load(Ordering::Relaxed), budget / 4 * 3);
+        assert!(cache.upper.weight() > budget / 2, "upper tier held {}", cache.upper.weight());
+        assert!(cache.weight() <= budget);
     }
 }
