@@ -407,8 +407,9 @@ impl BlockExecutor {
 
 /// Leaves out every transaction whose nonce is not its sender's next: the
 /// parent state's nonce (read from `state`, the block's prefetch) plus the
-/// transactions of the same sender kept before it in the block. A leader proposes against a state K blocks old
-/// and does not see every pending block, so repeated and skipped nonces do
+/// transactions of the same sender kept before it in the block. A leader
+/// proposes against a state K blocks old and does not see every pending
+/// block, so repeated and skipped nonces do
 /// reach finalized blocks; this rule is a function of the parent state and
 /// the block alone, so every validator leaves out the same ones. (The
 /// executor would refuse them too, one re-execution of the block each.)

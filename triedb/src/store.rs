@@ -76,6 +76,8 @@ pub(crate) struct NodeCache {
     budget: u64,
     /// The inner tier's current capacity (it only grows).
     upper_capacity: AtomicU64,
+    /// Bytes inserted into the inner tier since its weight was last checked.
+    upper_inserted: AtomicU64,
 }
 
 /// Smallest capacity of the inner tier.
@@ -94,6 +96,7 @@ impl NodeCache {
             lower: tier(budget_bytes, budget_bytes - upper_bytes),
             budget: budget_bytes,
             upper_capacity: AtomicU64::new(upper_bytes),
+            upper_inserted: AtomicU64::new(0),
         }
     }
 
@@ -124,7 +127,17 @@ impl NodeCache {
     fn grow_upper(&self, incoming: u64) {
         let capacity = self.upper_capacity.load(Ordering::Relaxed);
         let upper_max = self.budget / 4 * 3;
-        if capacity >= upper_max || (self.upper.weight() + incoming) * 8 < capacity * 7 {
+        if capacity >= upper_max {
+            return;
+        }
+        // Weighing the tier takes every shard's lock: do it once per
+        // sixteenth of its capacity inserted, not on every insert.
+        let since = self.upper_inserted.fetch_add(incoming, Ordering::Relaxed) + incoming;
+        if since < capacity / 16 {
+            return;
+        }
+        self.upper_inserted.store(0, Ordering::Relaxed);
+        if self.upper.weight() * 8 < capacity * 7 {
             return;
         }
         let grown = capacity.saturating_mul(2).min(upper_max);
