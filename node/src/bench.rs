@@ -131,6 +131,10 @@ pub struct TriedbArgs {
     /// Also measure a database opened with the pread thread-pool backend.
     #[arg(long)]
     pread_pool: bool,
+    /// Embed small self-contained bottom branches in their parent
+    /// (`Config::embed_subtrees`) [default: the triedb default].
+    #[arg(long, value_name = "BOOL")]
+    embed_subtrees: Option<bool>,
     /// Seed of the workload.
     #[arg(long, default_value_t = 0x77a4e)]
     seed: u64,
@@ -159,6 +163,7 @@ impl TriedbArgs {
             root_accounts: self.root_accounts,
             nomt: !self.no_nomt,
             pread_pool: self.pread_pool,
+            embed_subtrees: self.embed_subtrees.unwrap_or(base.embed_subtrees),
             seed: self.seed,
             progress: !self.no_progress,
         }

@@ -1,5 +1,5 @@
 //! Commit cost after a bulk load, split into prefetch / apply / sync.
-//! `cargo run --release -p wake-triedb --example scale_probe -- [accounts] [cache_mib] [blocks]`
+//! `cargo run --release -p wake-triedb --example scale_probe -- [accounts] [cache_mib] [blocks] [embed_subtrees]`
 use alloy_primitives::{Address, U256, keccak256};
 use std::time::Instant;
 use wake_triedb::{AccountInfo, AccountUpdate, Config, StateUpdates, TrieDb};
@@ -42,9 +42,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = args.next().map_or(Ok(2_000_000), |a| a.parse())?;
     let cache_mib: usize = args.next().map_or(Ok(64), |a| a.parse())?;
     let blocks: u64 = args.next().map_or(Ok(20), |a| a.parse())?;
+    let embed: bool = args.next().map_or(Ok(false), |a| a.parse())?;
     let dir = tempfile::tempdir_in(std::env::temp_dir())?;
     let mut config = Config::new(dir.path().join("db"));
     config.cache_bytes = cache_mib << 20;
+    config.embed_subtrees = embed;
     let db = TrieDb::open(config)?;
     let t = Instant::now();
     let mut version = 0;

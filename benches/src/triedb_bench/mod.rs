@@ -70,6 +70,8 @@ pub struct TrieDbBenchOptions {
     pub nomt: bool,
     /// Also measure a database opened with the pread thread-pool backend.
     pub pread_pool: bool,
+    /// `Config::embed_subtrees` of every database the run opens.
+    pub embed_subtrees: bool,
     pub seed: u64,
     /// Draw progress bars on stderr.
     pub progress: bool,
@@ -91,6 +93,7 @@ impl TrieDbBenchOptions {
             root_accounts: 1_000_000,
             nomt: cfg!(feature = "nomt"),
             pread_pool: false,
+            embed_subtrees: Config::new("").embed_subtrees,
             seed: 0x77a4e,
             progress: true,
         }
@@ -254,7 +257,7 @@ pub fn run_triedb_load_child(opts: &TrieDbBenchOptions, db_path: &Path) -> Resul
     let bars = Bars { enabled: opts.progress };
     let n = opts.accounts;
     let rss = PeakTracker::start();
-    let db = open_db(db_path, opts.cache_mib, IoBackendChoice::Auto)?;
+    let db = open_db(db_path, opts, IoBackendChoice::Auto)?;
     let io_backend = format!("{:?}", db.io_backend());
     let bar = bars.count("triedb: load", n, "accounts");
     let start = Instant::now();
@@ -286,9 +289,10 @@ pub fn run_triedb_load_child(opts: &TrieDbBenchOptions, db_path: &Path) -> Resul
     Ok(())
 }
 
-fn open_db(path: &Path, cache_mib: u64, backend: IoBackendChoice) -> Result<TrieDb> {
+fn open_db(path: &Path, opts: &TrieDbBenchOptions, backend: IoBackendChoice) -> Result<TrieDb> {
     let mut config = Config::new(path);
-    config.cache_bytes = usize::try_from(cache_mib << 20).unwrap_or(usize::MAX);
+    config.cache_bytes = usize::try_from(opts.cache_mib << 20).unwrap_or(usize::MAX);
+    config.embed_subtrees = opts.embed_subtrees;
     config.io_depth = *DEPTHS.iter().max().unwrap_or(&32);
     config.io_backend = backend;
     TrieDb::open(config).with_context(|| format!("opening {}", path.display()))
@@ -336,6 +340,7 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
         storage_accounts: n.div_ceil(STORAGE_EVERY),
         storage_slots: n.div_ceil(STORAGE_EVERY) * u64::from(SLOTS_PER_ACCOUNT),
         cache_mib: opts.cache_mib,
+        embed_subtrees: opts.embed_subtrees,
         nproc: std::thread::available_parallelism().map_or(1, |p| p.get()),
         cpu_model: cpu_model(),
         dir: work.path.display().to_string(),
@@ -378,7 +383,7 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
 
     // 2. Cold reads.
     let rss = PeakTracker::start();
-    let db = open_db(&db_path, opts.cache_mib, IoBackendChoice::Auto)?;
+    let db = open_db(&db_path, opts, IoBackendChoice::Auto)?;
     let snap = latest_snapshot(&db)?;
     let warm = warm_up(&ctx, &db, &snap, 0x10)?;
     report.warmup_lookups = warm.lookups;
@@ -438,7 +443,7 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
     drop(snap);
     drop(db);
     if opts.pread_pool {
-        let db = open_db(&db_path, opts.cache_mib, IoBackendChoice::Pread)?;
+        let db = open_db(&db_path, opts, IoBackendChoice::Pread)?;
         let snap = latest_snapshot(&db)?;
         warm_up(&ctx, &db, &snap, 0x11)?;
         let bar = ctx.bars.timed("triedb: pread pool d32", duration);
@@ -458,7 +463,7 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
 
     // 5. Commits.
     let rss = PeakTracker::start();
-    let db = open_db(&db_path, opts.cache_mib, IoBackendChoice::Auto)?;
+    let db = open_db(&db_path, opts, IoBackendChoice::Auto)?;
     let mut version = report.load_versions;
     let bar = ctx.bars.count("triedb: commit blocks", opts.blocks, "blocks");
     let mut samples = Samples::with_capacity(opts.blocks as usize);

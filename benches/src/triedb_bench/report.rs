@@ -16,6 +16,7 @@ pub struct Report {
     pub storage_accounts: u64,
     pub storage_slots: u64,
     pub cache_mib: u64,
+    pub embed_subtrees: bool,
     pub nproc: usize,
     pub cpu_model: String,
     pub dir: String,
@@ -242,11 +243,12 @@ impl Report {
         let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
         let _ = writeln!(
             t,
-            "wake bench triedb: {} accounts ({} with {} slots), cache {} MiB, {} cores ({}), backend {}, O_DIRECT {}",
+            "wake bench triedb: {} accounts ({} with {} slots), cache {} MiB, embedded subtrees {}, {} cores ({}), backend {}, O_DIRECT {}",
             self.accounts,
             self.storage_accounts,
             self.storage_slots,
             self.cache_mib,
+            self.embed_subtrees,
             self.nproc,
             self.cpu_model,
             self.io_backend,
