@@ -278,7 +278,7 @@ impl CommitCtx<'_> {
         }
     }
 
-    fn load(&self, child: &Child, depth: usize) -> Result<Node> {
+    fn load(&mut self, child: &Child, depth: usize) -> Result<Node> {
         match child {
             Child::Mem(node) => Ok((**node).clone()),
             Child::Stored(stored) if self.written_by_this_commit(stored.loc) => {
@@ -293,11 +293,18 @@ impl CommitCtx<'_> {
                     .map(|(_, node, _)| (**node).clone())
                     .ok_or(Error::InvalidValue("a node this commit wrote is no longer in memory"))
             }
-            Child::Stored(stored) if let Some(node) = self.prefetched.get(&stored.loc.key()) => {
-                Ok((**node).clone())
-            }
+            Child::Stored(stored) if let Some(node) = self.take_prefetched(stored.loc) => Ok(node),
             other => Ok((*self.shared.load(&self.map, other, depth)?).clone()),
         }
+    }
+
+    /// Takes a node out of what the prefetch read. A commit visits each
+    /// stored node once, so it is moved out rather than copied: a node the
+    /// cache does not also hold (most bottom nodes of a cold read) is then
+    /// neither cloned nor freed twice.
+    fn take_prefetched(&mut self, loc: Loc) -> Option<Node> {
+        let node = self.prefetched.remove(&loc.key())?;
+        Some(Arc::try_unwrap(node).unwrap_or_else(|shared| (*shared).clone()))
     }
 
     fn written_by_this_commit(&self, loc: Loc) -> bool {
@@ -316,8 +323,8 @@ impl CommitCtx<'_> {
             // An ancestor of moved nodes, above the floor: read ahead with
             // its siblings (`read_children_ahead`), or alone (one page)
             // rather than with 256 KiB around it.
-            if let Some(node) = self.prefetched.remove(&loc.key()) {
-                return Ok((*node).clone());
+            if let Some(node) = self.take_prefetched(loc) {
+                return Ok(node);
             }
             return self.load(&Child::Stored(*stored), depth);
         }
@@ -587,7 +594,7 @@ impl CommitCtx<'_> {
                 self.seal_in_place(child, depth)?;
             }
             Node::Branch { children, .. } => {
-                self.read_children_ahead(children, depth + 1)?;
+                self.read_children_ahead(children)?;
                 for child in children.iter_mut().flatten() {
                     self.compact(child, depth + 1)?;
                     self.seal_in_place(child, depth + 1)?;
@@ -600,8 +607,8 @@ impl CommitCtx<'_> {
     /// Reads the children of a branch that compaction will load one page at
     /// a time (stored above the floor, reaching below it, not cached) all
     /// at once through the ring, instead of one synchronous read each.
-    fn read_children_ahead(&mut self, children: &[Option<Child>; 16], depth: usize) -> Result<()> {
-        let wanted: Vec<(StoredRef, usize)> = children
+    fn read_children_ahead(&mut self, children: &[Option<Child>; 16]) -> Result<()> {
+        let wanted: Vec<StoredRef> = children
             .iter()
             .flatten()
             .filter_map(|child| match child {
@@ -612,7 +619,7 @@ impl CommitCtx<'_> {
                         && !self.prefetched.contains_key(&stored.loc.key())
                         && !self.shared.cache.contains(stored.loc) =>
                 {
-                    Some((*stored, depth))
+                    Some(*stored)
                 }
                 _ => None,
             })

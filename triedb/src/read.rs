@@ -10,7 +10,7 @@
 
 use crate::io::{AlignedBuf, ReadQueue, ReadReq};
 use crate::node::{Child, Node, StoredRef, Value};
-use crate::store::{ChunkMap, Shared, page_span};
+use crate::store::{ChunkMap, Shared, decode_in_pages, page_span};
 use crate::{Error, Result};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -64,6 +64,11 @@ fn advance(
         let node = match given.take() {
             Some(node) => node,
             None => match &walk.child {
+                Child::Stored(stored)
+                    if let Some(node) = keep.as_deref().and_then(|k| k.get(&stored.loc.key())) =>
+                {
+                    Arc::clone(node)
+                }
                 Child::Stored(stored) => match shared.cache.get(stored.loc, walk.depth) {
                     Some(node) => {
                         shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -78,9 +83,7 @@ fn advance(
                                     && offset + u64::from(stored.loc.len)
                                         <= start + buf.len() as u64 =>
                             {
-                                shared.decode_from_pages(
-                                    stored.loc, buf, *start, offset, walk.depth,
-                                )?
+                                decode(shared, stored.loc, buf, *start, offset, walk.depth, &keep)?
                             }
                             _ => return Ok(Step::Need(*stored)),
                         }
@@ -147,6 +150,23 @@ fn advance(
             }
             (Target::Value, _) => return Ok(Step::Done(Some(found))),
         }
+    }
+}
+
+/// Decodes a node out of the pages read. Nodes a commit's prefetch reads
+/// (`keep`) stay out of the cache: the commit replaces every one of them.
+fn decode(
+    shared: &Shared,
+    loc: crate::node::Loc,
+    buf: &[u8],
+    start: u64,
+    offset: u64,
+    depth: usize,
+    keep: &Option<&mut Kept>,
+) -> Result<Arc<Node>> {
+    match keep {
+        Some(_) => Ok(Arc::new(decode_in_pages(loc, buf, start, offset)?)),
+        None => shared.decode_from_pages(loc, buf, start, offset, depth),
     }
 }
 
@@ -255,13 +275,8 @@ pub(crate) fn get_many(
                 continue;
             }
             let node = done.result.map_err(|e| Error::io("reading a node", e)).and_then(|()| {
-                shared.decode_from_pages(
-                    read.stored.loc,
-                    &done.buf,
-                    read.start,
-                    read.offset,
-                    read.depth,
-                )
+                let (loc, start, offset) = (read.stored.loc, read.start, read.offset);
+                decode(shared, loc, &done.buf, start, offset, read.depth, &keep)
             });
             match node {
                 Ok(node) => {
@@ -301,31 +316,31 @@ fn submit_read(
     Ok((offset, start))
 }
 
-/// Reads the nodes `refs` (each with its depth, for the cache), with up to
-/// `depth` reads in flight, into `keep` (and the cache). Compaction reads a
-/// branch's children this way before it visits them.
+/// Reads the nodes `refs`, with up to `depth` reads in flight, into `keep`
+/// (not the cache: compaction moves every node it reads ahead). Compaction
+/// reads a branch's children this way before it visits them.
 pub(crate) fn read_nodes(
     shared: &Shared,
     map: &ChunkMap,
-    refs: &[(StoredRef, usize)],
+    refs: &[StoredRef],
     depth: usize,
     keep: &mut Kept,
 ) -> Result<()> {
     let mut pending = refs.iter();
     shared.engine.with_queue(depth, |queue: &mut dyn ReadQueue| {
-        // (ref, depth, offset of the node, offset of its first page)
-        let mut in_flight: HashMap<u64, (StoredRef, usize, u64, u64)> = HashMap::new();
+        // (ref, offset of the node, offset of its first page)
+        let mut in_flight: HashMap<u64, (StoredRef, u64, u64)> = HashMap::new();
         let mut failure: Option<Error> = None;
         loop {
             while failure.is_none() && queue.in_flight() < queue.depth() {
-                let Some(&(stored, node_depth)) = pending.next() else { break };
+                let Some(&stored) = pending.next() else { break };
                 let key = stored.loc.key();
                 if in_flight.contains_key(&key) || keep.contains_key(&key) {
                     continue;
                 }
                 match submit_read(shared, map, queue, stored) {
                     Ok((offset, start)) => {
-                        in_flight.insert(key, (stored, node_depth, offset, start));
+                        in_flight.insert(key, (stored, offset, start));
                     }
                     Err(err) => failure = Some(err),
                 }
@@ -334,18 +349,19 @@ pub(crate) fn read_nodes(
                 break;
             }
             let done = queue.wait();
-            let Some((stored, node_depth, offset, start)) = in_flight.remove(&done.token) else {
+            let Some((stored, offset, start)) = in_flight.remove(&done.token) else {
                 continue;
             };
             if failure.is_some() {
                 continue;
             }
-            let node = done.result.map_err(|e| Error::io("reading a node", e)).and_then(|()| {
-                shared.decode_from_pages(stored.loc, &done.buf, start, offset, node_depth)
-            });
+            let node = done
+                .result
+                .map_err(|e| Error::io("reading a node", e))
+                .and_then(|()| decode_in_pages(stored.loc, &done.buf, start, offset));
             match node {
                 Ok(node) => {
-                    keep.insert(stored.loc.key(), node);
+                    keep.insert(stored.loc.key(), Arc::new(node));
                 }
                 Err(err) => failure = Some(err),
             }

@@ -11,6 +11,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// Decodes the node at absolute `offset` out of a page buffer read at
+/// `buf_start`, without caching it.
+pub(crate) fn decode_in_pages(loc: Loc, buf: &[u8], buf_start: u64, offset: u64) -> Result<Node> {
+    let at = (offset - buf_start) as usize;
+    let bytes = buf.get(at..at + loc.len as usize).ok_or(Error::CorruptNode {
+        chunk: loc.chunk,
+        offset: loc.offset,
+        reason: "node outside the pages read",
+    })?;
+    Node::decode(loc, bytes)
+}
+
 /// Logical chunk → physical chunk, for the chunks some retained version uses.
 #[derive(Clone, Debug)]
 pub(crate) struct ChunkMap {
@@ -240,13 +252,7 @@ impl Shared {
         offset: u64,
         depth: usize,
     ) -> Result<Arc<Node>> {
-        let at = (offset - buf_start) as usize;
-        let bytes = buf.get(at..at + loc.len as usize).ok_or(Error::CorruptNode {
-            chunk: loc.chunk,
-            offset: loc.offset,
-            reason: "node outside the pages read",
-        })?;
-        let node = Arc::new(Node::decode(loc, bytes)?);
+        let node = Arc::new(decode_in_pages(loc, buf, buf_start, offset)?);
         self.cache.insert(loc, Arc::clone(&node), depth);
         Ok(node)
     }
