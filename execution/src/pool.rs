@@ -73,7 +73,11 @@
 //! goes first. A newcomer only evicts transactions of other senders that
 //! rank strictly lower than itself; otherwise it is refused with
 //! [`PoolError::PoolFull`]. The plan is computed before anything is removed,
-//! so a refused newcomer evicts nothing.
+//! so a refused newcomer evicts nothing. A full pool refuses a newcomer that
+//! ranks no higher than its cheapest tail before recovering its signature,
+//! so a flood beyond capacity costs a decode per transaction, not an ECDSA
+//! recovery (and, since the sender is then unknown, such a transaction is
+//! refused even where it would have replaced one of its sender's own).
 //!
 //! # Building and asynchronous execution
 //!
@@ -580,6 +584,19 @@ pub struct Pool {
     source: Arc<dyn AccountSource>,
     inner: Mutex<Inner>,
     counters: Counters,
+    /// The pool's fullness as of the last change, for refusing, before the
+    /// signature is recovered, what a full pool would refuse anyway.
+    fullness: RwLock<Fullness>,
+}
+
+/// What [`Pool::check`] needs of the pool's state, published under the
+/// pool's lock whenever its size changes.
+#[derive(Clone, Copy, Default)]
+struct Fullness {
+    txs: usize,
+    bytes: usize,
+    /// The rank of the cheapest tail (the first a newcomer would evict).
+    cheapest: Option<FeeRank>,
 }
 
 impl Pool {
@@ -590,6 +607,7 @@ impl Pool {
             source,
             inner: Mutex::new(Inner::default()),
             counters: Counters::default(),
+            fullness: RwLock::new(Fullness::default()),
         }
     }
 
@@ -894,6 +912,26 @@ impl Pool {
         self.counters.txs.store(inner.txs_len as u64, Relaxed);
         self.counters.bytes.store(inner.bytes_len as u64, Relaxed);
         self.counters.senders.store(inner.senders.len() as u64, Relaxed);
+        *self.fullness.write() = Fullness {
+            txs: inner.txs_len,
+            bytes: inner.bytes_len,
+            cheapest: inner.tails.first().map(|tail| tail.rank),
+        };
+    }
+
+    /// Whether a full pool would refuse a newcomer of `rank` and `size`
+    /// bytes: it could evict only tails ranked strictly below it, and the
+    /// cheapest tail is not. Checked before the signature is recovered, so
+    /// a node flooded beyond its capacity sheds the excess for the price
+    /// of a decode (geth refuses underpriced transactions to a full pool
+    /// the same way). It cannot tell a replacement apart (that needs the
+    /// sender), so a full pool also refuses a replacement ranked no higher
+    /// than its cheapest tail.
+    fn refused_as_full(&self, rank: FeeRank, size: usize) -> bool {
+        let full = *self.fullness.read();
+        let over = full.txs >= self.config.txs_max
+            || full.bytes.saturating_add(size) > self.config.bytes_max;
+        over && full.cheapest.is_some_and(|cheapest| rank <= cheapest)
     }
 
     fn prepare_raw(&self, raw: Bytes) -> Result<PreparedTx, PoolError> {
@@ -947,6 +985,10 @@ impl Pool {
             return Err(PoolError::FeeTooLow { max_fee, required });
         }
         check_intrinsic_gas(&tx, head.spec)?;
+        let rank = FeeRank { tip: priority_fee.min(max_fee), max_fee };
+        if self.refused_as_full(rank, raw.len()) {
+            return Err(PoolError::PoolFull);
+        }
         let sender = recover_sender(&tx, head.spec)?;
         let cost = max_cost(&tx);
         Ok(PreparedTx(PooledTx {

@@ -429,6 +429,33 @@ fn eviction_takes_cheapest_tails_and_never_opens_a_gap() {
 }
 
 #[test]
+fn a_full_pool_refuses_the_underpriced_before_recovering_a_signature() {
+    let f = fixture(PoolConfig { txs_max: 2, ..config() });
+    let (a, b) = (key(1), key(2));
+    insert(&f.pool, transfer(&a, 0, 100, 5)).unwrap();
+    insert(&f.pool, transfer(&b, 0, 100, 7)).unwrap();
+    // An unrecoverable signature at the cheapest tail's rank: refused as
+    // full, so the signature was never looked at.
+    let unsigned = |priority_fee| -> Bytes {
+        let tx = eip1559(0, 100, priority_fee);
+        let sig = Signature::new(U256::ZERO, U256::ZERO, false);
+        BlockTx::Eip1559(tx.into_signed(sig)).encoded_2718().into()
+    };
+    assert!(matches!(insert(&f.pool, unsigned(5)), Err(PoolError::PoolFull)));
+    // Ranked above the cheapest tail it could evict: the signature is checked.
+    assert!(matches!(insert(&f.pool, unsigned(6)), Err(PoolError::InvalidSignature)));
+    assert_eq!(f.pool.len(), 2);
+
+    // Room again after a block: the same rank is admitted.
+    f.accounts.set(a.address, 1, U256::from(ETHER));
+    f.pool
+        .on_block_executed(1, [(a.address, AccountState { nonce: 1, balance: U256::from(ETHER) })]);
+    assert_eq!(f.pool.len(), 1);
+    insert(&f.pool, transfer(&key(3), 0, 100, 5)).expect("room after the block");
+    assert_eq!(f.pool.len(), 2);
+}
+
+#[test]
 fn eviction_never_takes_the_newcomers_own_predecessors() {
     let f = fixture(PoolConfig { txs_max: 2, ..config() });
     let (a, b) = (key(1), key(2));
