@@ -72,6 +72,7 @@ use crate::rpc::{
     SubmitError, SubmitFuture, TxSubmitter,
 };
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 /// Finalized blocks queued for execution.
@@ -125,6 +126,68 @@ struct Gauges {
     /// Transactions in the pool.
     pool_txs: Gauge,
     trie: TrieMetrics,
+    pool: PoolMetrics,
+}
+
+/// The `reason` label of a refused transaction.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// The pool's counters on `/metrics` (prefix `wake_pool_`), brought up to
+/// date after every executed block from [`wake_execution::pool::PoolStats`].
+#[derive(Clone, Default)]
+struct PoolMetrics {
+    admitted: Counter,
+    evicted: Counter,
+    removed_mined: Counter,
+    removed_unfunded: Counter,
+    rejected: Family<ReasonLabels, Counter>,
+}
+
+impl PoolMetrics {
+    fn register(&self, metrics: &Metrics) {
+        let counters = [
+            ("pool_admitted", "Transactions admitted to the pool", &self.admitted),
+            ("pool_evicted", "Pooled transactions evicted by better-paying ones", &self.evicted),
+            ("pool_removed_mined", "Pooled transactions removed as executed", &self.removed_mined),
+            (
+                "pool_removed_unfunded",
+                "Pooled transactions removed as no longer funded",
+                &self.removed_unfunded,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            metrics.register(name, help, counter.clone());
+        }
+        metrics.register(
+            "pool_rejected",
+            "Transactions refused by the pool, by reason",
+            self.rejected.clone(),
+        );
+    }
+
+    /// Moves the counters by what happened since `before`.
+    fn update(
+        &self,
+        before: &wake_execution::pool::PoolStats,
+        now: &wake_execution::pool::PoolStats,
+    ) {
+        let deltas = [
+            (&self.admitted, now.admitted, before.admitted),
+            (&self.evicted, now.evicted, before.evicted),
+            (&self.removed_mined, now.removed_mined, before.removed_mined),
+            (&self.removed_unfunded, now.removed_unfunded, before.removed_unfunded),
+        ];
+        for (counter, now, before) in deltas {
+            counter.inc_by(now.saturating_sub(before));
+        }
+        for (&(reason, now), &(_, before)) in now.rejected.iter().zip(&before.rejected) {
+            let labels = ReasonLabels { reason: reason.as_str() };
+            self.rejected.get_or_create(&labels).inc_by(now.saturating_sub(before));
+        }
+    }
 }
 
 /// triedb's figures on `/metrics` (prefix `wake_triedb_`), brought up to
@@ -221,6 +284,7 @@ impl Gauges {
         );
         metrics.register("pool_transactions", "Transactions in the pool", self.pool_txs.clone());
         self.trie.register(metrics);
+        self.pool.register(metrics);
     }
 }
 
@@ -601,6 +665,7 @@ fn execution_loop(
     // triedb figures as of the last log line, and as of the last block.
     let mut last_stats = executor.db().stats();
     let mut block_stats = last_stats;
+    let mut pool_stats = pool.stats();
     let (mut txs, mut blocks_done) = (0usize, 0u64);
     loop {
         let waiting = Instant::now();
@@ -636,6 +701,9 @@ fn execution_loop(
         let stats = executor.db().stats();
         gauges.trie.update(&block_stats, &stats);
         block_stats = stats;
+        let now = pool.stats();
+        gauges.pool.update(&pool_stats, &now);
+        pool_stats = now;
         clocks.execution.busy(working);
         if last_log.elapsed().as_secs() >= 5 {
             let blocks = blocks_done.max(1);
