@@ -666,6 +666,11 @@ fn execution_loop(
     let mut last_stats = executor.db().stats();
     let mut block_stats = last_stats;
     let mut pool_stats = pool.stats();
+    // This thread's CPU time as of the last log line: busy time minus CPU
+    // time is time spent off the CPU (waiting on the device, fsync, a lock
+    // or the scheduler).
+    let mut last_cpu = thread_cpu_time();
+    let mut busy_since_log = std::time::Duration::ZERO;
     let (mut txs, mut blocks_done) = (0usize, 0u64);
     loop {
         let waiting = Instant::now();
@@ -704,8 +709,16 @@ fn execution_loop(
         let now = pool.stats();
         gauges.pool.update(&pool_stats, &now);
         pool_stats = now;
+        busy_since_log += working.elapsed();
         clocks.execution.busy(working);
         if last_log.elapsed().as_secs() >= 5 {
+            let cpu = thread_cpu_time();
+            tracing::info!(
+                busy_ms = busy_since_log.as_millis() as u64,
+                cpu_ms = cpu.saturating_sub(last_cpu).as_millis() as u64,
+                "execution thread"
+            );
+            (last_cpu, busy_since_log) = (cpu, std::time::Duration::ZERO);
             let blocks = blocks_done.max(1);
             let per_block_ms = |now: u64, then: u64| now.saturating_sub(then) / 1000 / blocks;
             tracing::info!(
@@ -738,6 +751,17 @@ fn execution_loop(
         }
     }
     Ok(())
+}
+
+/// CPU time the calling thread has used (zero if the clock cannot be read).
+fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Appends an executed block to the chain db (after its triedb version:
