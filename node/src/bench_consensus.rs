@@ -27,9 +27,11 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::{Value, json};
 use wake_benches::progress::Bars;
+
 use wake_consensus::sim::bench::{
     BenchConfig, BenchProgress, BenchReport, CpuCost, Spread, run_bench, wall_clock_ns,
 };
+use wake_node::profile::thread_cpu_ns;
 
 #[derive(Debug, Args)]
 pub struct ConsensusArgs {
@@ -96,18 +98,6 @@ impl CpuClock {
             CpuClock::Wall => CpuCost::Measured { clock: wall_clock_ns },
         }
     }
-}
-
-/// CPU time of the calling thread in nanoseconds (0 if the clock fails,
-/// which [`thread_clock_works`] rules out before a run).
-fn thread_cpu_ns() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid, writable timespec for the whole call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    if rc != 0 {
-        return 0;
-    }
-    (now.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(now.tv_nsec as u64)
 }
 
 /// True when the thread CPU clock reads and moves.

@@ -66,7 +66,7 @@ use crate::pipeline::{
     BLOCK_HASHES_KEPT, BlockExecutor, ExecutedBlock, NodePayload, PAYLOAD_TXS_MAX, PipelineError,
     Results, ResultsOracle, consensus_result, header_result,
 };
-use crate::profile::{Profile, Role, RoleClocks, pin};
+use crate::profile::{Profile, Role, RoleClocks, pin, thread_cpu_ns};
 use crate::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
     SubmitError, SubmitFuture, TxSubmitter,
@@ -174,19 +174,23 @@ impl PoolMetrics {
         before: &wake_execution::pool::PoolStats,
         now: &wake_execution::pool::PoolStats,
     ) {
-        let deltas = [
+        advance(&[
             (&self.admitted, now.admitted, before.admitted),
             (&self.evicted, now.evicted, before.evicted),
             (&self.removed_mined, now.removed_mined, before.removed_mined),
             (&self.removed_unfunded, now.removed_unfunded, before.removed_unfunded),
-        ];
-        for (counter, now, before) in deltas {
-            counter.inc_by(now.saturating_sub(before));
-        }
+        ]);
         for (&(reason, now), &(_, before)) in now.rejected.iter().zip(&before.rejected) {
             let labels = ReasonLabels { reason: reason.as_str() };
             self.rejected.get_or_create(&labels).inc_by(now.saturating_sub(before));
         }
+    }
+}
+
+/// Moves each counter by `now - before` of the source figure it mirrors.
+fn advance(deltas: &[(&Counter, u64, u64)]) {
+    for &(counter, now, before) in deltas {
+        counter.inc_by(now.saturating_sub(before));
     }
 }
 
@@ -255,7 +259,7 @@ impl TrieMetrics {
         self.file_bytes.set(now.file_bytes as i64);
         self.live_bytes.set(now.live_bytes as i64);
         self.cache_bytes.set(now.cache_bytes as i64);
-        let deltas = [
+        advance(&[
             (&self.cache_hits, now.cache_hits, before.cache_hits),
             (&self.cache_misses, now.cache_misses, before.cache_misses),
             (&self.device_reads, now.device_reads, before.device_reads),
@@ -263,10 +267,7 @@ impl TrieMetrics {
             (&self.commit_prefetch_us, now.commit_prefetch_us, before.commit_prefetch_us),
             (&self.commit_apply_us, now.commit_apply_us, before.commit_apply_us),
             (&self.commit_sync_us, now.commit_sync_us, before.commit_sync_us),
-        ];
-        for (counter, now, before) in deltas {
-            counter.inc_by(now.saturating_sub(before));
-        }
+        ]);
     }
 }
 
@@ -669,7 +670,7 @@ fn execution_loop(
     // This thread's CPU time as of the last log line: busy time minus CPU
     // time is time spent off the CPU (waiting on the device, fsync, a lock
     // or the scheduler).
-    let mut last_cpu = thread_cpu_time();
+    let mut last_cpu_ns = thread_cpu_ns();
     let mut busy_since_log = std::time::Duration::ZERO;
     let (mut txs, mut blocks_done) = (0usize, 0u64);
     loop {
@@ -712,13 +713,13 @@ fn execution_loop(
         busy_since_log += working.elapsed();
         clocks.execution.busy(working);
         if last_log.elapsed().as_secs() >= 5 {
-            let cpu = thread_cpu_time();
+            let cpu_ns = thread_cpu_ns();
             tracing::info!(
                 busy_ms = busy_since_log.as_millis() as u64,
-                cpu_ms = cpu.saturating_sub(last_cpu).as_millis() as u64,
+                cpu_ms = cpu_ns.saturating_sub(last_cpu_ns) / 1_000_000,
                 "execution thread"
             );
-            (last_cpu, busy_since_log) = (cpu, std::time::Duration::ZERO);
+            (last_cpu_ns, busy_since_log) = (cpu_ns, std::time::Duration::ZERO);
             let blocks = blocks_done.max(1);
             let per_block_ms = |now: u64, then: u64| now.saturating_sub(then) / 1000 / blocks;
             tracing::info!(
@@ -751,17 +752,6 @@ fn execution_loop(
         }
     }
     Ok(())
-}
-
-/// CPU time the calling thread has used (zero if the clock cannot be read).
-fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return std::time::Duration::ZERO;
-    }
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Appends an executed block to the chain db (after its triedb version:

@@ -83,7 +83,15 @@ fn advance(
                                     && offset + u64::from(stored.loc.len)
                                         <= start + buf.len() as u64 =>
                             {
-                                decode(shared, stored.loc, buf, *start, offset, walk.depth, &keep)?
+                                decode(
+                                    shared,
+                                    stored.loc,
+                                    buf,
+                                    *start,
+                                    offset,
+                                    walk.depth,
+                                    keep.is_some(),
+                                )?
                             }
                             _ => return Ok(Step::Need(*stored)),
                         }
@@ -153,8 +161,9 @@ fn advance(
     }
 }
 
-/// Decodes a node out of the pages read. Nodes a commit's prefetch reads
-/// (`keep`) stay out of the cache: the commit replaces every one of them.
+/// Decodes a node out of the pages read, caching it unless `keep` is set:
+/// nodes a commit's prefetch reads stay out of the cache, since the commit
+/// replaces every one of them.
 fn decode(
     shared: &Shared,
     loc: crate::node::Loc,
@@ -162,11 +171,11 @@ fn decode(
     start: u64,
     offset: u64,
     depth: usize,
-    keep: &Option<&mut Kept>,
+    keep: bool,
 ) -> Result<Arc<Node>> {
     match keep {
-        Some(_) => Ok(Arc::new(decode_in_pages(loc, buf, start, offset)?)),
-        None => shared.decode_from_pages(loc, buf, start, offset, depth),
+        true => Ok(Arc::new(decode_in_pages(loc, buf, start, offset)?)),
+        false => shared.decode_from_pages(loc, buf, start, offset, depth),
     }
 }
 
@@ -276,7 +285,7 @@ pub(crate) fn get_many(
             }
             let node = done.result.map_err(|e| Error::io("reading a node", e)).and_then(|()| {
                 let (loc, start, offset) = (read.stored.loc, read.start, read.offset);
-                decode(shared, loc, &done.buf, start, offset, read.depth, &keep)
+                decode(shared, loc, &done.buf, start, offset, read.depth, keep.is_some())
             });
             match node {
                 Ok(node) => {
