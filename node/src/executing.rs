@@ -66,7 +66,7 @@ use crate::pipeline::{
     BLOCK_HASHES_KEPT, BlockExecutor, ExecutedBlock, NodePayload, PAYLOAD_TXS_MAX, PipelineError,
     Results, ResultsOracle, consensus_result, header_result,
 };
-use crate::profile::{Profile, Role, RoleClocks, pin, thread_cpu_ns};
+use crate::profile::{Profile, Role, RoleClocks, pin, thread_cpu_ns, thread_run_queue_ns};
 use crate::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
     SubmitError, SubmitFuture, TxSubmitter,
@@ -667,10 +667,11 @@ fn execution_loop(
     let mut last_stats = executor.db().stats();
     let mut block_stats = last_stats;
     let mut pool_stats = pool.stats();
-    // This thread's CPU time as of the last log line: busy time minus CPU
-    // time is time spent off the CPU (waiting on the device, fsync, a lock
-    // or the scheduler).
+    // This thread's CPU and run-queue time as of the last log line: busy
+    // time minus CPU time is time off the CPU, waiting for a core (the run
+    // queue) or blocked (the device, fsync, a lock).
     let mut last_cpu_ns = thread_cpu_ns();
+    let mut last_queued_ns = thread_run_queue_ns();
     let mut busy_since_log = std::time::Duration::ZERO;
     let (mut txs, mut blocks_done) = (0usize, 0u64);
     loop {
@@ -713,13 +714,15 @@ fn execution_loop(
         busy_since_log += working.elapsed();
         clocks.execution.busy(working);
         if last_log.elapsed().as_secs() >= 5 {
-            let cpu_ns = thread_cpu_ns();
+            let (cpu_ns, queued_ns) = (thread_cpu_ns(), thread_run_queue_ns());
             tracing::info!(
                 busy_ms = busy_since_log.as_millis() as u64,
                 cpu_ms = cpu_ns.saturating_sub(last_cpu_ns) / 1_000_000,
+                run_queue_ms = queued_ns.saturating_sub(last_queued_ns) / 1_000_000,
                 "execution thread"
             );
-            (last_cpu_ns, busy_since_log) = (cpu_ns, std::time::Duration::ZERO);
+            (last_cpu_ns, last_queued_ns) = (cpu_ns, queued_ns);
+            busy_since_log = std::time::Duration::ZERO;
             let blocks = blocks_done.max(1);
             let per_block_ms = |now: u64, then: u64| now.saturating_sub(then) / 1000 / blocks;
             tracing::info!(

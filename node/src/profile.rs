@@ -274,6 +274,17 @@ pub fn thread_cpu_ns() -> u64 {
     (now.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(now.tv_nsec as u64)
 }
 
+/// Time the calling thread has spent runnable but waiting for a CPU, in
+/// nanoseconds: the second field of `/proc/thread-self/schedstat` (0 where
+/// the kernel has no schedstats). Off-CPU time minus this is time blocked
+/// (the device, fsync, a lock).
+pub fn thread_run_queue_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }

@@ -95,17 +95,37 @@ pub(crate) struct NodeCache {
 /// Smallest capacity of the inner tier.
 const UPPER_MIN_BYTES: u64 = 1 << 20;
 
+/// Share of the inner tier kept for entries hit since they came in
+/// (quick_cache's default): inner nodes are on every path, so frequency
+/// is what tells them apart.
+const UPPER_HOT_SHARE: f64 = 0.97;
+
+/// Share of the bottom tier kept for entries hit since they came in. A
+/// bottom node is mostly read a few times within a few seconds and then
+/// replaced: by the pool's admission of a sender, by the block's prefetch,
+/// by the commit that rewrites it. That is recency, not frequency: with the
+/// default 3 % for new entries a node read at prefetch was often evicted
+/// before its commit read it again (`wake devnet`, 1M accounts, `mix`:
+/// 6.70 device reads per transaction at 0.97, 5.77 at 0.5).
+const LOWER_HOT_SHARE: f64 = 0.5;
+
 impl NodeCache {
     fn new(budget_bytes: u64) -> NodeCache {
         let upper_max = budget_bytes / 4 * 3;
         let upper_bytes = UPPER_MIN_BYTES.min(upper_max);
         // ~600 bytes per cached node on average.
-        let tier = |items: u64, bytes: u64| {
-            Tier::with_weighter((items / 600).max(64) as usize, bytes, NodeWeighter)
+        let tier = |items: u64, bytes: u64, hot: f64| {
+            let options = quick_cache::OptionsBuilder::new()
+                .estimated_items_capacity((items / 600).max(64) as usize)
+                .weight_capacity(bytes)
+                .hot_allocation(hot)
+                .build()
+                .expect("both capacities are set");
+            Tier::with_options(options, NodeWeighter, Default::default(), Default::default())
         };
         NodeCache {
-            upper: tier(upper_max, upper_bytes),
-            lower: tier(budget_bytes, budget_bytes - upper_bytes),
+            upper: tier(upper_max, upper_bytes, UPPER_HOT_SHARE),
+            lower: tier(budget_bytes, budget_bytes - upper_bytes, LOWER_HOT_SHARE),
             budget: budget_bytes,
             upper_capacity: AtomicU64::new(upper_bytes),
             upper_inserted: AtomicU64::new(0),
