@@ -19,9 +19,13 @@ use alloy_consensus::proofs::calculate_receipt_root;
 use alloy_consensus::{
     Block, Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, Typed2718,
 };
+use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
 use alloy_primitives::{Address, B256, Bloom, U256};
 use alloy_rlp::Decodable;
+use alloy_trie::nodes::LeafNodeRef;
+use alloy_trie::root::adjust_index_for_rlp;
+use alloy_trie::{HashBuilder, Nibbles};
 use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, Context};
 use revm::context_interface::block::BlobExcessGasAndPrice;
@@ -193,7 +197,7 @@ where
 
     let mut db = evm.ctx.journaled_state.database;
     apply_block_rewards(&mut db, block, spec)?;
-    Ok(outcome(receipts, gas_used, blob_gas_used, db.into_updates()))
+    Ok(outcome(receipts, gas_used, blob_gas_used, db.into_updates(), 1))
 }
 
 /// The revm environments of one block, and its blob gas ceiling.
@@ -325,22 +329,86 @@ pub(crate) fn apply_block_rewards<D: PreState>(
     Ok(())
 }
 
-/// Assembles a block's outcome from its receipts and diff.
+/// Assembles a block's outcome from its receipts and diff; the receipts
+/// root is hashed on up to `threads` threads ([`receipts_root`]).
 pub(crate) fn outcome(
     receipts: Vec<ReceiptEnvelope>,
     gas_used: u64,
     blob_gas_used: u64,
     updates: StateUpdates,
+    threads: usize,
 ) -> BlockOutcome {
     let logs_bloom = receipts.iter().fold(Bloom::ZERO, |bloom, r| bloom | *r.logs_bloom());
     BlockOutcome {
-        receipts_root: calculate_receipt_root(&receipts),
+        receipts_root: receipts_root(&receipts, threads, PARALLEL_RECEIPTS_MIN),
         receipts,
         logs_bloom,
         gas_used,
         blob_gas_used,
         updates,
     }
+}
+
+/// Blocks with fewer receipts hash their receipts root on one thread:
+/// below this, starting a thread costs about what it saves.
+const PARALLEL_RECEIPTS_MIN: usize = 128;
+
+/// The receipts root, as [`calculate_receipt_root`] computes it, with the
+/// leaves hashed on up to `threads` threads when there are at least `min`
+/// receipts. The leaves are nearly all of the work (each holds a whole
+/// receipt, its 256-byte bloom included, so a leaf is three to five keccak
+/// blocks where a branch is four) and each can be hashed alone once its
+/// place in the trie is known: one nibble past the longest prefix it shares
+/// with a neighbouring key (the keys, `rlp(index)`, are prefix-free). The
+/// leaf hashes then go into a [`HashBuilder`] as hashed nodes at those
+/// places, and it builds the branches above them.
+pub(crate) fn receipts_root(receipts: &[ReceiptEnvelope], threads: usize, min: usize) -> B256 {
+    let n = receipts.len();
+    if threads < 2 || n < min.max(2) {
+        return calculate_receipt_root(receipts);
+    }
+    // Trie order is not index order: rlp(0) = 0x80 sorts after rlp(1..=127).
+    let keys: Vec<(Nibbles, usize)> = (0..n)
+        .map(|i| {
+            let index = adjust_index_for_rlp(i, n);
+            (Nibbles::unpack(alloy_rlp::encode_fixed_size(&index)), index)
+        })
+        .collect();
+    let shared = |a: usize, b: usize| keys[a].0.common_prefix_length(&keys[b].0);
+    let depths: Vec<usize> = (0..n)
+        .map(|p| {
+            let before = if p > 0 { shared(p - 1, p) } else { 0 };
+            let after = if p + 1 < n { shared(p, p + 1) } else { 0 };
+            before.max(after) + 1
+        })
+        .collect();
+    let mut hashes: Vec<Option<B256>> = vec![None; n];
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for ((keys, depths), out) in
+            keys.chunks(chunk).zip(depths.chunks(chunk)).zip(hashes.chunks_mut(chunk))
+        {
+            scope.spawn(move || {
+                let (mut value, mut rlp) = (Vec::new(), Vec::new());
+                for (((key, index), &depth), slot) in keys.iter().zip(depths).zip(out) {
+                    value.clear();
+                    receipts[*index].encode_2718(&mut value);
+                    rlp.clear();
+                    let path = key.slice(depth..);
+                    *slot = LeafNodeRef::new(&path, &value).rlp(&mut rlp).as_hash();
+                }
+            });
+        }
+    });
+    let mut builder = HashBuilder::default();
+    for (((key, _), depth), hash) in keys.iter().zip(depths).zip(hashes) {
+        // A leaf under 32 bytes is inlined in its parent, not hashed. No
+        // receipt is that small (its bloom alone is 256 bytes), but the
+        // one-thread root stays right even for one.
+        let Some(hash) = hash else { return calculate_receipt_root(receipts) };
+        builder.add_branch(key.slice(..depth), hash, false);
+    }
+    builder.root()
 }
 
 pub(crate) fn receipt(
@@ -357,5 +425,64 @@ pub(crate) fn receipt(
         2 => ReceiptEnvelope::Eip1559(with_bloom),
         3 => ReceiptEnvelope::Eip4844(with_bloom),
         _ => ReceiptEnvelope::Eip7702(with_bloom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Bytes, Log, LogData};
+    use rand::{Rng, SeedableRng};
+
+    /// Receipts of every type, with zero to three logs of random sizes.
+    fn random_receipts(rng: &mut rand::rngs::StdRng, n: usize) -> Vec<ReceiptEnvelope> {
+        let mut cumulative = 0u64;
+        (0..n)
+            .map(|_| {
+                cumulative += rng.random_range(21_000..200_000);
+                let logs = (0..rng.random_range(0..4))
+                    .map(|_| {
+                        let topics = (0..rng.random_range(0..4))
+                            .map(|_| B256::from(rng.random::<[u8; 32]>()))
+                            .collect();
+                        let data: Vec<u8> =
+                            (0..rng.random_range(0..200)).map(|_| rng.random()).collect();
+                        Log {
+                            address: Address::from(rng.random::<[u8; 20]>()),
+                            data: LogData::new_unchecked(topics, Bytes::from(data)),
+                        }
+                    })
+                    .collect();
+                let status = Eip658Value::Eip658(rng.random_bool(0.9));
+                let receipt = Receipt { status, cumulative_gas_used: cumulative, logs };
+                let with_bloom = ReceiptWithBloom::from(receipt);
+                match rng.random_range(0..5) {
+                    0 => ReceiptEnvelope::Legacy(with_bloom),
+                    1 => ReceiptEnvelope::Eip2930(with_bloom),
+                    2 => ReceiptEnvelope::Eip1559(with_bloom),
+                    3 => ReceiptEnvelope::Eip4844(with_bloom),
+                    _ => ReceiptEnvelope::Eip7702(with_bloom),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_receipts_root_hashed_on_threads_is_alloys() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x7ec3);
+        // Every size around the key-length boundaries of rlp(index)
+        // (1 byte up to 127, 0x81 xx up to 255, 0x82 xx xx above), then
+        // larger blocks.
+        let sizes = (0..=300).chain([511, 512, 1000, 2049, 5000]);
+        for n in sizes {
+            let receipts = random_receipts(&mut rng, n);
+            let expected = calculate_receipt_root(&receipts);
+            for threads in [1, 2, 3, 8] {
+                assert_eq!(receipts_root(&receipts, threads, 0), expected, "{n} receipts");
+            }
+        }
+        // Past 65,535 the keys grow to 0x83 xx xx xx.
+        let receipts = random_receipts(&mut rng, 70_000);
+        assert_eq!(receipts_root(&receipts, 2, 0), calculate_receipt_root(&receipts));
     }
 }

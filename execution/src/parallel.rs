@@ -44,6 +44,9 @@
 //!   for the whole block, so a transaction that runs again reads nothing
 //!   from triedb twice: the first, optimistic run is its prefetch.
 //! * Threads are scoped to the block. The calling thread is one worker.
+//!   The receipts root's leaves are hashed on the same number of threads
+//!   once every transaction has committed (most of the root's work; the
+//!   serial executor hashes them on one).
 
 use crate::eip7610::CreateCollisionGuard;
 use crate::error::{BlockError, StateError};
@@ -244,8 +247,13 @@ where
     debug_assert_eq!(committer.receipts.len(), txs);
     let mut db = shared.committed.into_inner();
     apply_block_rewards(&mut db, block, envs.spec)?;
-    let outcome =
-        outcome(committer.receipts, committer.gas_used, committer.blob_gas_used, db.into_updates());
+    let outcome = outcome(
+        committer.receipts,
+        committer.gas_used,
+        committer.blob_gas_used,
+        db.into_updates(),
+        threads,
+    );
     Ok((outcome, stats))
 }
 
