@@ -27,7 +27,6 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::{Value, json};
 use wake_benches::progress::Bars;
-
 use wake_consensus::sim::bench::{
     BenchConfig, BenchProgress, BenchReport, CpuCost, Spread, run_bench, wall_clock_ns,
 };
