@@ -14,7 +14,7 @@
 //! reference says whether a subtree holds such nodes, so only those subtrees
 //! are visited.
 
-use crate::io::AlignedBuf;
+use crate::io::{AlignedBuf, ReadQueue, ReadReq};
 use crate::node::{
     AccountValue, Child, EMBED_MAX_BYTES, Loc, Node, StoredRef, Value, empty_branch, rlp_hash,
 };
@@ -191,6 +191,34 @@ pub(crate) struct CommitCtx<'a> {
 /// this depth in memory between waves and writes everything below.
 const WAVE_KEEP_DEPTH: usize = 2;
 
+/// What [`CommitCtx::read_compaction_ahead`] found in one level.
+#[derive(Default)]
+struct Found {
+    /// Nodes at hand, to look into.
+    ready: Vec<(Arc<Node>, usize)>,
+    /// Nodes above the floor to read (a page each).
+    wanted: Vec<(StoredRef, usize)>,
+    /// Nodes below the floor, in segments to read.
+    below: Vec<(StoredRef, usize)>,
+    /// Segments to read.
+    segments: Vec<(u32, u32)>,
+}
+
+/// The segment (chunk, index) that holds the start of `loc`.
+fn segment_of(loc: Loc) -> (u32, u32) {
+    (loc.chunk, loc.offset / SEGMENT_BYTES)
+}
+
+/// Whether the node at `loc` runs past the end of its segment.
+fn straddles_segments(loc: Loc) -> bool {
+    let end = u64::from(loc.offset) + u64::from(loc.len);
+    end > (u64::from(loc.offset / SEGMENT_BYTES) + 1) * u64::from(SEGMENT_BYTES)
+}
+
+/// Most nodes (and segments) one compaction reads ahead (see `read_compaction_ahead`);
+/// past it, the rest are read as compaction reaches them.
+const COMPACTION_READ_AHEAD_MAX: usize = 1 << 16;
+
 /// Compaction reads old chunks in segments of this size.
 const SEGMENT_BYTES: u32 = 256 << 10;
 /// At most this many segments (64 MiB) are held at once.
@@ -253,7 +281,7 @@ impl CommitCtx<'_> {
                 if !matches!(c, Child::Mem(_)) {
                     return Ok(());
                 }
-                ctx.compact(c, d)?;
+                ctx.compact_tree(c, d)?;
                 ctx.seal_in_place(c, d)
             } else {
                 ctx.seal_below(c, d, keep)
@@ -271,7 +299,7 @@ impl CommitCtx<'_> {
     /// Compacts and writes a new root.
     fn finish_root(&mut self, new: Option<Child>) -> Result<Option<StoredRef>> {
         let Some(mut child) = new else { return Ok(None) };
-        self.compact(&mut child, 0)?;
+        self.compact_tree(&mut child, 0)?;
         match self.seal(child, 0, true)? {
             Child::Stored(stored) => Ok(Some(stored)),
             _ => unreachable!("roots are always stored"),
@@ -328,13 +356,15 @@ impl CommitCtx<'_> {
             }
             return self.load(&Child::Stored(*stored), depth);
         }
-        let segment = loc.offset / SEGMENT_BYTES;
-        let end = loc.offset as usize + loc.len as usize;
-        if end > (segment as usize + 1) * SEGMENT_BYTES as usize {
-            // Straddles segments (only very large nodes): read it alone.
+        if let Some(node) = self.take_prefetched(loc) {
+            return Ok(node);
+        }
+        if straddles_segments(loc) {
+            // Only very large nodes: read alone.
             return self.load(&Child::Stored(*stored), depth);
         }
-        let key = (loc.chunk, segment);
+        let key = segment_of(loc);
+        let segment = key.1;
         if !self.segments.contains_key(&key) {
             if self.segments.len() >= MAX_SEGMENTS {
                 self.spare_segments.extend(self.segments.drain().map(|(_, buf)| buf));
@@ -569,6 +599,177 @@ impl CommitCtx<'_> {
             Child::Inline(_) => {}
         }
         Ok(())
+    }
+
+    /// [`compact`](Self::compact) for a whole tree, after reading ahead
+    /// every node it will load one page at a time.
+    fn compact_tree(&mut self, child: &mut Child, depth: usize) -> Result<()> {
+        self.read_compaction_ahead(child, depth)?;
+        self.compact(child, depth)
+    }
+
+    /// Reads ahead, level by level and each level in one batch through the
+    /// ring, what compaction of the tree under `root` will load: the nodes
+    /// above the floor that lead down to nodes below it (read a page each),
+    /// and the segments of old chunks that hold the nodes below it (which
+    /// compaction copies). Walking depth-first instead, compaction would
+    /// wait for one read per node or segment: hundreds of round trips a
+    /// block. Every node found is decoded once, into `prefetched`, where
+    /// compaction takes it.
+    fn read_compaction_ahead(&mut self, root: &Child, depth: usize) -> Result<()> {
+        let mut found = Found::default();
+        let mut read = 0usize;
+        self.find_reads(root, depth, &mut found);
+        loop {
+            loop {
+                while let Some((node, depth)) = found.ready.pop() {
+                    self.find_reads_below(&node, depth, &mut found);
+                }
+                // Nodes below the floor in segments already read: decode
+                // them now and look into them; the rest wait for theirs.
+                let below = std::mem::take(&mut found.below);
+                for (stored, depth) in below {
+                    let key = segment_of(stored.loc);
+                    match self.segments.get(&key) {
+                        Some(buf) => {
+                            let at = (stored.loc.offset - key.1 * SEGMENT_BYTES) as usize;
+                            let node =
+                                Node::decode(stored.loc, &buf[at..at + stored.loc.len as usize])?;
+                            let node = Arc::new(node);
+                            self.prefetched.insert(stored.loc.key(), Arc::clone(&node));
+                            found.ready.push((node, depth));
+                        }
+                        None => {
+                            if !found.segments.contains(&key) {
+                                found.segments.push(key);
+                            }
+                            found.below.push((stored, depth));
+                        }
+                    }
+                }
+                if found.ready.is_empty() {
+                    break;
+                }
+            }
+            found.segments.truncate(MAX_SEGMENTS.saturating_sub(self.segments.len()));
+            if (found.wanted.is_empty() && found.segments.is_empty())
+                || read >= COMPACTION_READ_AHEAD_MAX
+            {
+                return Ok(());
+            }
+            let refs: Vec<StoredRef> = found.wanted.iter().map(|(stored, _)| *stored).collect();
+            read += refs.len() + found.segments.len();
+            let io_depth = self.shared.config.io_depth;
+            crate::read::read_nodes(self.shared, &self.map, &refs, io_depth, &mut self.prefetched)?;
+            for (stored, depth) in found.wanted.drain(..) {
+                if let Some(node) = self.prefetched.get(&stored.loc.key()) {
+                    found.ready.push((Arc::clone(node), depth));
+                }
+            }
+            let segments = std::mem::take(&mut found.segments);
+            self.read_segments(&segments)?;
+            // Nodes whose segment could not be read ahead (the cap) are
+            // left to compaction.
+            found.below.retain(|(stored, _)| self.segments.contains_key(&segment_of(stored.loc)));
+        }
+    }
+
+    /// Reads segments of old chunks (see [`load_old`](Self::load_old))
+    /// through the ring, all in flight together.
+    fn read_segments(&mut self, keys: &[(u32, u32)]) -> Result<()> {
+        let mut reqs = Vec::with_capacity(keys.len());
+        for (token, &(chunk, segment)) in keys.iter().enumerate() {
+            let start = Loc { chunk, offset: segment * SEGMENT_BYTES, len: 0 };
+            let offset = self.map.offset(start)?;
+            let buf = self
+                .spare_segments
+                .pop()
+                .unwrap_or_else(|| AlignedBuf::new(SEGMENT_BYTES as usize));
+            reqs.push(ReadReq { token: token as u64, offset, buf });
+        }
+        let io_depth = self.shared.config.io_depth;
+        let counters = &self.shared.counters;
+        let segments = &mut self.segments;
+        let spare = &mut self.spare_segments;
+        self.shared.engine.with_queue(io_depth, |queue: &mut dyn ReadQueue| {
+            let mut failure: Option<Error> = None;
+            let mut pending = reqs.into_iter();
+            loop {
+                while failure.is_none() && queue.in_flight() < queue.depth() {
+                    let Some(req) = pending.next() else { break };
+                    counters.device_reads.fetch_add(1, Ordering::Relaxed);
+                    if let Err((req, err)) = queue.submit(req) {
+                        spare.push(req.buf);
+                        failure = Some(Error::io("queueing a segment read", err));
+                    }
+                }
+                if queue.in_flight() == 0 {
+                    break;
+                }
+                let done = queue.wait();
+                match done.result {
+                    Ok(()) if failure.is_none() => {
+                        segments.insert(keys[done.token as usize], done.buf);
+                    }
+                    Ok(()) => spare.push(done.buf),
+                    Err(err) => {
+                        spare.push(done.buf);
+                        failure.get_or_insert(Error::io("reading a chunk for compaction", err));
+                    }
+                }
+            }
+            spare.extend(pending.map(|req| req.buf));
+            failure.map_or(Ok(()), Err)
+        })
+    }
+
+    /// Sorts `child` (at `depth`) for [`read_compaction_ahead`]: a node to
+    /// look into now, one to read first, one below the floor, or none.
+    fn find_reads(&self, child: &Child, depth: usize, found: &mut Found) {
+        match child {
+            Child::Stored(stored) => {
+                if stored.min_chunk >= self.compact_below || self.written_by_this_commit(stored.loc)
+                {
+                    return;
+                }
+                let key = stored.loc.key();
+                if let Some(node) = self.prefetched.get(&key) {
+                    found.ready.push((Arc::clone(node), depth));
+                } else if let Some(node) = self.shared.cache.get(stored.loc, depth) {
+                    found.ready.push((node, depth));
+                } else if stored.loc.chunk >= self.compact_below {
+                    found.wanted.push((*stored, depth));
+                } else if !straddles_segments(stored.loc) {
+                    found.below.push((*stored, depth));
+                }
+            }
+            Child::Mem(node) => self.find_reads_below(node, depth, found),
+            Child::Embedded { node, .. } => {
+                if node.storage_min_chunk() < self.compact_below {
+                    self.find_reads_below(node, depth, found);
+                }
+            }
+            Child::Inline(_) => {}
+        }
+    }
+
+    fn find_reads_below(&self, node: &Node, depth: usize, found: &mut Found) {
+        match node {
+            Node::Leaf { value: Value::Account(account), .. } => {
+                if let Some(storage) = account.storage {
+                    self.find_reads(&Child::Stored(storage), 0, found);
+                }
+            }
+            Node::Leaf { .. } => {}
+            Node::Extension { path, child } => {
+                self.find_reads(child, depth + path.len(), found);
+            }
+            Node::Branch { children, .. } => {
+                for child in children.iter().flatten() {
+                    self.find_reads(child, depth + 1, found);
+                }
+            }
+        }
     }
 
     /// Compacts the children of `node` (at `depth`) and seals them, so that
