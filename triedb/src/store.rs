@@ -92,13 +92,6 @@ pub(crate) struct NodeCache {
     upper_inserted: AtomicU64,
 }
 
-/// Lock shards per tier. quick_cache's default (4 per core) leaves 8 on a
-/// 2-core machine, where the execution thread then often waits for a shard
-/// that the ingest thread holds while its insert evicts (and weighs) nodes:
-/// ~1,100 such waits in 6 s of `wake devnet` (1M accounts, `mix`), seen with
-/// `perf record -e sched:sched_switch`.
-const CACHE_SHARDS: usize = 64;
-
 /// Smallest capacity of the inner tier.
 const UPPER_MIN_BYTES: u64 = 1 << 20;
 
@@ -126,7 +119,6 @@ impl NodeCache {
                 .estimated_items_capacity((items / 600).max(64) as usize)
                 .weight_capacity(bytes)
                 .hot_allocation(hot)
-                .shards(CACHE_SHARDS)
                 .build()
                 .expect("both capacities are set");
             Tier::with_options(options, NodeWeighter, Default::default(), Default::default())
