@@ -209,6 +209,12 @@ fn segment_of(loc: Loc) -> (u32, u32) {
     (loc.chunk, loc.offset / SEGMENT_BYTES)
 }
 
+/// Decodes the node at `loc` out of the segment buffer that holds it.
+fn decode_in_segment(loc: Loc, segment: &[u8]) -> Result<Node> {
+    let at = (loc.offset % SEGMENT_BYTES) as usize;
+    Node::decode(loc, &segment[at..at + loc.len as usize])
+}
+
 /// Whether the node at `loc` runs past the end of its segment.
 fn straddles_segments(loc: Loc) -> bool {
     let end = u64::from(loc.offset) + u64::from(loc.len);
@@ -347,35 +353,22 @@ impl CommitCtx<'_> {
             return Ok((*node).clone());
         }
         let loc = stored.loc;
-        if loc.chunk >= self.compact_below {
-            // An ancestor of moved nodes, above the floor: read ahead with
-            // its siblings (`read_children_ahead`), or alone (one page)
-            // rather than with 256 KiB around it.
-            if let Some(node) = self.take_prefetched(loc) {
-                return Ok(node);
-            }
-            return self.load(&Child::Stored(*stored), depth);
-        }
+        // Read ahead (`read_compaction_ahead`, `read_children_ahead`).
         if let Some(node) = self.take_prefetched(loc) {
             return Ok(node);
         }
-        if straddles_segments(loc) {
-            // Only very large nodes: read alone.
+        if loc.chunk >= self.compact_below || straddles_segments(loc) {
+            // An ancestor of moved nodes, above the floor: one page rather
+            // than 256 KiB around it. Or a very large node: read alone.
             return self.load(&Child::Stored(*stored), depth);
         }
         let key = segment_of(loc);
-        let segment = key.1;
         if !self.segments.contains_key(&key) {
             if self.segments.len() >= MAX_SEGMENTS {
                 self.spare_segments.extend(self.segments.drain().map(|(_, buf)| buf));
             }
-            let start = Loc { chunk: loc.chunk, offset: segment * SEGMENT_BYTES, len: 0 };
-            let offset = self.map.offset(start)?;
-            // Reused: a fresh 256 KiB buffer costs a zeroing and page faults.
-            let mut buf = self
-                .spare_segments
-                .pop()
-                .unwrap_or_else(|| AlignedBuf::new(SEGMENT_BYTES as usize));
+            let offset = self.segment_offset(key)?;
+            let mut buf = self.segment_buf();
             self.shared
                 .storage
                 .read_at(&mut buf, offset)
@@ -383,9 +376,18 @@ impl CommitCtx<'_> {
             self.shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
             self.segments.insert(key, buf);
         }
-        let buf = &self.segments[&key];
-        let at = (loc.offset - segment * SEGMENT_BYTES) as usize;
-        Node::decode(loc, &buf[at..at + loc.len as usize])
+        decode_in_segment(loc, &self.segments[&key])
+    }
+
+    /// Where segment `key` of an old chunk starts on the device.
+    fn segment_offset(&self, (chunk, segment): (u32, u32)) -> Result<u64> {
+        self.map.offset(Loc { chunk, offset: segment * SEGMENT_BYTES, len: 0 })
+    }
+
+    /// A buffer for one segment. Reused: a fresh 256 KiB buffer costs a
+    /// zeroing and page faults.
+    fn segment_buf(&mut self) -> AlignedBuf {
+        self.spare_segments.pop().unwrap_or_else(|| AlignedBuf::new(SEGMENT_BYTES as usize))
     }
 
     fn replaced(&mut self, child: &Child) {
@@ -632,17 +634,12 @@ impl CommitCtx<'_> {
                     let key = segment_of(stored.loc);
                     match self.segments.get(&key) {
                         Some(buf) => {
-                            let at = (stored.loc.offset - key.1 * SEGMENT_BYTES) as usize;
-                            let node =
-                                Node::decode(stored.loc, &buf[at..at + stored.loc.len as usize])?;
-                            let node = Arc::new(node);
+                            let node = Arc::new(decode_in_segment(stored.loc, buf)?);
                             self.prefetched.insert(stored.loc.key(), Arc::clone(&node));
                             found.ready.push((node, depth));
                         }
                         None => {
-                            if !found.segments.contains(&key) {
-                                found.segments.push(key);
-                            }
+                            found.segments.push(key);
                             found.below.push((stored, depth));
                         }
                     }
@@ -651,6 +648,8 @@ impl CommitCtx<'_> {
                     break;
                 }
             }
+            found.segments.sort_unstable();
+            found.segments.dedup();
             found.segments.truncate(MAX_SEGMENTS.saturating_sub(self.segments.len()));
             if (found.wanted.is_empty() && found.segments.is_empty())
                 || read >= COMPACTION_READ_AHEAD_MAX
@@ -678,14 +677,9 @@ impl CommitCtx<'_> {
     /// through the ring, all in flight together.
     fn read_segments(&mut self, keys: &[(u32, u32)]) -> Result<()> {
         let mut reqs = Vec::with_capacity(keys.len());
-        for (token, &(chunk, segment)) in keys.iter().enumerate() {
-            let start = Loc { chunk, offset: segment * SEGMENT_BYTES, len: 0 };
-            let offset = self.map.offset(start)?;
-            let buf = self
-                .spare_segments
-                .pop()
-                .unwrap_or_else(|| AlignedBuf::new(SEGMENT_BYTES as usize));
-            reqs.push(ReadReq { token: token as u64, offset, buf });
+        for (token, &key) in keys.iter().enumerate() {
+            let offset = self.segment_offset(key)?;
+            reqs.push(ReadReq { token: token as u64, offset, buf: self.segment_buf() });
         }
         let io_depth = self.shared.config.io_depth;
         let counters = &self.shared.counters;
