@@ -15,7 +15,10 @@ const SMALL: usize = 2_000;
 fn config(path: &std::path::Path) -> Config {
     let mut config = Config::new(path);
     config.chunk_bytes = 1 << 20;
-    config.retain_versions = 3;
+    // One version: compaction's window reaches up to the newest root (it
+    // leaves the retained history alone), so the commits here, only twice
+    // the live data apart, already move nodes while waves run.
+    config.retain_versions = 1;
     config.cache_bytes = 8 << 20;
     config
 }

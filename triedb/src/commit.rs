@@ -23,7 +23,6 @@ use crate::{AccountUpdate, Error, Result};
 use alloy_primitives::{B256, U256, keccak256};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// What one update does to the value under its key.
 pub(crate) enum LeafChange {
@@ -373,7 +372,7 @@ impl CommitCtx<'_> {
                 .storage
                 .read_at(&mut buf, offset)
                 .map_err(|e| Error::io("reading a chunk for compaction", e))?;
-            self.shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.device_read();
             self.segments.insert(key, buf);
         }
         decode_in_segment(loc, &self.segments[&key])
@@ -586,16 +585,16 @@ impl CommitCtx<'_> {
                 self.compact_children(&mut node, depth)?;
                 *child = self.write_moved(node, stored.hash, depth)?;
             }
-            Child::Embedded { hash, node } => {
+            Child::Embedded { hash, node, storage_min_chunk } => {
                 // Only a storage trie under an embedded account leaf can
                 // reach below the floor; the leaf is rewritten with its parent.
-                if node.storage_min_chunk() >= self.compact_below {
+                if *storage_min_chunk >= self.compact_below {
                     return Ok(());
                 }
                 let hash = *hash;
                 let mut node = Node::clone(node);
                 self.compact_children(&mut node, depth)?;
-                *child = Child::Embedded { hash, node: Arc::new(node) };
+                *child = Child::embedded(hash, Arc::new(node));
             }
             Child::Mem(node) => self.compact_children(node, depth)?,
             Child::Inline(_) => {}
@@ -691,7 +690,7 @@ impl CommitCtx<'_> {
             loop {
                 while failure.is_none() && queue.in_flight() < queue.depth() {
                     let Some(req) = pending.next() else { break };
-                    counters.device_reads.fetch_add(1, Ordering::Relaxed);
+                    counters.device_read();
                     if let Err((req, err)) = queue.submit(req) {
                         spare.push(req.buf);
                         failure = Some(Error::io("queueing a segment read", err));
@@ -738,8 +737,8 @@ impl CommitCtx<'_> {
                 }
             }
             Child::Mem(node) => self.find_reads_below(node, depth, found),
-            Child::Embedded { node, .. } => {
-                if node.storage_min_chunk() < self.compact_below {
+            Child::Embedded { node, storage_min_chunk, .. } => {
+                if *storage_min_chunk < self.compact_below {
                     self.find_reads_below(node, depth, found);
                 }
             }
@@ -881,7 +880,7 @@ impl CommitCtx<'_> {
         node.encode_body(&mut body);
         if !is_root && embeddable && body.len() <= EMBED_MAX_BYTES {
             self.scratch = body;
-            return Ok(Child::Embedded { hash: rlp_hash(&rlp), node: Arc::from(node) });
+            return Ok(Child::embedded(rlp_hash(&rlp), Arc::from(node)));
         }
         let appended = self.writer.append_body(&*self.shared.storage, &body);
         self.scratch = body;
@@ -903,7 +902,7 @@ impl CommitCtx<'_> {
 fn children_min_chunk(node: &Node) -> u32 {
     let of = |c: &Child| match c {
         Child::Stored(s) => s.min_chunk,
-        Child::Embedded { node, .. } => node.storage_min_chunk(),
+        Child::Embedded { storage_min_chunk, .. } => *storage_min_chunk,
         Child::Inline(_) | Child::Mem(_) => u32::MAX,
     };
     match node {

@@ -69,8 +69,11 @@ pub(crate) enum Child {
     /// A small, self-contained subtree (a leaf, or a branch whose children
     /// are all embedded or inline) kept inside its parent's record on disk,
     /// with its hash. A lookup that reads a bottom branch has the rest of its
-    /// path in hand.
-    Embedded { hash: B256, node: Arc<Node> },
+    /// path in hand. `storage_min_chunk` is the node's
+    /// [`Node::storage_min_chunk`], kept beside it: compaction asks for it
+    /// of every embedded child it passes, and finding it means touching
+    /// each embedded account's value.
+    Embedded { hash: B256, node: Arc<Node>, storage_min_chunk: u32 },
     /// A node built by the commit in progress, not yet hashed or written.
     Mem(Box<Node>),
 }
@@ -382,8 +385,16 @@ pub(crate) fn rlp_hash(rlp: &[u8]) -> B256 {
 
 fn child_storage_min_chunk(child: &Child) -> u32 {
     match child {
-        Child::Embedded { node, .. } => node.storage_min_chunk(),
+        Child::Embedded { storage_min_chunk, .. } => *storage_min_chunk,
         _ => u32::MAX,
+    }
+}
+
+impl Child {
+    /// An embedded subtree with its hash.
+    pub fn embedded(hash: B256, node: Arc<Node>) -> Child {
+        let storage_min_chunk = node.storage_min_chunk();
+        Child::Embedded { hash, node, storage_min_chunk }
     }
 }
 
@@ -422,7 +433,7 @@ fn put_child(child: &Child, out: &mut Vec<u8>) {
             out.extend_from_slice(rlp);
         }
         Child::Stored(stored) => put_stored(stored, out),
-        Child::Embedded { hash, node: leaf } => {
+        Child::Embedded { hash, node: leaf, .. } => {
             out.push(REF_EMBEDDED);
             out.extend_from_slice(hash.as_slice());
             let at = out.len();
@@ -559,7 +570,7 @@ impl Reader<'_> {
                 // Nested records shrink at every level: recursion is bounded.
                 let mut inner = Reader::new(self.take(len)?);
                 let node = decode_body(&mut inner)?;
-                Some(Child::Embedded { hash, node: Arc::new(node) })
+                Some(Child::embedded(hash, Arc::new(node)))
             }
             _ => None,
         }
@@ -679,10 +690,10 @@ mod tests {
         let mut children = empty_branch();
         children[0] = Some(Child::Stored(stored));
         children[9] = Some(Child::Inline(vec![0xc2, 0x20, 0x01].into()));
-        children[4] = Some(Child::Embedded {
-            hash: B256::repeat_byte(9),
-            node: Arc::new(Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) }),
-        });
+        children[4] = Some(Child::embedded(
+            B256::repeat_byte(9),
+            Arc::new(Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) }),
+        ));
         let nodes = [
             Node::Leaf { path: vec![1, 2, 3], value: Value::Raw(vec![0x82, 1, 2].into()) },
             Node::Leaf {

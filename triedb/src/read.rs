@@ -197,7 +197,7 @@ pub(crate) fn get(
                 let offset = map.offset(stored.loc)?;
                 let (start, len) = page_span(offset, stored.loc.len);
                 let mut buf = AlignedBuf::new(len);
-                shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+                shared.counters.device_read();
                 shared
                     .storage
                     .read_at(&mut buf, start)
@@ -320,7 +320,7 @@ fn submit_read(
     let offset = map.offset(stored.loc)?;
     let (start, len) = page_span(offset, stored.loc.len);
     let req = ReadReq { token: stored.loc.key(), offset: start, buf: AlignedBuf::new(len) };
-    shared.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+    shared.counters.device_read();
     queue.submit(req).map_err(|(_, err)| Error::io("queueing a read", err))?;
     Ok((offset, start))
 }

@@ -200,6 +200,27 @@ pub(crate) struct Counters {
     pub commit_prefetch_us: AtomicU64,
     pub commit_apply_us: AtomicU64,
     pub commit_sync_us: AtomicU64,
+    pub commit_prefetch_reads: AtomicU64,
+    pub commit_apply_reads: AtomicU64,
+}
+
+thread_local! {
+    /// Device reads this thread issued (of every database): lets a commit
+    /// count its own reads while other threads read too.
+    static THREAD_DEVICE_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+impl Counters {
+    /// One device read, issued by the calling thread.
+    pub fn device_read(&self) {
+        self.device_reads.fetch_add(1, Ordering::Relaxed);
+        THREAD_DEVICE_READS.with(|reads| reads.set(reads.get() + 1));
+    }
+}
+
+/// Device reads the calling thread has issued so far.
+pub(crate) fn thread_device_reads() -> u64 {
+    THREAD_DEVICE_READS.with(std::cell::Cell::get)
 }
 
 /// What readers see: the durable metadata and the chunk map.
@@ -257,7 +278,7 @@ impl Shared {
         let offset = map.offset(stored.loc)?;
         let (start, len) = page_span(offset, stored.loc.len);
         let mut buf = AlignedBuf::new(len);
-        self.counters.device_reads.fetch_add(1, Ordering::Relaxed);
+        self.counters.device_read();
         self.storage.read_at(&mut buf, start).map_err(|e| Error::io("reading a node", e))?;
         self.decode_from_pages(stored.loc, &buf, start, offset, depth)
     }
