@@ -66,6 +66,7 @@ pub mod ethtests;
 mod executor;
 mod parallel;
 mod payload;
+pub mod pending;
 pub mod pool;
 mod prefetch;
 pub mod replay;
@@ -87,13 +88,16 @@ pub use parallel::{
 pub use payload::{
     PayloadError, decode_payload, encode_payload, payload_item_len, payload_len, split_payload,
 };
+pub use pending::PendingDiff;
 pub use pool::{
     AccountSource, AccountState, Admitted, BlockLimits, Pool, PoolConfig, PoolError, PoolHead,
     PooledTx, TxOrigin,
 };
 pub use prefetch::{DISCOVERY_ROUNDS_MAX, PrefetchStats, Prefetched};
 pub use spec::{ChainSpec, ForkActivation, GENESIS_JSON_BYTES_MAX, Genesis, GenesisAccount};
-pub use state::{BlockHashes, BlockState, CollisionState, PreState, SnapshotState};
+pub use state::{
+    BatchRead, BlockHashes, BlockState, CollisionState, PreAccount, PreState, SnapshotState,
+};
 pub use tx::{
     BlockTx, TX_BYTES_MAX, blob_gas, decode_tx, recover_sender, recover_senders, tx_env,
     type_enabled,

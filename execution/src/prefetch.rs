@@ -22,7 +22,7 @@
 use crate::error::StateError;
 use crate::executor::BlockEnvs;
 use crate::spec::ChainSpec;
-use crate::state::{PreState, to_revm};
+use crate::state::{BatchRead, PreAccount, PreState, to_revm};
 use crate::tx::{BlockTx, tx_env};
 use alloy_consensus::{Block, Transaction};
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
@@ -33,7 +33,6 @@ use revm::database::{Database, DatabaseRef};
 use revm::state::AccountInfo as RevmAccountInfo;
 use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
 use std::collections::BTreeSet;
-use wake_triedb::{Account, EMPTY_ROOT, Snapshot};
 
 /// Slots of the EIP-4788 ring buffer (timestamps, then roots).
 const HISTORY_BUFFER_LENGTH: u64 = 8191;
@@ -41,7 +40,7 @@ const HISTORY_BUFFER_LENGTH: u64 = 8191;
 /// A pre-state view with a block's likely reads loaded ahead.
 pub struct Prefetched<D> {
     inner: D,
-    accounts: HashMap<Address, Option<Account>>,
+    accounts: HashMap<Address, Option<PreAccount>>,
     slots: HashMap<(Address, U256), U256>,
     /// Contract code loaded (and analysed) by discovery runs.
     codes: HashMap<B256, Bytecode>,
@@ -64,10 +63,10 @@ pub const DISCOVERY_ROUNDS_MAX: usize = 4;
 impl<D: PreState> Prefetched<D> {
     /// Reads, in two batches (accounts, then slots), everything `block`
     /// names that a transaction or the block's own state changes will read,
-    /// from `snapshot`, which must be the version `inner` views.
+    /// from `snapshot`, which must be the state `inner` views.
     pub fn load(
         inner: D,
-        snapshot: &Snapshot,
+        snapshot: &impl BatchRead,
         block: &Block<BlockTx>,
         senders: &[Address],
     ) -> Result<Self, StateError> {
@@ -95,16 +94,15 @@ impl<D: PreState> Prefetched<D> {
             }
         }
         let addresses: Vec<Address> = addresses.into_iter().collect();
-        let read = snapshot.accounts(&addresses)?;
-        let accounts: HashMap<Address, Option<Account>> = addresses.into_iter().zip(read).collect();
+        let read = snapshot.accounts_batch(&addresses)?;
+        let accounts: HashMap<Address, Option<PreAccount>> =
+            addresses.into_iter().zip(read).collect();
         // A slot of an account that does not exist, or has no storage, is
         // zero without a read.
         let slots: Vec<(Address, B256)> = slots
             .into_iter()
             .filter(|(address, _)| {
-                accounts
-                    .get(address)
-                    .is_none_or(|a| a.is_some_and(|a| a.storage_root != EMPTY_ROOT))
+                accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
             })
             .collect();
         let values = snapshot.storage_batch(&slots)?;
@@ -136,7 +134,7 @@ impl<D: PreState> Prefetched<D> {
         chain: &ChainSpec,
         block: &Block<BlockTx>,
         senders: &[Address],
-        snapshot: &Snapshot,
+        snapshot: &impl BatchRead,
         rounds: usize,
         threads: usize,
     ) -> Result<(), StateError>
@@ -183,15 +181,13 @@ impl<D: PreState> Prefetched<D> {
             }
             self.rounds += 1;
             let addresses: Vec<Address> = all.accounts.into_iter().collect();
-            let read = snapshot.accounts(&addresses)?;
+            let read = snapshot.accounts_batch(&addresses)?;
             self.accounts.extend(addresses.into_iter().zip(read));
             let slots: Vec<(Address, B256)> = all
                 .slots
                 .into_iter()
                 .filter(|(address, _)| {
-                    self.accounts
-                        .get(address)
-                        .is_none_or(|a| a.is_some_and(|a| a.storage_root != EMPTY_ROOT))
+                    self.accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
                 })
                 .map(|(address, index)| (address, B256::from(index)))
                 .collect();
@@ -252,7 +248,7 @@ impl<D: PreState> Database for Discovery<'_, D> {
 
     fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
         match self.loaded.accounts.get(&address) {
-            Some(account) => Ok(account.map(|a| to_revm(a.info()))),
+            Some(account) => Ok(account.map(|a| to_revm(a.info))),
             None => {
                 self.found.accounts.insert(address);
                 Ok(None)
@@ -283,7 +279,7 @@ impl<D: PreState> Database for Discovery<'_, D> {
         match self.loaded.accounts.get(&address) {
             // Absent, or without storage: zero, nothing to load.
             Some(None) => Ok(U256::ZERO),
-            Some(Some(a)) if a.storage_root == EMPTY_ROOT => Ok(U256::ZERO),
+            Some(Some(a)) if !a.has_storage => Ok(U256::ZERO),
             _ => {
                 self.found.slots.insert((address, index));
                 Ok(U256::ZERO)
@@ -299,7 +295,7 @@ impl<D: PreState> Database for Discovery<'_, D> {
 impl<D: PreState> PreState for Prefetched<D> {
     fn has_storage_ref(&self, address: Address) -> Result<bool, StateError> {
         match self.accounts.get(&address) {
-            Some(account) => Ok(account.is_some_and(|a| a.storage_root != EMPTY_ROOT)),
+            Some(account) => Ok(account.is_some_and(|a| a.has_storage)),
             None => self.inner.has_storage_ref(address),
         }
     }
@@ -310,7 +306,7 @@ impl<D: PreState> DatabaseRef for Prefetched<D> {
 
     fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
         match self.accounts.get(&address) {
-            Some(account) => Ok(account.map(|a| to_revm(a.info()))),
+            Some(account) => Ok(account.map(|a| to_revm(a.info))),
             None => self.inner.basic_ref(address),
         }
     }

@@ -3,7 +3,10 @@
 //!
 //! * [`SnapshotState`] implements revm's [`DatabaseRef`] (`&self` reads)
 //!   over a [`Snapshot`], so many executors can share it: the shape the
-//!   parallel executor needs.
+//!   parallel executor needs. It may carry the diffs of blocks executed
+//!   but not yet committed ([`crate::pending`]), so a block can execute
+//!   while its parent commits. [`BatchRead`] reads many accounts or slots
+//!   of such a view at once.
 //! * [`BlockState`] is the overlay: it answers reads from the writes of the
 //!   transactions executed so far in the block, then from a read cache, then
 //!   from the view below; it folds each transaction's revm state into itself
@@ -11,6 +14,7 @@
 //!   [`StateUpdates`] for `TrieDb::commit`.
 
 use crate::error::StateError;
+use crate::pending::{self, Pending};
 use alloy_primitives::{
     Address, B256, Bytes, U256,
     map::{HashMap, HashSet},
@@ -70,21 +74,41 @@ pub(crate) fn bytecode(code: Bytes) -> Bytecode {
     }
 }
 
-/// A read-only view of one triedb version, for revm.
+/// A read-only view of one triedb version, for revm, with the diffs of
+/// blocks executed after it but not yet committed on top (none by default;
+/// see [`crate::pending`]).
 #[derive(Clone, Copy)]
 pub struct SnapshotState<'a> {
     snapshot: &'a Snapshot,
+    pending: &'a Pending,
     hashes: &'a dyn BlockHashes,
 }
 
 impl<'a> SnapshotState<'a> {
     pub fn new(snapshot: &'a Snapshot, hashes: &'a dyn BlockHashes) -> Self {
-        SnapshotState { snapshot, hashes }
+        SnapshotState { snapshot, pending: &[], hashes }
+    }
+
+    /// `snapshot` with `pending` (oldest first, the first one of the
+    /// version right after the snapshot's) applied on top.
+    pub fn with_pending(
+        snapshot: &'a Snapshot,
+        pending: &'a Pending,
+        hashes: &'a dyn BlockHashes,
+    ) -> Self {
+        debug_assert!(
+            pending.iter().zip(snapshot.version() + 1..).all(|(diff, h)| diff.height() == h),
+            "pending diffs must follow the snapshot's version without a gap"
+        );
+        SnapshotState { snapshot, pending, hashes }
     }
 }
 
 impl PreState for SnapshotState<'_> {
     fn has_storage_ref(&self, address: Address) -> Result<bool, StateError> {
+        if let Some(known) = pending::has_storage(self.pending, &address) {
+            return Ok(known);
+        }
         Ok(self.snapshot.account(&address)?.is_some_and(|acc| acc.storage_root != EMPTY_ROOT))
     }
 }
@@ -93,12 +117,18 @@ impl DatabaseRef for SnapshotState<'_> {
     type Error = StateError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
+        if let Some(account) = pending::account(self.pending, &address) {
+            return Ok(account.map(to_revm));
+        }
         Ok(self.snapshot.account(&address)?.map(|acc| to_revm(acc.info())))
     }
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
         if code_hash == KECCAK_EMPTY || code_hash.is_zero() {
             return Ok(Bytecode::default());
+        }
+        if let Some(code) = pending::code(self.pending, &code_hash) {
+            return Ok(bytecode(code));
         }
         match self.snapshot.code(&code_hash)? {
             Some(code) => Ok(bytecode(code)),
@@ -107,11 +137,101 @@ impl DatabaseRef for SnapshotState<'_> {
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
-        Ok(self.snapshot.storage(&address, &B256::from(index))?)
+        let slot = B256::from(index);
+        if let Some(value) = pending::storage(self.pending, &address, &slot) {
+            return Ok(value);
+        }
+        Ok(self.snapshot.storage(&address, &slot)?)
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
         Ok(self.hashes.block_hash(number).unwrap_or_default())
+    }
+}
+
+/// An account as a batch read returns it: its fields, and whether it has
+/// any storage (a storage trie that is not empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreAccount {
+    pub info: AccountInfo,
+    pub has_storage: bool,
+}
+
+/// Many reads of one state at once (triedb overlaps them in its io_uring
+/// ring): what [`crate::Prefetched`] loads through.
+pub trait BatchRead {
+    /// The accounts, in order (`None`: absent).
+    fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError>;
+    /// The slots (unhashed keys), in order.
+    fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError>;
+}
+
+impl BatchRead for Snapshot {
+    fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError> {
+        Ok(self
+            .accounts(addresses)?
+            .into_iter()
+            .map(|account| {
+                account.map(|a| PreAccount {
+                    info: a.info(),
+                    has_storage: a.storage_root != EMPTY_ROOT,
+                })
+            })
+            .collect())
+    }
+
+    fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
+        Ok(Snapshot::storage_batch(self, slots)?)
+    }
+}
+
+/// The pending diffs answer what they name; the rest is one batch of the
+/// snapshot.
+impl BatchRead for SnapshotState<'_> {
+    fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError> {
+        if self.pending.is_empty() {
+            return self.snapshot.accounts_batch(addresses);
+        }
+        let mut out = vec![None; addresses.len()];
+        let mut missing = Vec::new();
+        for (i, address) in addresses.iter().enumerate() {
+            match pending::account(self.pending, address) {
+                Some(None) => {}
+                Some(Some(info)) => {
+                    let has_storage = match pending::has_storage(self.pending, address) {
+                        Some(known) => known,
+                        None => self.has_storage_ref(*address)?,
+                    };
+                    out[i] = Some(PreAccount { info, has_storage });
+                }
+                None => missing.push(i),
+            }
+        }
+        let wanted: Vec<Address> = missing.iter().map(|&i| addresses[i]).collect();
+        for (i, account) in missing.into_iter().zip(self.snapshot.accounts_batch(&wanted)?) {
+            out[i] = account;
+        }
+        Ok(out)
+    }
+
+    fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
+        if self.pending.is_empty() {
+            return BatchRead::storage_batch(self.snapshot, slots);
+        }
+        let mut out = vec![U256::ZERO; slots.len()];
+        let mut missing = Vec::new();
+        for (i, (address, slot)) in slots.iter().enumerate() {
+            match pending::storage(self.pending, address, slot) {
+                Some(value) => out[i] = value,
+                None => missing.push(i),
+            }
+        }
+        let wanted: Vec<(Address, B256)> = missing.iter().map(|&i| slots[i]).collect();
+        for (i, value) in missing.into_iter().zip(BatchRead::storage_batch(self.snapshot, &wanted)?)
+        {
+            out[i] = value;
+        }
+        Ok(out)
     }
 }
 
