@@ -318,7 +318,7 @@ impl Rpc {
 }
 
 /// The roles whose clocks the summary reports (`wake_role_time_microseconds`).
-const ROLES: [&str; 2] = ["consensus", "execution"];
+const ROLES: [&str; 3] = ["consensus", "execution", "commit"];
 
 /// Each role's (busy, idle, blocked) microseconds so far, from `/metrics`.
 type RoleTotals = [(u64, u64, u64); ROLES.len()];

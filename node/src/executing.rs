@@ -9,11 +9,18 @@
 //!   backpressure of last resort: the core already waits for results K
 //!   blocks back before it proposes or votes);
 //! * the execution thread ([`crate::pipeline::BlockExecutor`]) executes in
-//!   height order, commits version `h` to triedb, publishes the result to
-//!   [`Results`] (the core's oracle), the block to the RPC [`ChainStore`]
-//!   and the touched accounts to the pool, and checks every certified
-//!   delayed result against its own: a difference stops the node with both
-//!   roots named;
+//!   height order, each block over its parent's state: the newest committed
+//!   triedb version plus the diffs of the blocks executed after it whose
+//!   commits are still running, so block `h + 1` executes while `h`
+//!   commits. It hands each executed block to
+//! * the commit thread (`wake-commit`, [`crate::pipeline::BlockSealer`],
+//!   `COMMIT_QUEUE` blocks queued between the two), which commits version
+//!   `h` to triedb, seals the header (parent hash, state root), publishes
+//!   the result to [`Results`] (the core's oracle), the block to the RPC
+//!   [`ChainStore`] and the touched accounts to the pool, and checks every
+//!   certified delayed result against its own: a difference stops the node
+//!   with both roots named. Results, RPC and the pool see a block only once
+//!   it is committed;
 //! * the RPC server runs on a tokio current-thread runtime of its own
 //!   thread; `eth_sendRawTransaction` decodes and checks the chain id there,
 //!   then queues the transaction (16,384 at most; full: `-32005`) and
@@ -41,17 +48,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use alloy_consensus::{Block, BlockBody};
 use alloy_eips::eip1559::BaseFeeParams;
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use anyhow::Context;
 use wake_consensus::{
-    BlockId, ExecutionResult, FileLedger, FinalizedBlock, Height, Ledger, PayloadSource,
-    PendingBlock, Round,
+    BlockId, DelayedResult, ExecutionResult, FileLedger, FinalizedBlock, Height, Ledger,
+    PayloadSource, PendingBlock, Round,
 };
 use wake_execution::pool::touched_accounts;
 use wake_execution::{
@@ -63,8 +69,8 @@ use wake_triedb::TrieDb;
 use crate::chaindb::{ChainDb, ChainRecord};
 use crate::import::{DataDir, LoadedGenesis, OpenDataDir};
 use crate::pipeline::{
-    BLOCK_HASHES_KEPT, BlockExecutor, ExecutedBlock, NodePayload, PAYLOAD_TXS_MAX, PipelineError,
-    Results, ResultsOracle, consensus_result, header_result,
+    BLOCK_HASHES_KEPT, BlockExecutor, BlockSealer, ExecutedBlock, NodePayload, PAYLOAD_TXS_MAX,
+    PipelineError, Results, ResultsOracle, UnsealedBlock, consensus_result, header_result,
 };
 use crate::profile::{Profile, Role, RoleClocks, pin, thread_cpu_ns, thread_run_queue_ns};
 use crate::rpc::{
@@ -106,7 +112,7 @@ pub struct ExecutingNode {
     pub store: Arc<ChainStore>,
     pub backend: Arc<NodeBackend>,
     gas_limit: u64,
-    execution: Option<SyncSender<Box<FinalizedBlock>>>,
+    execution: Option<crossbeam_channel::Sender<Box<FinalizedBlock>>>,
     execution_thread: Option<JoinHandle<Result<(), PipelineError>>>,
     ingest: Option<crossbeam_channel::Sender<Vec<Bytes>>>,
     ingest_thread: Option<JoinHandle<()>>,
@@ -208,6 +214,8 @@ struct TrieMetrics {
     commit_prefetch_us: Counter,
     commit_apply_us: Counter,
     commit_sync_us: Counter,
+    commit_prefetch_reads: Counter,
+    commit_apply_reads: Counter,
 }
 
 impl TrieMetrics {
@@ -248,6 +256,16 @@ impl TrieMetrics {
                 "Commit time in fdatasync and metadata",
                 &self.commit_sync_us,
             ),
+            (
+                "triedb_commit_prefetch_reads",
+                "Device reads of commits reading ahead (part of device_reads)",
+                &self.commit_prefetch_reads,
+            ),
+            (
+                "triedb_commit_apply_reads",
+                "Device reads of commits while applying, compaction mostly (part of device_reads)",
+                &self.commit_apply_reads,
+            ),
         ];
         for (name, help, counter) in counters {
             metrics.register(name, help, counter.clone());
@@ -267,6 +285,8 @@ impl TrieMetrics {
             (&self.commit_prefetch_us, now.commit_prefetch_us, before.commit_prefetch_us),
             (&self.commit_apply_us, now.commit_apply_us, before.commit_apply_us),
             (&self.commit_sync_us, now.commit_sync_us, before.commit_sync_us),
+            (&self.commit_prefetch_reads, now.commit_prefetch_reads, before.commit_prefetch_reads),
+            (&self.commit_apply_reads, now.commit_apply_reads, before.commit_apply_reads),
         ]);
     }
 }
@@ -386,7 +406,7 @@ impl ExecutingNode {
             Arc::new(LatestState(db.clone())),
         ));
         let results = Arc::new(Results::default());
-        let mut executor = BlockExecutor::new(
+        let (mut executor, mut sealer) = BlockExecutor::new(
             chain.clone(),
             Arc::new(db.clone()),
             executed_tip.clone(),
@@ -420,7 +440,7 @@ impl ExecutingNode {
             let started = Instant::now();
             for height in resumed + 1..=tip {
                 let block = ledger.get(height)?.context("ledger has a hole")?;
-                let executed = executor.execute(&block)?;
+                let executed = executor.execute_and_seal(&mut sealer, &block)?;
                 persist_and_publish(&mut chain_db, &executed, (&results, &store, &pool))?;
             }
             tracing::info!(
@@ -454,7 +474,7 @@ impl ExecutingNode {
         .with_context(|| format!("cannot start JSON-RPC on {}", settings.rpc))?;
         tracing::info!(url = rpc.http_url(), "JSON-RPC serving");
 
-        let (execution_tx, execution_rx) = sync_channel(EXECUTION_QUEUE);
+        let (execution_tx, execution_rx) = crossbeam_channel::bounded(EXECUTION_QUEUE);
         let thread_parts = (
             results.clone(),
             store.clone(),
@@ -467,7 +487,7 @@ impl ExecutingNode {
         let execution_thread =
             std::thread::Builder::new().name("wake-exec".into()).spawn(move || {
                 pin(execution_profile.as_ref(), Role::Execution);
-                execution_loop(executor, execution_rx, thread_parts)
+                run_execution(executor, sealer, execution_rx, thread_parts, execution_profile)
             })?;
         let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(INGEST_QUEUE);
         let ingest_pool = pool.clone();
@@ -655,34 +675,123 @@ fn submit_error(e: PoolError) -> SubmitError {
 
 type Parts = (Arc<Results>, Arc<ChainStore>, Arc<Pool>, Arc<RoleClocks>, Gauges, ChainDb);
 
+/// An executed block on its way to the commit thread, with the delayed
+/// result certified by the consensus block it came in.
+struct ToSeal {
+    block: UnsealedBlock,
+    certified: Option<DelayedResult>,
+}
+
+/// Executes finalized blocks and hands them to a commit thread of its own
+/// (`wake-commit`), which it starts, so that block `h + 1` executes while
+/// `h` commits. Returns when the block queue closes or either side fails;
+/// the commit thread's error comes first (it is the one that stops both).
+fn run_execution(
+    executor: BlockExecutor,
+    sealer: BlockSealer,
+    blocks: crossbeam_channel::Receiver<Box<FinalizedBlock>>,
+    parts: Parts,
+    profile: Option<Profile>,
+) -> Result<(), PipelineError> {
+    let clocks = parts.3.clone();
+    let (to_commit, executed) = crossbeam_channel::bounded(COMMIT_QUEUE);
+    // Never sent on: it disconnects when the commit thread ends.
+    let (alive, commit_stopped) = crossbeam_channel::bounded::<()>(0);
+    let commit_thread = std::thread::Builder::new()
+        .name("wake-commit".into())
+        .spawn(move || {
+            pin(profile.as_ref(), Role::Commit);
+            let _alive = alive;
+            let mut sealer = sealer;
+            let result = commit_loop(&mut sealer, executed, parts);
+            sealer.close();
+            result
+        })
+        .map_err(|e| PipelineError::Thread(e.to_string()))?;
+    let executing = execution_loop(executor, blocks, &to_commit, &commit_stopped, &clocks);
+    drop(to_commit);
+    let committing = match commit_thread.join() {
+        Ok(result) => result,
+        Err(_) => Err(PipelineError::Thread("the commit thread panicked".into())),
+    };
+    committing.and(executing)
+}
+
+/// Blocks executed and waiting for the commit thread, besides the one it
+/// commits: the execution thread runs at most this many blocks ahead.
+const COMMIT_QUEUE: usize = 1;
+
 fn execution_loop(
     mut executor: BlockExecutor,
-    blocks: Receiver<Box<FinalizedBlock>>,
+    blocks: crossbeam_channel::Receiver<Box<FinalizedBlock>>,
+    to_commit: &crossbeam_channel::Sender<ToSeal>,
+    commit_stopped: &crossbeam_channel::Receiver<()>,
+    clocks: &RoleClocks,
+) -> Result<(), PipelineError> {
+    let mut times = ThreadTimes::new("execution thread");
+    let (mut prefetch, mut execute) = (Duration::ZERO, Duration::ZERO);
+    loop {
+        let waiting = Instant::now();
+        let block = crossbeam_channel::select! {
+            recv(blocks) -> block => match block {
+                Ok(block) => block,
+                Err(_) => break,
+            },
+            // The commit thread stopped: its error is the node's.
+            recv(commit_stopped) -> _ => break,
+        };
+        clocks.execution.idle(waiting);
+        let working = Instant::now();
+        let unsealed = executor.execute(&block)?;
+        prefetch += unsealed.timings().prefetch;
+        execute += unsealed.timings().execute;
+        clocks.execution.busy(working);
+        times.busy(working.elapsed());
+        // Waiting here is backpressure from the commit thread.
+        let handing = Instant::now();
+        let sent = to_commit.send(ToSeal { block: unsealed, certified: block.header.delayed });
+        clocks.execution.blocked(handing);
+        if sent.is_err() {
+            break;
+        }
+        if let Some(blocks) = times.log_due() {
+            tracing::info!(
+                prefetch_ms = prefetch.as_millis() as u64 / blocks,
+                exec_ms = execute.as_millis() as u64 / blocks,
+                "executed (per block)"
+            );
+            (prefetch, execute) = (Duration::ZERO, Duration::ZERO);
+        }
+    }
+    Ok(())
+}
+
+/// Commits executed blocks in order, checks every certified delayed result
+/// against our own (a difference stops the node naming both roots), then
+/// persists and publishes each block.
+fn commit_loop(
+    sealer: &mut BlockSealer,
+    executed: crossbeam_channel::Receiver<ToSeal>,
     (results, store, pool, clocks, gauges, mut chain_db): Parts,
 ) -> Result<(), PipelineError> {
     // Delayed results certified by consensus, waiting for our own.
     let mut certified: BTreeMap<Height, ExecutionResult> = BTreeMap::new();
-    let mut last_log = Instant::now();
     // triedb figures as of the last log line, and as of the last block.
-    let mut last_stats = executor.db().stats();
+    let mut last_stats = sealer.db().stats();
     let mut block_stats = last_stats;
     let mut pool_stats = pool.stats();
-    // This thread's CPU and run-queue time as of the last log line: busy
-    // time minus CPU time is time off the CPU, waiting for a core (the run
-    // queue) or blocked (the device, fsync, a lock).
-    let mut last_cpu_ns = thread_cpu_ns();
-    let mut last_queued_ns = thread_run_queue_ns();
-    let mut busy_since_log = std::time::Duration::ZERO;
-    let (mut txs, mut blocks_done) = (0usize, 0u64);
+    let mut times = ThreadTimes::new("commit thread");
+    let (mut txs, mut commit) = (0usize, Duration::ZERO);
+    let mut window = Instant::now();
     loop {
         let waiting = Instant::now();
-        let Ok(block) = blocks.recv() else { break };
-        clocks.execution.idle(waiting);
+        let Ok(ToSeal { block, certified: delayed }) = executed.recv() else { break };
+        clocks.commit.idle(waiting);
         let working = Instant::now();
-        if let Some(delayed) = &block.header.delayed {
-            certified.insert(delayed.height, delayed.result.clone());
+        if let Some(delayed) = delayed {
+            certified.insert(delayed.height, delayed.result);
         }
-        let executed = executor.execute(&block)?;
+        let executed = sealer.seal(block)?;
         let height = executed.header.number;
         let ours = consensus_result(&executed);
         // Check every certified result we have ours for.
@@ -701,29 +810,19 @@ fn execution_loop(
             }
         }
         txs += executed.txs.len();
-        blocks_done += 1;
+        commit += executed.timings.commit;
         persist_and_publish(&mut chain_db, &executed, (&results, &store, &pool))?;
         gauges.executed_height.set(height as i64);
         gauges.pool_txs.set(pool.len() as i64);
-        let stats = executor.db().stats();
+        let stats = sealer.db().stats();
         gauges.trie.update(&block_stats, &stats);
         block_stats = stats;
         let now = pool.stats();
         gauges.pool.update(&pool_stats, &now);
         pool_stats = now;
-        busy_since_log += working.elapsed();
-        clocks.execution.busy(working);
-        if last_log.elapsed().as_secs() >= 5 {
-            let (cpu_ns, queued_ns) = (thread_cpu_ns(), thread_run_queue_ns());
-            tracing::info!(
-                busy_ms = busy_since_log.as_millis() as u64,
-                cpu_ms = cpu_ns.saturating_sub(last_cpu_ns) / 1_000_000,
-                run_queue_ms = queued_ns.saturating_sub(last_queued_ns) / 1_000_000,
-                "execution thread"
-            );
-            (last_cpu_ns, last_queued_ns) = (cpu_ns, queued_ns);
-            busy_since_log = std::time::Duration::ZERO;
-            let blocks = blocks_done.max(1);
+        clocks.commit.busy(working);
+        times.busy(working.elapsed());
+        if let Some(blocks) = times.log_due() {
             let per_block_ms = |now: u64, then: u64| now.saturating_sub(then) / 1000 / blocks;
             tracing::info!(
                 commit_prefetch_ms =
@@ -731,6 +830,9 @@ fn execution_loop(
                 commit_apply_ms = per_block_ms(stats.commit_apply_us, last_stats.commit_apply_us),
                 commit_sync_ms = per_block_ms(stats.commit_sync_us, last_stats.commit_sync_us),
                 device_reads = stats.device_reads - last_stats.device_reads,
+                commit_prefetch_reads =
+                    stats.commit_prefetch_reads - last_stats.commit_prefetch_reads,
+                commit_apply_reads = stats.commit_apply_reads - last_stats.commit_apply_reads,
                 cache_misses = stats.cache_misses - last_stats.cache_misses,
                 nodes_compacted = stats.nodes_compacted - last_stats.nodes_compacted,
                 live_mib = stats.live_bytes >> 20,
@@ -740,21 +842,68 @@ fn execution_loop(
             last_stats = stats;
             tracing::info!(
                 height,
-                blocks = blocks_done,
+                blocks,
                 txs,
-                tps = format!("{:.0}", txs as f64 / last_log.elapsed().as_secs_f64()),
-                prefetch_ms = executed.timings.prefetch.as_millis() as u64,
-                exec_ms = executed.timings.execute.as_millis() as u64,
-                commit_ms = executed.timings.commit.as_millis() as u64,
+                tps = format!("{:.0}", txs as f64 / window.elapsed().as_secs_f64()),
+                commit_ms = commit.as_millis() as u64 / blocks,
                 pool = pool.len(),
-                "executed"
+                "committed"
             );
-            last_log = Instant::now();
-            txs = 0;
-            blocks_done = 0;
+            (txs, commit, window) = (0, Duration::ZERO, Instant::now());
         }
     }
     Ok(())
+}
+
+/// A pipeline thread's own time, logged every 5 s: busy (wall time at work)
+/// against CPU time and run-queue time. Busy minus CPU is time off the CPU,
+/// waiting for a core (the run queue) or blocked (the device, fsync, a lock).
+struct ThreadTimes {
+    name: &'static str,
+    since: Instant,
+    busy: Duration,
+    blocks: u64,
+    cpu_ns: u64,
+    queued_ns: u64,
+}
+
+impl ThreadTimes {
+    fn new(name: &'static str) -> Self {
+        ThreadTimes {
+            name,
+            since: Instant::now(),
+            busy: Duration::ZERO,
+            blocks: 0,
+            cpu_ns: thread_cpu_ns(),
+            queued_ns: thread_run_queue_ns(),
+        }
+    }
+
+    /// One block's work took `busy`.
+    fn busy(&mut self, busy: Duration) {
+        self.busy += busy;
+        self.blocks += 1;
+    }
+
+    /// Every 5 s: logs the line and returns the blocks since the last one
+    /// (at least 1), for the caller's own per-block figures.
+    fn log_due(&mut self) -> Option<u64> {
+        if self.since.elapsed().as_secs() < 5 {
+            return None;
+        }
+        let (cpu_ns, queued_ns) = (thread_cpu_ns(), thread_run_queue_ns());
+        tracing::info!(
+            thread = self.name,
+            blocks = self.blocks,
+            busy_ms = self.busy.as_millis() as u64,
+            cpu_ms = cpu_ns.saturating_sub(self.cpu_ns) / 1_000_000,
+            run_queue_ms = queued_ns.saturating_sub(self.queued_ns) / 1_000_000,
+            "pipeline thread"
+        );
+        let blocks = self.blocks.max(1);
+        *self = ThreadTimes { name: self.name, ..ThreadTimes::new(self.name) };
+        Some(blocks)
+    }
 }
 
 /// Appends an executed block to the chain db (after its triedb version:
@@ -775,7 +924,7 @@ fn persist_and_publish(
             },
         },
         senders: executed.senders.clone(),
-        receipts: executed.outcome.receipts.clone(),
+        receipts: executed.receipts.clone(),
     };
     chain_db.append(executed.header.number, &record)?;
     publish(executed, record, results, store, pool);
@@ -801,7 +950,7 @@ fn publish(
         }
         Err(e) => tracing::warn!(height, %e, "block not stored for RPC"),
     }
-    pool.on_block_executed(height, touched_accounts(&executed.outcome.updates));
+    pool.on_block_executed(height, touched_accounts(executed.diff.updates()));
     let mut head = pool.head();
     head.base_fee =
         executed.header.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or(head.base_fee);

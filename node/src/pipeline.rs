@@ -6,12 +6,20 @@
 //!   Consensus treats it as opaque bytes.
 //! * [`BlockExecutor`] turns a finalized consensus block into an Ethereum
 //!   block: it decodes the payload (bounded), recovers senders, builds the
-//!   header (parent hash, number = consensus height, EIP-1559 base fee,
-//!   Cancun blob fields, `prev_randao` and the beacon root set to the
-//!   consensus block id, fee recipient derived from the leader's key),
-//!   executes it with the parallel executor over the parent's triedb
-//!   version, commits the diff as version `h` and seals the header with the
-//!   state root.
+//!   header (number = consensus height, EIP-1559 base fee, Cancun blob
+//!   fields, `prev_randao` and the beacon root set to the consensus block
+//!   id, fee recipient derived from the leader's key) and executes it with
+//!   the parallel executor over the parent's state. [`BlockSealer`] then
+//!   commits the diff as triedb version `h` and seals the header with the
+//!   parent hash and the state root.
+//! * The two halves may run on two threads: block `h + 1` executes while
+//!   `h` commits. The parent's state is then the newest committed version
+//!   plus the diffs still being committed
+//!   ([`wake_execution::SnapshotState::with_pending`]), which reads exactly
+//!   like the committed version would. Only BLOCKHASH needs a commit (a
+//!   block hash covers the state root): a read of a hash not sealed yet
+//!   waits for it ([`BlockHashBook`]). Nothing else in executing a block
+//!   depends on its parent's root.
 //! * A committed block cannot be rejected: its order is final. A
 //!   transaction that turns out invalid when executed (bad signature, wrong
 //!   nonce, unfundable: the leader does not execute what it proposes) is
@@ -27,16 +35,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use alloy_consensus::ReceiptEnvelope;
 use alloy_consensus::{Block, BlockBody, EMPTY_OMMER_ROOT_HASH, Header, proofs};
 use alloy_eips::eip1559::BaseFeeParams;
 use alloy_primitives::{Address, B256, Bytes, keccak256};
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock};
 use revm::database::DatabaseRef;
 use revm::primitives::hardfork::SpecId;
 use wake_consensus::{ExecutionOracle, ExecutionResult, FinalizedBlock, Height};
 use wake_execution::{
-    BlockError, BlockOutcome, BlockTx, ChainSpec, DISCOVERY_ROUNDS_MAX, Genesis, Prefetched,
-    SnapshotState, StateError, execute_block_parallel, recover_sender, recover_senders,
+    BlockError, BlockHashes, BlockTx, ChainSpec, DISCOVERY_ROUNDS_MAX, Genesis, PendingDiff,
+    Prefetched, SnapshotState, StateError, execute_block_parallel, recover_sender, recover_senders,
     split_payload,
 };
 use wake_triedb::TrieDb;
@@ -64,6 +73,13 @@ pub enum PipelineError {
          our state root {ours}, certified {certified}"
     )]
     Diverged { height: Height, ours: B256, certified: B256 },
+    #[error(
+        "the state below block {parent} is not readable: triedb's newest version at or \
+         below it is {committed}, and the executed blocks above that are {pending:?}"
+    )]
+    StateGap { committed: Height, parent: Height, pending: Vec<Height> },
+    #[error("pipeline thread: {0}")]
+    Thread(String),
     #[error(transparent)]
     ChainDb(Box<crate::chaindb::ChainDbError>),
 }
@@ -166,16 +182,43 @@ impl ExecutionOracle for ResultsOracle {
     }
 }
 
-/// One executed block, as the rest of the node (RPC, pool, metrics) sees it.
+/// One executed and committed block, as the rest of the node (RPC, pool,
+/// metrics) sees it.
 pub struct ExecutedBlock {
     pub header: Header,
     pub hash: B256,
     pub txs: Vec<BlockTx>,
     pub senders: Vec<Address>,
-    pub outcome: BlockOutcome,
+    pub receipts: Vec<ReceiptEnvelope>,
+    /// The state diff committed as this block's triedb version.
+    pub diff: Arc<PendingDiff>,
     /// Transactions of the payload left out (invalid when executed).
     pub dropped: usize,
     pub timings: Timings,
+}
+
+/// A block executed over its parent's state but not committed yet: its
+/// header lacks the parent hash and the state root, which only the commit
+/// of the parent and of the block itself give ([`BlockSealer::seal`]).
+pub struct UnsealedBlock {
+    header: Header,
+    txs: Vec<BlockTx>,
+    senders: Vec<Address>,
+    receipts: Vec<ReceiptEnvelope>,
+    diff: Arc<PendingDiff>,
+    dropped: usize,
+    timings: Timings,
+}
+
+impl UnsealedBlock {
+    pub fn height(&self) -> Height {
+        self.header.number
+    }
+
+    /// Where its time went so far (the commit's share is not known yet).
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
 }
 
 /// Where one block's time went.
@@ -192,40 +235,123 @@ pub struct Timings {
 /// keccak of the raw transaction: `None` where unknown.
 pub type KnownSenders = Arc<dyn Fn(&[B256]) -> Vec<Option<Address>> + Send + Sync>;
 
-/// Executes finalized blocks in height order over triedb.
+/// Hashes of the executed chain, for BLOCKHASH: written by the thread that
+/// commits blocks (a hash covers the state root), read by the one that
+/// executes them, which may be a block ahead. A hash asked for a block
+/// that is executed but not yet committed is waited for; the commit side
+/// [`close`](Self::close)s the book when it stops, so nobody waits forever
+/// (the answer is then none, and the block that asked is never committed
+/// or published: its commit thread is gone).
+#[derive(Default)]
+pub struct BlockHashBook {
+    inner: Mutex<HashBookInner>,
+    sealed: Condvar,
+}
+
+#[derive(Default)]
+struct HashBookInner {
+    hashes: BTreeMap<u64, B256>,
+    /// The newest height executed and handed to the commit side.
+    executed: u64,
+    closed: bool,
+}
+
+impl BlockHashBook {
+    /// Records the hash of committed block `height` (and forgets those more
+    /// than [`BLOCK_HASHES_KEPT`] back).
+    pub fn insert(&self, height: u64, hash: B256) {
+        let mut inner = self.inner.lock();
+        inner.hashes.insert(height, hash);
+        inner.executed = inner.executed.max(height);
+        while inner.hashes.len() as u64 > BLOCK_HASHES_KEPT {
+            inner.hashes.pop_first();
+        }
+        drop(inner);
+        self.sealed.notify_all();
+    }
+
+    /// Block `height` is executed: its hash will come (a read of it waits).
+    fn executed(&self, height: u64) {
+        let mut inner = self.inner.lock();
+        inner.executed = inner.executed.max(height);
+    }
+
+    /// No more hashes will come: wakes every reader.
+    pub fn close(&self) {
+        self.inner.lock().closed = true;
+        self.sealed.notify_all();
+    }
+}
+
+impl BlockHashes for BlockHashBook {
+    fn block_hash(&self, number: u64) -> Option<B256> {
+        let mut inner = self.inner.lock();
+        loop {
+            if let Some(hash) = inner.hashes.get(&number) {
+                return Some(*hash);
+            }
+            let newest = inner.hashes.last_key_value().map_or(0, |(h, _)| *h);
+            // Older than what is kept, or never executed: no wait helps.
+            if number <= newest || number > inner.executed || inner.closed {
+                return None;
+            }
+            self.sealed.wait(&mut inner);
+        }
+    }
+}
+
+/// Executes finalized blocks in height order over triedb, each over its
+/// parent's state: the newest committed version plus the diffs of the
+/// blocks executed after it whose commits are still running
+/// ([`SnapshotState::with_pending`]). [`BlockSealer`] commits them, on this
+/// thread ([`BlockExecutor::execute_and_seal`]) or on another one.
 pub struct BlockExecutor {
     chain: ChainSpec,
     db: Arc<TrieDb>,
+    /// The last executed block's header; its parent hash and state root
+    /// may not be known yet (nothing here reads them).
     parent: Header,
-    parent_hash: B256,
-    hashes: BTreeMap<u64, B256>,
+    /// Diffs of executed blocks not yet committed when last looked, oldest first.
+    pending: Vec<Arc<PendingDiff>>,
+    hashes: Arc<BlockHashBook>,
     /// Fee recipient per validator index.
     recipients: Vec<Address>,
     threads: usize,
     known_senders: Option<KnownSenders>,
 }
 
+/// Commits executed blocks in height order and seals their headers.
+pub struct BlockSealer {
+    db: Arc<TrieDb>,
+    parent_hash: B256,
+    hashes: Arc<BlockHashBook>,
+}
+
 impl BlockExecutor {
-    /// Starts after `parent` (genesis, or the newest executed header).
+    /// Starts after `parent` (genesis, or the newest executed header,
+    /// committed), with the sealer that commits what it executes.
     pub fn new(
         chain: ChainSpec,
         db: Arc<TrieDb>,
         parent: Header,
         recipients: Vec<Address>,
         threads: usize,
-    ) -> Self {
+    ) -> (Self, BlockSealer) {
         let parent_hash = parent.hash_slow();
-        let hashes = BTreeMap::from([(parent.number, parent_hash)]);
-        Self {
+        let hashes = Arc::new(BlockHashBook::default());
+        hashes.insert(parent.number, parent_hash);
+        let sealer = BlockSealer { db: db.clone(), parent_hash, hashes: hashes.clone() };
+        let executor = Self {
             chain,
             db,
             parent,
-            parent_hash,
+            pending: Vec::new(),
             hashes,
             recipients,
             threads: threads.max(1),
             known_senders: None,
-        }
+        };
+        (executor, sealer)
     }
 
     /// Takes senders from `known` where it has them instead of recovering
@@ -238,9 +364,8 @@ impl BlockExecutor {
     /// Block hashes of the executed chain before `parent`, for BLOCKHASH
     /// after a restart (the newest [`BLOCK_HASHES_KEPT`] are kept).
     pub fn remember_hashes(&mut self, hashes: impl IntoIterator<Item = (u64, B256)>) {
-        self.hashes.extend(hashes);
-        while self.hashes.len() as u64 > BLOCK_HASHES_KEPT {
-            self.hashes.pop_first();
+        for (height, hash) in hashes {
+            self.hashes.insert(height, hash);
         }
     }
 
@@ -249,12 +374,19 @@ impl BlockExecutor {
         &self.db
     }
 
-    pub fn parent(&self) -> (&Header, B256) {
-        (&self.parent, self.parent_hash)
+    /// Executes the next block and commits it on this thread.
+    pub fn execute_and_seal(
+        &mut self,
+        sealer: &mut BlockSealer,
+        block: &FinalizedBlock,
+    ) -> Result<ExecutedBlock, PipelineError> {
+        let unsealed = self.execute(block)?;
+        sealer.seal(unsealed)
     }
 
-    /// Executes the next block.
-    pub fn execute(&mut self, block: &FinalizedBlock) -> Result<ExecutedBlock, PipelineError> {
+    /// Executes the next block over its parent's state; [`BlockSealer::seal`]
+    /// must commit it (blocks are sealed in the order they are executed).
+    pub fn execute(&mut self, block: &FinalizedBlock) -> Result<UnsealedBlock, PipelineError> {
         let height = block.header.height;
         if height != self.parent.number + 1 {
             return Err(PipelineError::OutOfOrder { height, expected: self.parent.number + 1 });
@@ -284,7 +416,8 @@ impl BlockExecutor {
             None => vec![None; decoded.len()],
         };
         let (txs, senders) = recover_missing(decoded, known, spec, self.threads);
-        let snapshot = self.db.snapshot(self.parent.number)?;
+        let snapshot = self.parent_state()?;
+        let base = SnapshotState::with_pending(&snapshot, &self.pending, &*self.hashes);
         let recovered = started.elapsed();
 
         let candidate = |transactions| {
@@ -301,18 +434,12 @@ impl BlockExecutor {
         // The senders' nonces for `keep_next_nonces` come from this load.
         let prefetch_error = |source| PipelineError::Prefetch { height, source };
         let named = candidate(txs);
-        let mut state = Prefetched::load(
-            SnapshotState::new(&snapshot, &self.hashes),
-            &snapshot,
-            &named,
-            &senders,
-        )
-        .map_err(prefetch_error)?;
+        let mut state = Prefetched::load(base, &base, &named, &senders).map_err(prefetch_error)?;
         let (txs, mut senders) =
             keep_next_nonces(named.body.transactions, senders, &state).map_err(prefetch_error)?;
         let block = candidate(txs);
         state
-            .discover(&self.chain, &block, &senders, &snapshot, DISCOVERY_ROUNDS_MAX, self.threads)
+            .discover(&self.chain, &block, &senders, &base, DISCOVERY_ROUNDS_MAX, self.threads)
             .map_err(prefetch_error)?;
         let mut txs = block.body.transactions;
         let prefetched = started.elapsed();
@@ -334,16 +461,7 @@ impl BlockExecutor {
                 Err(source) => return Err(PipelineError::Execution { height, source }),
             }
         };
-        let executed = started.elapsed();
-
-        // A crash between the triedb commit and the chain db append leaves
-        // this version committed already: our own earlier execution of
-        // this very finalized block, durable, so its root is the one.
-        let state_root = match self.db.latest() {
-            Some(latest) if latest.version == height => self.db.snapshot(height)?.state_root(),
-            _ => self.db.commit(height, &outcome.updates)?,
-        };
-        header.state_root = state_root;
+        drop(state);
         header.transactions_root = proofs::calculate_transaction_root(&txs);
         header.receipts_root = outcome.receipts_root;
         header.logs_bloom = outcome.logs_bloom;
@@ -351,20 +469,45 @@ impl BlockExecutor {
         if spec.is_enabled_in(SpecId::CANCUN) {
             header.blob_gas_used = Some(outcome.blob_gas_used);
         }
-        let hash = header.hash_slow();
-        self.hashes.insert(height, hash);
-        while self.hashes.len() as u64 > BLOCK_HASHES_KEPT {
-            self.hashes.pop_first();
-        }
+        let diff = Arc::new(PendingDiff::new(height, outcome.updates));
+        self.pending.push(diff.clone());
+        self.hashes.executed(height);
         self.parent = header.clone();
-        self.parent_hash = hash;
+        let executed = started.elapsed();
         let timings = Timings {
             recover: recovered,
             prefetch: prefetched - recovered,
             execute: executed - prefetched,
-            commit: started.elapsed() - executed,
+            commit: Duration::ZERO,
         };
-        Ok(ExecutedBlock { header, hash, txs, senders, outcome, dropped, timings })
+        Ok(UnsealedBlock {
+            header,
+            txs,
+            senders,
+            receipts: outcome.receipts,
+            diff,
+            dropped,
+            timings,
+        })
+    }
+
+    /// The newest committed version at or below the parent, with the diffs
+    /// above it left in `pending` (a version newer than the parent exists
+    /// only after a crash between a commit and its chain db record).
+    fn parent_state(&mut self) -> Result<wake_triedb::Snapshot, PipelineError> {
+        let parent = self.parent.number;
+        let committed = self.db.latest().map_or(0, |latest| latest.version).min(parent);
+        let snapshot = self.db.snapshot(committed)?;
+        self.pending.retain(|diff| diff.height() > committed);
+        let covered = self.pending.iter().map(|diff| diff.height()).eq(committed + 1..=parent);
+        if !covered {
+            return Err(PipelineError::StateGap {
+                committed,
+                parent,
+                pending: self.pending.iter().map(|diff| diff.height()).collect(),
+            });
+        }
+        Ok(snapshot)
     }
 
     /// The header of the next block before execution fills in its results.
@@ -382,7 +525,8 @@ impl BlockExecutor {
             .map(|_| parent.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or_default());
         let cancun = spec.is_enabled_in(SpecId::CANCUN);
         Header {
-            parent_hash: self.parent_hash,
+            // Sealed in once the parent is committed (`BlockSealer::seal`).
+            parent_hash: B256::ZERO,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
             beneficiary,
             number,
@@ -402,6 +546,43 @@ impl BlockExecutor {
             parent_beacon_block_root: cancun.then_some(consensus_id),
             ..Default::default()
         }
+    }
+}
+
+impl BlockSealer {
+    /// Commits an executed block as its triedb version and completes its
+    /// header (parent hash, state root) and hash. Blocks come in the order
+    /// they were executed.
+    pub fn seal(&mut self, block: UnsealedBlock) -> Result<ExecutedBlock, PipelineError> {
+        let started = Instant::now();
+        let UnsealedBlock { mut header, txs, senders, receipts, diff, dropped, mut timings } =
+            block;
+        let height = header.number;
+        // A crash between the triedb commit and the chain db append leaves
+        // this version committed already: our own earlier execution of
+        // this very finalized block, durable, so its root is the one.
+        let state_root = match self.db.latest() {
+            Some(latest) if latest.version == height => self.db.snapshot(height)?.state_root(),
+            _ => self.db.commit(height, diff.updates())?,
+        };
+        header.parent_hash = self.parent_hash;
+        header.state_root = state_root;
+        let hash = header.hash_slow();
+        self.hashes.insert(height, hash);
+        self.parent_hash = hash;
+        timings.commit = started.elapsed();
+        Ok(ExecutedBlock { header, hash, txs, senders, receipts, diff, dropped, timings })
+    }
+
+    /// The state database it commits to.
+    pub fn db(&self) -> &TrieDb {
+        &self.db
+    }
+
+    /// Tells readers of block hashes that no more will come (the commit
+    /// side stops).
+    pub fn close(&self) {
+        self.hashes.close();
     }
 }
 

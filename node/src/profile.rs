@@ -30,6 +30,8 @@ pub enum Role {
     Network,
     Rpc,
     Execution,
+    /// The triedb commit of executed blocks (the `wake-commit` thread).
+    Commit,
     Ingest,
 }
 
@@ -40,6 +42,7 @@ impl Role {
             Role::Network => "network",
             Role::Rpc => "rpc",
             Role::Execution => "execution",
+            Role::Commit => "commit",
             Role::Ingest => "ingest",
         }
     }
@@ -61,6 +64,9 @@ struct RawCores {
     network: Vec<usize>,
     rpc: Vec<usize>,
     execution: Vec<usize>,
+    /// Optional: the execution cores when left out.
+    #[serde(default)]
+    commit: Vec<usize>,
     ingest: Vec<usize>,
 }
 
@@ -92,7 +98,9 @@ impl Profile {
         let available = std::thread::available_parallelism().map_or(1, usize::from);
         let profile =
             Profile { name: raw.name, cores: raw.cores, execution_threads: raw.execution.threads };
-        for role in [Role::Consensus, Role::Network, Role::Rpc, Role::Execution, Role::Ingest] {
+        for role in
+            [Role::Consensus, Role::Network, Role::Rpc, Role::Execution, Role::Commit, Role::Ingest]
+        {
             let cores = profile.cores(role);
             if cores.is_empty() {
                 return Err(invalid(format!("cores.{} names no core", role.name())));
@@ -117,6 +125,8 @@ impl Profile {
             Role::Network => &self.cores.network,
             Role::Rpc => &self.cores.rpc,
             Role::Execution => &self.cores.execution,
+            Role::Commit if self.cores.commit.is_empty() => &self.cores.execution,
+            Role::Commit => &self.cores.commit,
             Role::Ingest => &self.cores.ingest,
         }
     }
@@ -238,6 +248,7 @@ pub struct RoleClocks {
     family: Family<RoleTimeLabels, Counter>,
     pub consensus: RoleClock,
     pub execution: RoleClock,
+    pub commit: RoleClock,
 }
 
 impl Default for RoleClocks {
@@ -246,6 +257,7 @@ impl Default for RoleClocks {
         RoleClocks {
             consensus: RoleClock::new(Role::Consensus, &family),
             execution: RoleClock::new(Role::Execution, &family),
+            commit: RoleClock::new(Role::Commit, &family),
             family,
         }
     }
@@ -298,12 +310,13 @@ mod tests {
         let dir = env!("CARGO_MANIFEST_DIR");
         let dev = Profile::load(&Path::new(dir).join("../hw-profiles/dev-2core.toml")).unwrap();
         assert_eq!(dev.cores(Role::Execution), &[1]);
+        assert_eq!(dev.cores(Role::Commit), &[0]);
         // The server profile names cores this machine may not have: parse
         // it as text, then check what load() says about the core count.
         let server = Path::new(dir).join("../hw-profiles/server-16core.toml");
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         match Profile::load(&server) {
-            Ok(p) => assert!(cores >= 16 && p.execution_threads == Some(12)),
+            Ok(p) => assert!(cores >= 16 && p.execution_threads == Some(11)),
             Err(e) => assert!(cores < 16 && e.to_string().contains("this machine has"), "{e}"),
         }
         let tmp = tempfile::tempdir().unwrap();
@@ -314,6 +327,14 @@ mod tests {
         )
         .unwrap();
         assert!(Profile::load(&bad).unwrap_err().to_string().contains("cores.consensus"));
+        // `commit` may be left out: the commit thread shares the execution cores.
+        let older = tmp.path().join("older.toml");
+        std::fs::write(
+            &older,
+            "name = \"x\"\n[cores]\nconsensus = [0]\nnetwork = [0]\nrpc = [0]\nexecution = [1]\ningest = [0]\n",
+        )
+        .unwrap();
+        assert_eq!(Profile::load(&older).unwrap().cores(Role::Commit), &[1]);
     }
 
     #[test]

@@ -423,6 +423,7 @@ struct Status {
     clocks: Arc<RoleClocks>,
     consensus_seen: (u64, u64, u64),
     execution_seen: (u64, u64, u64),
+    commit_seen: (u64, u64, u64),
 }
 
 impl Status {
@@ -436,6 +437,7 @@ impl Status {
             clocks,
             consensus_seen: (0, 0, 0),
             execution_seen: (0, 0, 0),
+            commit_seen: (0, 0, 0),
         }
     }
 
@@ -495,6 +497,7 @@ impl Status {
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         let consensus = self.clocks.consensus.share_since(&mut self.consensus_seen);
         let execution = self.clocks.execution.share_since(&mut self.execution_seen);
+        let commit = self.clocks.commit.share_since(&mut self.commit_seen);
         let pct = |x: f64| format!("{:.0}%", x * 100.0);
         tracing::info!(
             round = core.round(),
@@ -509,6 +512,8 @@ impl Status {
             consensus_blocked = pct(consensus.blocked),
             execution_busy = pct(execution.busy),
             execution_idle = pct(execution.idle),
+            execution_blocked = pct(execution.blocked),
+            commit_busy = pct(commit.busy),
             "status"
         );
     }

@@ -25,32 +25,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wake_execution::{Block, BlockTx, ChainSpec, Genesis, SnapshotState, execute_block};
+use wake_execution::{Block, BlockTx, ChainSpec, SnapshotState, execute_block};
 use wake_node::rpc::{
     ChainStore, Metrics, NodeBackend, RpcConfig, RpcServer, RpcServerHandle, StoreConfig,
     StoredBlock, SubmitError, SubmitFuture, TxSubmitter,
 };
 use wake_triedb::{Config, TrieDb};
 
-const CHAIN_ID: u64 = 1_337;
-const GWEI: u128 = 1_000_000_000;
-const ETHER: u128 = 1_000_000_000_000_000_000;
+mod common;
+
+use common::{CHAIN_ID, ETHER, GWEI, Key, devnet_genesis, key};
+
 const BENEFICIARY: Address = Address::repeat_byte(0xfe);
 /// `Transfer(address,address,uint256)`.
 const TRANSFER_EVENT: B256 =
     alloy_primitives::b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
 const TOKEN_SUPPLY: u128 = 1_000_000 * ETHER;
-
-struct Key {
-    secret: SecretKey,
-    address: Address,
-}
-
-fn key(byte: u8) -> Key {
-    let secret = SecretKey::from_byte_array([byte; 32]).unwrap();
-    let public = secret.public_key(SECP256K1).serialize_uncompressed();
-    Key { secret, address: Address::from_slice(&keccak256(&public[1..])[12..]) }
-}
 
 fn sign(tx: TxEip1559, secret: &SecretKey) -> BlockTx {
     let hash = tx.signature_hash();
@@ -141,22 +131,7 @@ struct Chain {
 
 impl Chain {
     fn new(alice: Address, bob: Address) -> Chain {
-        let json = json!({
-            "config": {
-                "chainId": CHAIN_ID, "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0,
-                "eip158Block": 0, "byzantiumBlock": 0, "constantinopleBlock": 0,
-                "petersburgBlock": 0, "istanbulBlock": 0, "berlinBlock": 0, "londonBlock": 0,
-                "terminalTotalDifficulty": 0, "shanghaiTime": 0, "cancunTime": 0
-            },
-            "gasLimit": "0x1c9c380",
-            "timestamp": "0x6000",
-            "baseFeePerGas": "0x3b9aca00",
-            "alloc": {
-                alice.to_string(): { "balance": format!("{:#x}", 1_000 * ETHER) },
-                bob.to_string(): { "balance": format!("{:#x}", 5 * ETHER) },
-            }
-        });
-        let genesis = Genesis::from_json(&json.to_string()).unwrap();
+        let genesis = devnet_genesis(&[(alice, 1_000 * ETHER), (bob, 5 * ETHER)]);
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let db = TrieDb::open(Config::new(dir.path().join("state.db"))).unwrap();
         let state_root = db.commit(0, &genesis.state_updates()).unwrap();
