@@ -314,6 +314,7 @@ impl CommitCtx<'_> {
     fn load(&mut self, child: &Child, depth: usize) -> Result<Node> {
         match child {
             Child::Mem(node) => Ok((**node).clone()),
+            Child::Embedded { body, .. } => body.decode(),
             Child::Stored(stored) if self.written_by_this_commit(stored.loc) => {
                 // Only a commit in waves reaches nodes it wrote itself: a
                 // branch near the root that deletions collapse loads its
@@ -585,16 +586,16 @@ impl CommitCtx<'_> {
                 self.compact_children(&mut node, depth)?;
                 *child = self.write_moved(node, stored.hash, depth)?;
             }
-            Child::Embedded { hash, node, storage_min_chunk } => {
+            Child::Embedded { hash, body, storage_min_chunk } => {
                 // Only a storage trie under an embedded account leaf can
                 // reach below the floor; the leaf is rewritten with its parent.
                 if *storage_min_chunk >= self.compact_below {
                     return Ok(());
                 }
                 let hash = *hash;
-                let mut node = Node::clone(node);
+                let mut node = body.decode()?;
                 self.compact_children(&mut node, depth)?;
-                *child = Child::embedded(hash, Arc::new(node));
+                *child = Child::embed(hash, &node);
             }
             Child::Mem(node) => self.compact_children(node, depth)?,
             Child::Inline(_) => {}
@@ -737,9 +738,13 @@ impl CommitCtx<'_> {
                 }
             }
             Child::Mem(node) => self.find_reads_below(node, depth, found),
-            Child::Embedded { node, storage_min_chunk, .. } => {
-                if *storage_min_chunk < self.compact_below {
-                    self.find_reads_below(node, depth, found);
+            Child::Embedded { body, storage_min_chunk, .. } => {
+                // A body that does not decode is reported when compaction
+                // decodes it; reading ahead only saves time.
+                if *storage_min_chunk < self.compact_below
+                    && let Ok(node) = body.decode()
+                {
+                    self.find_reads_below(&node, depth, found);
                 }
             }
             Child::Inline(_) => {}
@@ -879,8 +884,9 @@ impl CommitCtx<'_> {
         body.clear();
         node.encode_body(&mut body);
         if !is_root && embeddable && body.len() <= EMBED_MAX_BYTES {
+            let child = Child::embedded(rlp_hash(&rlp), &node, &body);
             self.scratch = body;
-            return Ok(Child::embedded(rlp_hash(&rlp), Arc::from(node)));
+            return Ok(child);
         }
         let appended = self.writer.append_body(&*self.shared.storage, &body);
         self.scratch = body;
@@ -1035,7 +1041,7 @@ mod tests {
             let mut total = (0, 0);
             for child in children {
                 let (leaves, inside) = match child {
-                    Child::Embedded { node, .. } => count(db, map, node, true),
+                    Child::Embedded { body, .. } => count(db, map, &body.decode().unwrap(), true),
                     Child::Stored(stored) => {
                         count(db, map, &db.inner.node(map, stored, 0).unwrap(), false)
                     }

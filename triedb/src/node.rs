@@ -69,13 +69,58 @@ pub(crate) enum Child {
     /// A small, self-contained subtree (a leaf, or a branch whose children
     /// are all embedded or inline) kept inside its parent's record on disk,
     /// with its hash. A lookup that reads a bottom branch has the rest of its
-    /// path in hand. `storage_min_chunk` is the node's
-    /// [`Node::storage_min_chunk`], kept beside it: compaction asks for it
-    /// of every embedded child it passes, and finding it means touching
-    /// each embedded account's value.
-    Embedded { hash: B256, node: Arc<Node>, storage_min_chunk: u32 },
+    /// path in hand. The subtree stays in its record form (see
+    /// [`EmbeddedBody`]) and is decoded when a walk or a commit goes into
+    /// it. `storage_min_chunk` is its [`Node::storage_min_chunk`], found
+    /// when the parent is decoded: compaction asks for it of every embedded
+    /// child it passes.
+    Embedded { hash: B256, body: EmbeddedBody, storage_min_chunk: u32 },
     /// A node built by the commit in progress, not yet hashed or written.
     Mem(Box<Node>),
+}
+
+/// The record body of an embedded subtree: a range of its parent's record,
+/// shared by every embedded child of that parent.
+///
+/// A bottom branch of the account trie holds ~15 embedded accounts.
+/// Decoded, each was an `Arc<Node>`, a path and a boxed account, so a
+/// bottom branch was ~50 allocations: decoding it, weighing it for the
+/// cache, cloning it and freeing it at eviction walked them all, while a
+/// lookup or a commit uses one or two of its children. In record form the
+/// branch is its child table and one buffer; a child is decoded when it is
+/// walked into, and written back by copying its bytes. Bodies are checked
+/// when the parent is decoded ([`scan_body`]), so a corrupt embedded child
+/// is reported with its parent's location, as before.
+#[derive(Clone)]
+pub(crate) struct EmbeddedBody {
+    buf: Arc<[u8]>,
+    start: u32,
+    len: u16,
+}
+
+impl EmbeddedBody {
+    /// A body of its own (a subtree the commit in progress built).
+    pub fn from_bytes(bytes: &[u8]) -> EmbeddedBody {
+        EmbeddedBody { buf: Arc::from(bytes), start: 0, len: bytes.len() as u16 }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start as usize..][..usize::from(self.len)]
+    }
+
+    /// The subtree, decoded (its embedded children share this buffer).
+    pub fn decode(&self) -> Result<Node> {
+        let mut decoder = Decoder { whole: &self.buf, shared: Some(Arc::clone(&self.buf)) };
+        let mut r = Reader::new(self.bytes());
+        decode_body(&mut r, &mut decoder)
+            .ok_or(Error::InvalidValue("embedded node does not decode"))
+    }
+}
+
+impl std::fmt::Debug for EmbeddedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EmbeddedBody({} bytes)", self.len)
+    }
 }
 
 /// The value in a leaf (or in a branch, for raw tries with keys of unequal length).
@@ -391,10 +436,18 @@ fn child_storage_min_chunk(child: &Child) -> u32 {
 }
 
 impl Child {
-    /// An embedded subtree with its hash.
-    pub fn embedded(hash: B256, node: Arc<Node>) -> Child {
+    /// `node`, with its hash, embedded in its parent; `body` is its encoded
+    /// record body ([`Node::encode_body`]).
+    pub fn embedded(hash: B256, node: &Node, body: &[u8]) -> Child {
         let storage_min_chunk = node.storage_min_chunk();
-        Child::Embedded { hash, node, storage_min_chunk }
+        Child::Embedded { hash, body: EmbeddedBody::from_bytes(body), storage_min_chunk }
+    }
+
+    /// [`embedded`](Self::embedded), encoding the body here.
+    pub fn embed(hash: B256, node: &Node) -> Child {
+        let mut body = Vec::new();
+        node.encode_body(&mut body);
+        Child::embedded(hash, node, &body)
     }
 }
 
@@ -433,14 +486,12 @@ fn put_child(child: &Child, out: &mut Vec<u8>) {
             out.extend_from_slice(rlp);
         }
         Child::Stored(stored) => put_stored(stored, out),
-        Child::Embedded { hash, node: leaf, .. } => {
+        Child::Embedded { hash, body, .. } => {
+            let bytes = body.bytes();
             out.push(REF_EMBEDDED);
             out.extend_from_slice(hash.as_slice());
-            let at = out.len();
-            out.extend_from_slice(&[0; 2]);
-            leaf.encode_body(out);
-            let len = (out.len() - at - 2) as u16;
-            out[at..at + 2].copy_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            out.extend_from_slice(bytes);
         }
         Child::Mem(_) => unreachable!("children are sealed before their parent is written"),
     }
@@ -516,12 +567,31 @@ impl Node {
             return Err(corrupt("checksum mismatch"));
         }
         let mut r = Reader::new(body);
-        decode_body(&mut r).ok_or_else(|| corrupt("malformed node body"))
+        let mut decoder = Decoder { whole: body, shared: None };
+        decode_body(&mut r, &mut decoder).ok_or_else(|| corrupt("malformed node body"))
+    }
+}
+
+/// What the embedded children of a record being decoded point into: the
+/// record's bytes, copied into a shared buffer at the first one.
+struct Decoder<'a> {
+    whole: &'a [u8],
+    shared: Option<Arc<[u8]>>,
+}
+
+impl Decoder<'_> {
+    /// An embedded body at `bytes`, a sub-slice of `whole`.
+    fn embedded(&mut self, bytes: &[u8]) -> EmbeddedBody {
+        let start = bytes.as_ptr() as usize - self.whole.as_ptr() as usize;
+        debug_assert!(start + bytes.len() <= self.whole.len());
+        let whole = self.whole;
+        let buf = self.shared.get_or_insert_with(|| Arc::from(whole));
+        EmbeddedBody { buf: Arc::clone(buf), start: start as u32, len: bytes.len() as u16 }
     }
 }
 
 /// Node-specific reads, on top of the shared record reader.
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn path(&mut self) -> Option<Vec<u8>> {
         let nibbles = usize::from(self.u16()?);
         let packed = self.take(nibbles.div_ceil(2))?;
@@ -551,7 +621,7 @@ impl Reader<'_> {
         }
         Some(StoredRef { hash, loc: Loc { chunk, offset, len }, min_chunk })
     }
-    fn child(&mut self) -> Option<Child> {
+    fn child(&mut self, decoder: &mut Decoder<'_>) -> Option<Child> {
         match self.u8()? {
             REF_INLINE => {
                 let len = usize::from(self.u8()?);
@@ -562,22 +632,101 @@ impl Reader<'_> {
             }
             REF_STORED => Some(Child::Stored(self.stored()?)),
             REF_EMBEDDED => {
-                let hash = self.b256()?;
-                let len = usize::from(self.u16()?);
-                if len > EMBED_MAX_BYTES {
-                    return None;
-                }
-                // Nested records shrink at every level: recursion is bounded.
-                let mut inner = Reader::new(self.take(len)?);
-                let node = decode_body(&mut inner)?;
-                Some(Child::embedded(hash, Arc::new(node)))
+                let (hash, bytes) = self.embedded()?;
+                let storage_min_chunk = scan_body(&mut Reader::new(bytes))?;
+                Some(Child::Embedded { hash, body: decoder.embedded(bytes), storage_min_chunk })
             }
             _ => None,
         }
     }
+
+    /// An embedded child's hash and body (after its `REF_EMBEDDED` tag).
+    fn embedded(&mut self) -> Option<(B256, &'a [u8])> {
+        let hash = self.b256()?;
+        let len = usize::from(self.u16()?);
+        if len > EMBED_MAX_BYTES {
+            return None;
+        }
+        Some((hash, self.take(len)?))
+    }
+
+    /// Skips a path, checking it as [`path`](Self::path) does; its length.
+    fn skip_path(&mut self) -> Option<usize> {
+        let nibbles = usize::from(self.u16()?);
+        let packed = self.take(nibbles.div_ceil(2))?;
+        if nibbles % 2 == 1 && packed.last().is_some_and(|b| b & 0x0f != 0) {
+            return None;
+        }
+        Some(nibbles)
+    }
+
+    fn skip_value_bytes(&mut self) -> Option<()> {
+        let len = self.u32()? as usize;
+        self.take(len).map(|_| ())
+    }
 }
 
-fn decode_body(r: &mut Reader<'_>) -> Option<Node> {
+/// Checks a record body the way [`decode_body`] would, without building
+/// anything, and returns its [`Node::storage_min_chunk`]. Embedded bodies
+/// are checked with it when their parent is decoded and decoded only when
+/// used.
+fn scan_body(r: &mut Reader<'_>) -> Option<u32> {
+    let scan_child = |r: &mut Reader<'_>| -> Option<u32> {
+        match r.u8()? {
+            REF_INLINE => {
+                let len = usize::from(r.u8()?);
+                if len >= 32 || len == 0 {
+                    return None;
+                }
+                r.take(len)?;
+                Some(u32::MAX)
+            }
+            REF_STORED => r.stored().map(|_| u32::MAX),
+            // Nested records shrink at every level: recursion is bounded.
+            REF_EMBEDDED => scan_body(&mut Reader::new(r.embedded()?.1)),
+            _ => None,
+        }
+    };
+    let min = match r.u8()? {
+        TAG_LEAF_RAW => {
+            r.skip_path()?;
+            r.skip_value_bytes()?;
+            u32::MAX
+        }
+        TAG_LEAF_ACCOUNT => {
+            r.skip_path()?;
+            r.take(8 + 32 + 32 + 8)?;
+            match r.u8()? {
+                REF_NONE => u32::MAX,
+                REF_STORED => r.stored()?.min_chunk,
+                _ => return None,
+            }
+        }
+        TAG_EXTENSION => {
+            if r.skip_path()? == 0 {
+                return None;
+            }
+            scan_child(r)?
+        }
+        tag @ (TAG_BRANCH | TAG_BRANCH_VALUE) => {
+            let bitmap = r.u16()?;
+            let mut min = u32::MAX;
+            for i in 0..16 {
+                if bitmap & (1 << i) != 0 {
+                    min = min.min(scan_child(r)?);
+                }
+            }
+            if tag == TAG_BRANCH_VALUE {
+                r.skip_value_bytes()?;
+            }
+            min
+        }
+        _ => return None,
+    };
+    r.buf.is_empty().then_some(min)
+}
+
+fn decode_body(r: &mut Reader<'_>, decoder: &mut Decoder<'_>) -> Option<Node> {
     let node = match r.u8()? {
         TAG_LEAF_RAW => {
             let path = r.path()?;
@@ -602,14 +751,14 @@ fn decode_body(r: &mut Reader<'_>) -> Option<Node> {
             if path.is_empty() {
                 return None;
             }
-            Node::Extension { path, child: r.child()? }
+            Node::Extension { path, child: r.child(decoder)? }
         }
         tag @ (TAG_BRANCH | TAG_BRANCH_VALUE) => {
             let bitmap = r.u16()?;
             let mut children = empty_branch();
             for (i, slot) in children.iter_mut().enumerate() {
                 if bitmap & (1 << i) != 0 {
-                    *slot = Some(r.child()?);
+                    *slot = Some(r.child(decoder)?);
                 }
             }
             let value =
@@ -645,7 +794,7 @@ fn value_weight(value: &Value) -> u64 {
 fn child_weight(child: &Child) -> u64 {
     match child {
         Child::Inline(rlp) => rlp.len() as u64,
-        Child::Embedded { node: leaf, .. } => 32 + node_weight(leaf),
+        Child::Embedded { body, .. } => 32 + u64::from(body.len),
         _ => 0,
     }
 }
@@ -690,9 +839,9 @@ mod tests {
         let mut children = empty_branch();
         children[0] = Some(Child::Stored(stored));
         children[9] = Some(Child::Inline(vec![0xc2, 0x20, 0x01].into()));
-        children[4] = Some(Child::embedded(
+        children[4] = Some(Child::embed(
             B256::repeat_byte(9),
-            Arc::new(Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) }),
+            &Node::Leaf { path: vec![1; 40], value: Value::Raw(vec![5; 60].into()) },
         ));
         let nodes = [
             Node::Leaf { path: vec![1, 2, 3], value: Value::Raw(vec![0x82, 1, 2].into()) },
@@ -737,5 +886,85 @@ mod tests {
         let rlp = leaf.ethereum_rlp();
         assert!(rlp.len() < 32);
         assert_eq!(Node::from_inline_rlp(&rlp).unwrap().ethereum_rlp(), rlp);
+    }
+
+    fn account_leaf(nibble: u8, storage: Option<StoredRef>) -> Node {
+        Node::Leaf {
+            path: vec![nibble; 61],
+            value: Value::Account(Box::new(AccountValue {
+                nonce: u64::from(nibble),
+                balance: U256::from(nibble),
+                code_hash: B256::repeat_byte(nibble),
+                storage_bytes: 0,
+                storage,
+            })),
+        }
+    }
+
+    /// A bottom branch whose child 2 is an embedded branch with embedded
+    /// leaves of its own: the nested bodies share the parent's buffer.
+    fn nested_bottom_branch() -> Node {
+        let stored = |min_chunk| StoredRef {
+            hash: B256::repeat_byte(0xee),
+            loc: Loc { chunk: 9, offset: 0, len: 64 },
+            min_chunk,
+        };
+        let mut inner = empty_branch();
+        inner[1] = Some(Child::embed(B256::repeat_byte(1), &account_leaf(1, Some(stored(7)))));
+        inner[5] = Some(Child::embed(B256::repeat_byte(5), &account_leaf(5, None)));
+        let inner = Node::Branch { children: inner, value: None };
+        let mut outer = empty_branch();
+        outer[2] = Some(Child::embed(B256::repeat_byte(2), &inner));
+        outer[3] = Some(Child::embed(B256::repeat_byte(3), &account_leaf(3, Some(stored(4)))));
+        outer[8] = Some(Child::Stored(stored(2)));
+        Node::Branch { children: outer, value: None }
+    }
+
+    #[test]
+    fn embedded_children_decode_on_demand_from_the_shared_record() {
+        let node = nested_bottom_branch();
+        let decoded = roundtrip(&node);
+        assert_eq!(decoded.ethereum_rlp(), node.ethereum_rlp());
+        // Storage reached through embedded accounts: 4 directly, 7 nested.
+        assert_eq!(decoded.storage_min_chunk(), 4);
+        let Node::Branch { children, .. } = &decoded else { panic!("a branch") };
+        let Some(Child::Embedded { body, storage_min_chunk, .. }) = &children[2] else {
+            panic!("child 2 embedded")
+        };
+        assert_eq!(*storage_min_chunk, 7);
+        let inner = body.decode().expect("the nested branch decodes");
+        let Node::Branch { children: inner_children, .. } = &inner else { panic!("a branch") };
+        let Some(Child::Embedded { body: leaf, .. }) = &inner_children[5] else {
+            panic!("nested leaf embedded")
+        };
+        let leaf = leaf.decode().expect("the nested leaf decodes");
+        assert_eq!(leaf.ethereum_rlp(), account_leaf(5, None).ethereum_rlp());
+        // Written back as the same bytes, without decoding the children.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        node.encode_body(&mut a);
+        decoded.encode_body(&mut b);
+        assert_eq!(a, b);
+    }
+
+    /// A record whose checksum holds but whose embedded body is malformed
+    /// is refused when the parent is decoded, not when the child is used.
+    #[test]
+    fn malformed_embedded_bodies_are_refused_with_their_parent() {
+        let mut body = Vec::new();
+        nested_bottom_branch().encode_body(&mut body);
+        // The first embedded body starts after the tag, the bitmap, the
+        // child's reference tag, its hash and its length.
+        let first = 1 + 2 + 1 + 32 + 2;
+        for (at, byte) in [(first, 0x7f), (first + 1, 0xff), (body.len() - 1, 0x55)] {
+            let mut bad = body.clone();
+            bad[at] ^= byte;
+            let mut bytes = node_crc(1, 0, &bad).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&bad);
+            let loc = Loc { chunk: 1, offset: 0, len: bytes.len() as u32 };
+            assert!(
+                matches!(Node::decode(loc, &bytes), Err(Error::CorruptNode { .. })),
+                "byte {at} flipped with {byte:#x} was accepted"
+            );
+        }
     }
 }

@@ -98,7 +98,7 @@ fn advance(
                     }
                 },
                 Child::Inline(rlp) => Arc::new(Node::from_inline_rlp(rlp)?),
-                Child::Embedded { node: leaf, .. } => Arc::clone(leaf),
+                Child::Embedded { body, .. } => Arc::new(body.decode()?),
                 Child::Mem(_) => unreachable!("published tries hold no in-memory nodes"),
             },
         };
@@ -127,15 +127,6 @@ fn advance(
                     None => return Ok(Step::Done(None)),
                 },
                 Some(&nibble) => match &children[usize::from(nibble)] {
-                    // Looked at in place: no copy of the leaf.
-                    Some(Child::Embedded { node: leaf, .. })
-                        if let Node::Leaf { path, value } = &**leaf =>
-                    {
-                        if key[1..] != path[..] {
-                            return Ok(Step::Done(None));
-                        }
-                        value.clone()
-                    }
                     Some(child) => {
                         walk.depth += 1;
                         walk.child = child.clone();

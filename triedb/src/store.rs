@@ -315,7 +315,7 @@ impl Shared {
         match child {
             crate::node::Child::Stored(stored) => self.node(map, stored, depth),
             crate::node::Child::Inline(rlp) => Ok(Arc::new(Node::from_inline_rlp(rlp)?)),
-            crate::node::Child::Embedded { node: leaf, .. } => Ok(Arc::clone(leaf)),
+            crate::node::Child::Embedded { body, .. } => Ok(Arc::new(body.decode()?)),
             crate::node::Child::Mem(node) => Ok(Arc::new((**node).clone())),
         }
     }
