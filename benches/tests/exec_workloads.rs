@@ -145,6 +145,11 @@ fn the_benchmark_runs_end_to_end_on_a_tiny_state() {
         assert!(run.tx_per_s > 0.0 && run.mgas_per_s > 0.0);
     }
     assert!(report.summary.erc20_cold_tx_per_s.is_some());
+    // The headline cold figure is the pipelined run's (commit overlapping
+    // the next block, balances checked after it like every run's).
+    assert!(report.summary.erc20_cold_pipelined);
+    assert!(report.summary.erc20_cold_sequential_tx_per_s.is_some());
+    assert_eq!(report.runs.iter().filter(|r| r.pipelined).count(), 2);
     assert!(report.summary.prefetch_speedup_cold.is_some());
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
     for key in [

@@ -54,10 +54,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wake_execution::{
-    BlockError, BlockOutcome, BlockTx, ChainSpec, DISCOVERY_ROUNDS_MAX, ParallelStats, PreState,
-    Prefetched, SnapshotState, SpecId, execute_block, execute_block_parallel, recover_senders,
+    BlockError, BlockOutcome, BlockTx, ChainSpec, DISCOVERY_ROUNDS_MAX, ParallelStats, PendingDiff,
+    PreState, Prefetched, SnapshotState, SpecId, execute_block, execute_block_parallel,
+    recover_senders,
 };
 use wake_triedb::{Config, Snapshot, TrieDb};
 
@@ -185,6 +187,9 @@ struct RunSpec {
     /// Each executes every block of the run over the same pre-state.
     executors: Vec<Executor>,
     prefetch: bool,
+    /// Commit each block on a second thread while the next one executes
+    /// (one executor, prefetch on).
+    pipelined: bool,
 }
 
 /// Executes `block` with `executor`: the one place the executors are
@@ -217,6 +222,7 @@ fn run_specs(mode: StateMode) -> Vec<RunSpec> {
                     kind,
                     executors: Executor::available().to_vec(),
                     prefetch: true,
+                    pipelined: false,
                 });
             }
         }
@@ -224,9 +230,21 @@ fn run_specs(mode: StateMode) -> Vec<RunSpec> {
             for kind in [Kind::Transfers, Kind::Erc20] {
                 for &executor in Executor::available() {
                     for prefetch in [false, true] {
-                        specs.push(RunSpec { kind, executors: vec![executor], prefetch });
+                        specs.push(RunSpec {
+                            kind,
+                            executors: vec![executor],
+                            prefetch,
+                            pipelined: false,
+                        });
                     }
                 }
+                let best = *Executor::available().last().unwrap_or(&Executor::Serial);
+                specs.push(RunSpec {
+                    kind,
+                    executors: vec![best],
+                    prefetch: true,
+                    pipelined: true,
+                });
             }
         }
     }
@@ -459,6 +477,9 @@ impl<'o> StateBench<'o> {
     /// and one diff is committed. Returns one result per executor; the
     /// recovery and the commit count in each.
     fn run(&mut self, (spec, plan): &(RunSpec, RunPlan)) -> Result<Vec<RunResult>> {
+        if spec.pipelined {
+            return self.run_pipelined(spec, plan).map(|result| vec![result]);
+        }
         let names: Vec<&str> = spec.executors.iter().map(|e| e.name()).collect();
         let label = format!(
             "{} {} {}{}",
@@ -574,6 +595,116 @@ impl<'o> StateBench<'o> {
             result.set_times(times);
         }
         Ok(results)
+    }
+
+    /// Runs a planned run the way the node does: block `h` is committed on
+    /// a second thread while block `h + 1` is recovered, prefetched and
+    /// executed over the newest committed version plus the diffs still
+    /// committing ([`SnapshotState::with_pending`]). The parts are timed
+    /// as in [`run`](Self::run) (the commit on its own thread); end to end
+    /// is the wall time from the first block's recovery to the last
+    /// block's durable commit.
+    fn run_pipelined(&mut self, spec: &RunSpec, plan: &RunPlan) -> Result<RunResult> {
+        let executor = spec.executors.first().copied().context("a run has an executor")?;
+        let label = format!("{} {} {executor:?} pipelined", self.mode.name(), spec.kind.name());
+        let blocks = generate_run(&self.population, plan, &mut self.tip, self.opts.threads);
+        if self.mode == StateMode::Cached {
+            self.warm_up_cached(&blocks)?;
+        }
+        let mut result = RunResult {
+            state: self.mode,
+            workload: spec.kind,
+            executor,
+            prefetch: true,
+            pipelined: true,
+            blocks: plan.blocks,
+            ..RunResult::default()
+        };
+        let reads_before = self.db.stats().device_reads;
+        let bar = self.bars.count(&label, plan.blocks, "blocks");
+        let threads = self.opts.threads;
+        let db = self.db.clone();
+        let first_version = self.version + 1;
+        let mut times = [Duration::ZERO; 4];
+        let started = Instant::now();
+        let (to_commit, committing) = std::sync::mpsc::sync_channel::<Arc<PendingDiff>>(1);
+        let committer = std::thread::spawn(move || -> Result<(Vec<B256>, Duration)> {
+            let (mut roots, mut busy) = (Vec::new(), Duration::ZERO);
+            for diff in committing {
+                let start = Instant::now();
+                roots.push(db.commit(diff.height(), diff.updates())?);
+                busy += start.elapsed();
+            }
+            Ok((roots, busy))
+        });
+        let mut pending: Vec<Arc<PendingDiff>> = Vec::new();
+        let mut executed = Vec::with_capacity(blocks.len());
+        for (b, generated) in blocks.iter().enumerate() {
+            let block = &generated.block;
+            let version = first_version + b as u64;
+            let committed = self.db.latest().map_or(0, |latest| latest.version);
+            let snapshot = self.db.snapshot(committed)?;
+            pending.retain(|diff| diff.height() > committed);
+            let base = SnapshotState::with_pending(&snapshot, &pending, &self.hashes);
+
+            let start = Instant::now();
+            let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, threads)
+                .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"))?;
+            times[0] += start.elapsed();
+            ensure!(senders == generated.senders, "recovered senders differ from the signers");
+
+            let start = Instant::now();
+            let mut state = Prefetched::load(base, &base, block, &senders)?;
+            state.discover(&self.chain, block, &senders, &base, DISCOVERY_ROUNDS_MAX, threads)?;
+            let prefetch = start.elapsed();
+            let s = state.stats();
+            result.prefetched_accounts += s.accounts as u64;
+            result.prefetched_slots += s.slots as u64;
+            result.discovery_rounds += s.discovery_rounds as u64;
+            let (outcome, stats) = execute(executor, &self.chain, block, &senders, state, threads)?;
+            times[1] += prefetch;
+            times[2] += start.elapsed() - prefetch;
+            if let Some(stats) = stats {
+                result.add_parallel_stats(&stats);
+            }
+            let gas: u64 = outcome.receipts.last().map_or(0, |r| r.cumulative_gas_used());
+            ensure!(gas == outcome.gas_used, "block gas {} != receipts' {gas}", outcome.gas_used);
+            result.txs += block.body.transactions.len() as u64;
+            result.gas += outcome.gas_used;
+            let diff = Arc::new(PendingDiff::new(version, outcome.updates));
+            pending.push(Arc::clone(&diff));
+            executed.push(outcome.receipts);
+            self.hashes.insert(block.header.number, block.header.hash_slow());
+            if to_commit.send(diff).is_err() {
+                break; // The commit failed: its error comes from the join.
+            }
+            bar.inc(1);
+        }
+        drop(to_commit);
+        let (roots, commit_busy) = committer
+            .join()
+            .map_err(|_| anyhow::anyhow!("{label}: the commit thread panicked"))??;
+        let wall = started.elapsed();
+        bar.finish();
+        ensure!(
+            roots.len() == blocks.len(),
+            "{label}: {} of {} blocks committed",
+            roots.len(),
+            blocks.len()
+        );
+        self.version += blocks.len() as u64;
+        times[3] = commit_busy;
+        for (generated, receipts) in blocks.iter().zip(&executed) {
+            self.ledger
+                .record(&self.population, generated, receipts)
+                .with_context(|| format!("{label}: block {}", generated.block.header.number))?;
+        }
+        self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
+        result.last_root = roots.last().copied().unwrap_or_default();
+        result.device_reads = self.db.stats().device_reads - reads_before;
+        result.set_times(times);
+        result.set_wall(wall);
+        Ok(result)
     }
 
     /// Compares sampled accounts of `blocks` (first and last transaction of
