@@ -87,7 +87,7 @@ impl TrieDbBenchOptions {
             cache_mib: 256,
             blocks: 50,
             block_updates: 10_000,
-            load_block: 500_000,
+            load_block: 250_000,
             phase_secs: 10.0,
             warmup_lookups: 500_000,
             root_accounts: 1_000_000,
