@@ -418,7 +418,11 @@ pub(crate) fn receipt(
     cumulative_gas_used: u64,
 ) -> ReceiptEnvelope {
     let receipt = Receipt { status, cumulative_gas_used, logs: result.logs().to_vec() };
-    let with_bloom = ReceiptWithBloom::from(receipt);
+    envelope(ty, ReceiptWithBloom::from(receipt))
+}
+
+/// The receipt of a transaction of type `ty`.
+pub(crate) fn envelope(ty: u8, with_bloom: ReceiptWithBloom) -> ReceiptEnvelope {
     match ty {
         0 => ReceiptEnvelope::Legacy(with_bloom),
         1 => ReceiptEnvelope::Eip2930(with_bloom),

@@ -27,10 +27,21 @@
 //!   run saw. Only the EIP-7610 storage question is recomputed.
 //! * **Fee recipient deferred:** a speculative run does not credit the fee
 //!   recipient (its [`revm`] handler, `DeferredFee`, records the fee
-//!   instead); the fee is credited at commit. So paying fees does not make
-//!   every transaction depend on the one before. A transaction that reads
-//!   the fee recipient itself (sender, recipient, `BALANCE`) sees a stale
-//!   balance, fails validation and runs again.
+//!   instead); the fee is credited at commit, straight into the overlay
+//!   (with revm's touch rules: an account the credit leaves empty is
+//!   removed). So paying fees does not make every transaction depend on
+//!   the one before. A transaction that reads the fee recipient itself
+//!   (sender, recipient, `BALANCE`) sees a stale balance, fails validation
+//!   and runs again.
+//! * **Reads skip the overlay's lock** unless a one-hash Bloom filter of
+//!   the locations committed so far says the overlay may hold them, so two
+//!   workers reading do not pass the lock's cache line back and forth on
+//!   every `SLOAD`. The filter only steers speculative reads; runs at their
+//!   turn and validation always see every committed write (see
+//!   [`WrittenFilter`]).
+//! * **Commit path kept short:** a speculative run builds its receipt (logs
+//!   and their bloom, most of a receipt's hashing) before its turn; the
+//!   commit fills in the cumulative gas.
 //! * **Chain detection:** when 6 of the last 8 validations fail, workers
 //!   stop running ahead for the next [`IN_ORDER_SPAN`] transactions: one
 //!   worker at a time runs the next transaction exactly. A fully dependent
@@ -51,13 +62,13 @@
 use crate::eip7610::CreateCollisionGuard;
 use crate::error::{BlockError, StateError};
 use crate::executor::{
-    BlockEnvs, BlockOutcome, apply_block_rewards, beacon_root_changes, evm_error, execute_block,
-    outcome, receipt,
+    BlockEnvs, BlockOutcome, apply_block_rewards, beacon_root_changes, envelope, evm_error,
+    execute_block, outcome, receipt,
 };
 use crate::spec::ChainSpec;
 use crate::state::{BlockState, CollisionState, PreState, to_revm, to_triedb};
 use crate::tx::{BlockTx, tx_env};
-use alloy_consensus::{Block, Eip658Value, ReceiptEnvelope, Typed2718};
+use alloy_consensus::{Block, Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Typed2718};
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
 use alloy_primitives::{Address, B256, U256, map::HashMap};
 use parking_lot::{Mutex, RwLock};
@@ -73,11 +84,11 @@ use revm::inspector::{InspectorEvmTr, InspectorHandler};
 use revm::interpreter::interpreter::EthInterpreter;
 use revm::interpreter::interpreter_action::FrameInit;
 use revm::primitives::hardfork::SpecId;
-use revm::state::{Account, AccountInfo as RevmAccountInfo, EvmState, TransactionId};
+use revm::state::{AccountInfo as RevmAccountInfo, EvmState};
 use revm::{Context, ExecuteEvm, InspectEvm, Inspector, MainBuilder, MainContext, SystemCallEvm};
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use wake_triedb::AccountInfo;
 
 /// Transactions run in order, one at a time, after the chain detector
@@ -92,6 +103,13 @@ const LOOKAHEAD_PER_THREAD: usize = 4;
 
 /// Shards of the shared pre-state read cache.
 const CACHE_SHARDS: usize = 16;
+
+/// Bits of the written-locations filter per transaction of the block.
+const FILTER_BITS_PER_TX: usize = 64;
+
+/// Room for the reads of a typical transaction, so recording one rarely
+/// grows its log.
+const READS_CAPACITY: usize = 32;
 
 /// Why a block ran on the serial executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +217,7 @@ where
     let shared = Shared {
         base: &state,
         committed: RwLock::new(BlockState::new(&state)),
+        written: WrittenFilter::new(txs),
         cache: ReadCache::new(),
         beneficiary: header.beneficiary,
     };
@@ -211,7 +230,7 @@ where
         let outcome = main_evm.system_call_one(BEACON_ROOTS_ADDRESS, root.0.into());
         let changes = main_evm.finalize();
         let changes = beacon_root_changes(outcome.map(drop), changes, header.beneficiary)?;
-        shared.committed.write().commit_tx(changes);
+        shared.commit_tx(changes);
     }
 
     let run = Run {
@@ -291,6 +310,9 @@ struct Speculated {
     /// `None`: the run failed (invalid at that state, or a read failed);
     /// only a run at its turn can say whether the block is invalid.
     result: Option<ExecutionResult>,
+    /// The run's receipt, its bloom hashed off the commit path; the
+    /// cumulative gas is filled in at commit.
+    receipt: Option<ReceiptWithBloom>,
     state: EvmState,
     reads: Vec<Read>,
     /// The fee the recipient is owed (credited at commit).
@@ -339,7 +361,12 @@ fn worker_evm<'s, 'a, D: PreState + Sync>(
     envs: &BlockEnvs,
 ) -> WorkerEvm<'s, 'a, D> {
     Context::mainnet()
-        .with_db(View { shared, reads: Vec::new(), recording: false })
+        .with_db(View {
+            shared,
+            reads: Vec::with_capacity(READS_CAPACITY),
+            recording: false,
+            codes: HashMap::default(),
+        })
         .with_block(envs.block.clone())
         .with_cfg(envs.cfg.clone())
         .build_mainnet_with_inspector(CreateCollisionGuard)
@@ -422,7 +449,15 @@ impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
         let state = evm.finalize();
         let db = &mut evm.ctx.journaled_state.database;
         db.recording = false;
-        Speculated { result, state, reads: std::mem::take(&mut db.reads), fee: handler.fee.get() }
+        let reads = std::mem::replace(&mut db.reads, Vec::with_capacity(READS_CAPACITY));
+        let receipt = result.as_ref().map(|result| {
+            ReceiptWithBloom::from(Receipt {
+                status: Eip658Value::Eip658(result.is_success()),
+                cumulative_gas_used: 0,
+                logs: result.logs().to_vec(),
+            })
+        });
+        Speculated { result, receipt, state, reads, fee: handler.fee.get() }
     }
 
     /// Commits, in order, every transaction whose speculative run is ready.
@@ -494,13 +529,11 @@ impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
             return self.run_at_turn(committer, evm, index);
         }
         let Some(result) = run.result else { unreachable!("trusted runs have a result") };
-        let mut state = run.state;
-        if let Err(e) = self.shared.credit_fee(&mut state, run.fee) {
+        if let Err(e) = self.shared.commit_speculated(run.state, run.fee) {
             return self.reject(committer, BlockError::State(e));
         }
-        self.shared.committed.write().commit_tx(state);
         committer.stats.validated += 1;
-        self.record(committer, tx, &result, tx_blob_gas);
+        self.record(committer, tx, &result, run.receipt, tx_blob_gas);
     }
 
     /// Runs transaction `index` at its turn (every transaction before it is
@@ -525,26 +558,36 @@ impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
         let outcome = evm.inspect_tx(tx_env(tx, self.senders[index]));
         match outcome {
             Ok(result) => {
-                self.shared.committed.write().commit_tx(result.state);
-                self.record(committer, tx, &result.result, tx_blob_gas);
+                self.shared.commit_tx(result.state);
+                self.record(committer, tx, &result.result, None, tx_blob_gas);
             }
             Err(e) => self.reject(committer, evm_error(e, self.chain_id, tx, index)),
         }
     }
 
-    /// Books a committed transaction's receipt and moves the commit point.
+    /// Books a committed transaction's receipt (`built`: the speculative
+    /// run's, all but its cumulative gas) and moves the commit point.
     fn record(
         &self,
         committer: &mut Committer,
         tx: &BlockTx,
         result: &ExecutionResult,
+        built: Option<ReceiptWithBloom>,
         tx_blob_gas: u64,
     ) {
         committer.gas_used += result.tx_gas_used();
         committer.blob_gas_used += tx_blob_gas;
-        let status = Eip658Value::Eip658(result.is_success());
         let gas_used = committer.gas_used;
-        committer.receipts.push(receipt(tx.ty(), status, result, gas_used));
+        committer.receipts.push(match built {
+            Some(mut built) => {
+                built.receipt.cumulative_gas_used = gas_used;
+                envelope(tx.ty(), built)
+            }
+            None => {
+                let status = Eip658Value::Eip658(result.is_success());
+                receipt(tx.ty(), status, result, gas_used)
+            }
+        });
         let committed = self.committed.fetch_add(1, Ordering::AcqRel) + 1;
         if committed == committer.in_order_until {
             self.window.store(self.full_window, Ordering::Release);
@@ -597,11 +640,51 @@ enum Read {
 struct Shared<'a, D> {
     base: &'a D,
     committed: RwLock<BlockState<&'a D>>,
+    /// What `committed` may hold, so most reads skip its lock.
+    written: WrittenFilter,
     cache: ReadCache,
     beneficiary: Address,
 }
 
 impl<D: PreState + Sync> Shared<'_, D> {
+    /// Commits a transaction's changes to the overlay, marking every
+    /// location they can touch in the filter first.
+    fn commit_tx(&self, state: EvmState) {
+        for (address, account) in &state {
+            if !account.is_touched() {
+                continue;
+            }
+            self.written.insert(WrittenFilter::account(address));
+            if account.is_selfdestructed() || account.is_created() || account.is_empty() {
+                self.written.insert(WrittenFilter::wipe(address));
+            }
+            for index in account.storage.keys() {
+                self.written.insert(WrittenFilter::slot(address, index));
+            }
+        }
+        self.committed.write().commit_tx(state);
+    }
+
+    /// The account as the committed transactions have left it, if they
+    /// wrote it (see [`BlockState::peek_account`]).
+    fn peek_account(&self, address: Address) -> Option<Option<AccountInfo>> {
+        if !self.written.contains(WrittenFilter::account(&address)) {
+            return None;
+        }
+        self.committed.read().peek_account(address)
+    }
+
+    /// The slot as the committed transactions have left it, if they wrote
+    /// it or wiped its account's storage.
+    fn peek_storage(&self, address: Address, index: U256) -> Option<U256> {
+        if !self.written.contains(WrittenFilter::slot(&address, &index))
+            && !self.written.contains(WrittenFilter::wipe(&address))
+        {
+            return None;
+        }
+        self.committed.read().peek_storage(address, index)
+    }
+
     fn base_account(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
         let shard = self.cache.shard(&address, 0);
         if let Some(known) = shard.lock().accounts.get(&address) {
@@ -673,29 +756,27 @@ impl<D: PreState + Sync> Shared<'_, D> {
         Ok(true)
     }
 
-    /// Adds a speculative run's deferred fee to the fee recipient, as
-    /// revm's `reward_beneficiary` would have at the end of the run: the
-    /// recipient is loaded (from the committed state if the run did not
-    /// load it), touched, and credited unless the sum overflows.
-    fn credit_fee(&self, state: &mut EvmState, fee: U256) -> Result<(), StateError> {
-        let account = match state.entry(self.beneficiary) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let current = match self.committed.read().peek_account(self.beneficiary) {
-                    Some(now) => now,
-                    None => self.base_account(self.beneficiary)?,
-                };
-                entry.insert(match current {
-                    Some(info) => Account::from(to_revm(info)),
-                    None => Account::new_not_existing(TransactionId::ZERO),
-                })
+    /// Commits a validated speculative run with its deferred fee, as
+    /// revm's `reward_beneficiary` would have paid it at the end of the
+    /// run: the recipient is touched and credited unless the sum
+    /// overflows. When the run touched the recipient itself, the fee goes
+    /// into its state before the commit; otherwise it is credited to the
+    /// overlay directly (the same result, without adding an account to
+    /// the run's state on the commit path).
+    fn commit_speculated(&self, mut state: EvmState, fee: U256) -> Result<(), StateError> {
+        let beneficiary = self.beneficiary;
+        if let Some(account) = state.get_mut(&beneficiary) {
+            account.mark_touch();
+            if let Some(balance) = account.info.balance.checked_add(fee) {
+                account.info.balance = balance;
             }
-        };
-        account.mark_touch();
-        if let Some(balance) = account.info.balance.checked_add(fee) {
-            account.info.balance = balance;
+            self.commit_tx(state);
+            return Ok(());
         }
-        Ok(())
+        self.commit_tx(state);
+        self.written.insert(WrittenFilter::account(&beneficiary));
+        self.written.insert(WrittenFilter::wipe(&beneficiary));
+        self.committed.write().credit_fee(beneficiary, fee)
     }
 }
 
@@ -704,6 +785,81 @@ struct CacheShard {
     accounts: HashMap<Address, Option<AccountInfo>>,
     storage: HashMap<(Address, U256), U256>,
     has_storage: HashMap<Address, bool>,
+}
+
+/// The locations the block's committed transactions have written, as a
+/// Bloom filter with one hash: a read whose bit is clear goes straight to
+/// the pre-state, without touching the overlay's lock (whose every read
+/// would otherwise move a cache line between cores).
+///
+/// Bits are set by the committer before the overlay is written, under the
+/// commit lock, so a run at its turn (which holds that lock) never misses
+/// a write. A speculative run may race with a commit and read the
+/// pre-state where the overlay already holds a newer value; that is the
+/// stale read validation exists to catch, so the filter cannot change a
+/// committed result, only how often a speculative run must run again.
+struct WrittenFilter {
+    words: Box<[AtomicU64]>,
+    /// Bits minus one (a power of two).
+    mask: u64,
+}
+
+impl WrittenFilter {
+    /// A filter for a block of `txs` transactions.
+    fn new(txs: usize) -> Self {
+        let bits = (txs.max(64) * FILTER_BITS_PER_TX).next_power_of_two();
+        WrittenFilter {
+            words: (0..bits / 64).map(|_| AtomicU64::new(0)).collect(),
+            mask: bits as u64 - 1,
+        }
+    }
+
+    fn account(address: &Address) -> u64 {
+        mix(address_word(address))
+    }
+
+    /// An account's storage as a whole (wiped, created, destroyed).
+    fn wipe(address: &Address) -> u64 {
+        mix(address_word(address) ^ 0x5bd1_e995_5bd1_e995)
+    }
+
+    fn slot(address: &Address, index: &U256) -> u64 {
+        let [a, b, c, d] = *index.as_limbs();
+        let index = a ^ b.rotate_left(17) ^ c.rotate_left(31) ^ d.rotate_left(47);
+        mix(address_word(address) ^ mix(index))
+    }
+
+    fn insert(&self, key: u64) {
+        let bit = key & self.mask;
+        let word = &self.words[(bit / 64) as usize];
+        let flag = 1u64 << (bit % 64);
+        // A plain load first: most keys are set already, and a load keeps
+        // the line shared where an RMW would take it from the other cores.
+        if word.load(Ordering::Relaxed) & flag == 0 {
+            word.fetch_or(flag, Ordering::Relaxed);
+        }
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        let bit = key & self.mask;
+        self.words[(bit / 64) as usize].load(Ordering::Relaxed) & (1u64 << (bit % 64)) != 0
+    }
+}
+
+/// The first and last four bytes of an address as one word.
+fn address_word(address: &Address) -> u64 {
+    let b = &address.0.0;
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[16], b[17], b[18], b[19]])
+}
+
+/// splitmix64's finaliser, so that every bit of the key moves the
+/// filter's bit.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Pre-state reads of the block so far, shared by the workers.
@@ -732,13 +888,15 @@ struct View<'s, 'a, D> {
     shared: &'s Shared<'a, D>,
     reads: Vec<Read>,
     recording: bool,
+    /// Code this worker has loaded.
+    codes: HashMap<B256, Bytecode>,
 }
 
 impl<D: PreState + Sync> Database for View<'_, '_, D> {
     type Error = StateError;
 
     fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
-        let written = self.shared.committed.read().peek_account(address);
+        let written = self.shared.peek_account(address);
         let info = match written {
             Some(info) => info,
             None => self.shared.base_account(address)?,
@@ -753,11 +911,17 @@ impl<D: PreState + Sync> Database for View<'_, '_, D> {
         if code_hash == wake_triedb::KECCAK_EMPTY || code_hash.is_zero() {
             return Ok(Bytecode::default());
         }
-        self.shared.code(code_hash)
+        // Code is named by its hash, so a worker may keep what it loaded.
+        if let Some(code) = self.codes.get(&code_hash) {
+            return Ok(code.clone());
+        }
+        let code = self.shared.code(code_hash)?;
+        self.codes.insert(code_hash, code.clone());
+        Ok(code)
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
-        let written = self.shared.committed.read().peek_storage(address, index);
+        let written = self.shared.peek_storage(address, index);
         let value = match written {
             Some(value) => value,
             None => self.shared.base_storage(address, index)?,

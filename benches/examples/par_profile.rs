@@ -1,0 +1,79 @@
+//! Profiling aid: one 2,000-transaction block executed over prefetched,
+//! cached state again and again, serial and parallel.
+//! `cargo run --release -p wake-benches --example par_profile -- [erc20|transfers] [serial|parallel|both] [iters]`
+use std::collections::BTreeMap;
+use std::time::Instant;
+use wake_benches::exec_bench::{Executor, execute};
+use wake_benches::exec_workload::{ChainTip, Kind, Population, RunPlan, chain_spec, generate_run};
+use wake_execution::{DISCOVERY_ROUNDS_MAX, Prefetched, SnapshotState};
+use wake_triedb::{Config, TrieDb};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let kind = match args.get(1).map(String::as_str) {
+        Some("transfers") => Kind::Transfers,
+        _ => Kind::Erc20,
+    };
+    let which = args.get(2).cloned().unwrap_or_else(|| "both".into());
+    let iters: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(50);
+    let threads = 2;
+    let plan = RunPlan { kind, blocks: 1, txs_per_block: 2000, first_sender: 0, tag: 0 };
+    let population = Population::new(7, 20_000, plan.senders_needed());
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let mut config = Config::new(dir.path().join("p.triedb"));
+    config.cache_bytes = 256 << 20;
+    let db = TrieDb::open(config).unwrap();
+    let mut version = 0;
+    for (v, updates) in population.genesis_batches(20_000, threads).enumerate() {
+        version = v as u64;
+        db.commit(version, &updates).unwrap();
+    }
+    let snapshot = db.snapshot(version).unwrap();
+    let hashes = BTreeMap::new();
+    let base = SnapshotState::new(&snapshot, &hashes);
+    let chain = chain_spec();
+    let generated = generate_run(&population, &plan, &mut ChainTip::genesis(7), threads).remove(0);
+    let block = &generated.block;
+    let senders = &generated.senders;
+    let mut state = Prefetched::load(base, &snapshot, block, senders).unwrap();
+    state.discover(&chain, block, senders, &snapshot, DISCOVERY_ROUNDS_MAX, threads).unwrap();
+    let state = &state;
+    if which == "both" {
+        // Interleaved, so both see the same machine; medians.
+        let (mut ser, mut par) = (Vec::new(), Vec::new());
+        for _ in 0..iters {
+            for (executor, out) in [(Executor::Serial, &mut ser), (Executor::Parallel, &mut par)] {
+                let start = Instant::now();
+                execute(executor, &chain, block, senders, state, threads).unwrap();
+                out.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        ser.sort_by(f64::total_cmp);
+        par.sort_by(f64::total_cmp);
+        let (s, p) = (ser[iters / 2], par[iters / 2]);
+        println!("{kind:?}: serial median {s:.2} ms, parallel {p:.2} ms, ratio {:.2}", s / p);
+        return;
+    }
+    for executor in [Executor::Serial, Executor::Parallel] {
+        if which != executor.name() {
+            continue;
+        }
+        let mut best = f64::MAX;
+        let mut total = 0.0;
+        let mut stats = None;
+        for _ in 0..iters {
+            let start = Instant::now();
+            let (_, s) = execute(executor, &chain, block, senders, state, threads).unwrap();
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            best = best.min(ms);
+            total += ms;
+            stats = s;
+        }
+        println!(
+            "{:?} {}: best {best:.2} ms, mean {:.2} ms {stats:?}",
+            kind,
+            executor.name(),
+            total / iters as f64
+        );
+    }
+}
