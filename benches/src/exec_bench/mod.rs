@@ -412,6 +412,13 @@ impl<'o> StateBench<'o> {
         })
     }
 
+    /// Device reads since open: all, and the commits'.
+    fn commit_reads(&self) -> (u64, u64) {
+        let stats = self.db.stats();
+        eprintln!("DBG reads {} commit prefetch {} apply {}", stats.device_reads, stats.commit_prefetch_reads, stats.commit_apply_reads);
+        (stats.device_reads, stats.commit_prefetch_reads + stats.commit_apply_reads)
+    }
+
     fn snapshot(&self) -> Result<Snapshot> {
         Ok(self.db.snapshot(self.version)?)
     }
@@ -504,7 +511,7 @@ impl<'o> StateBench<'o> {
                 ..RunResult::default()
             })
             .collect();
-        let reads_before = self.db.stats().device_reads;
+        let (reads_before, commit_reads_before) = self.commit_reads();
         let bar = self.bars.count(&label, plan.blocks, "blocks");
         let threads = self.opts.threads;
         // Per executor: recover, prefetch, execute, commit.
@@ -589,21 +596,24 @@ impl<'o> StateBench<'o> {
         bar.finish();
         self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
         // Device reads are shared by the executors of a run.
-        let device_reads = self.db.stats().device_reads - reads_before;
+        let (reads, commit_reads) = self.commit_reads();
         for (result, times) in results.iter_mut().zip(times) {
-            result.device_reads = device_reads;
+            result.device_reads = reads - reads_before;
+            result.commit_device_reads = commit_reads - commit_reads_before;
             result.set_times(times);
         }
         Ok(results)
     }
 
-    /// Runs a planned run the way the node does: block `h` is committed on
-    /// a second thread while block `h + 1` is recovered, prefetched and
-    /// executed over the newest committed version plus the diffs still
-    /// committing ([`SnapshotState::with_pending`]). The parts are timed
-    /// as in [`run`](Self::run) (the commit on its own thread); end to end
-    /// is the wall time from the first block's recovery to the last
-    /// block's durable commit.
+    /// Runs a planned run the way the node does, in three stages on their
+    /// own threads: senders are recovered ahead (the node's pool recovers
+    /// them at admission, before a block is built), block `h + 1` is
+    /// prefetched and executed over the newest committed version plus the
+    /// diffs still committing ([`SnapshotState::with_pending`]), and block
+    /// `h` is committed. Stages hand over through queues of one block. The
+    /// parts are timed as in [`run`](Self::run), each on its own thread;
+    /// end to end is the wall time from the first block's recovery to the
+    /// last block's durable commit, so every stage's work is inside it.
     fn run_pipelined(&mut self, spec: &RunSpec, plan: &RunPlan) -> Result<RunResult> {
         let executor = spec.executors.first().copied().context("a run has an executor")?;
         let label = format!("{} {} {executor:?} pipelined", self.mode.name(), spec.kind.name());
@@ -620,7 +630,7 @@ impl<'o> StateBench<'o> {
             blocks: plan.blocks,
             ..RunResult::default()
         };
-        let reads_before = self.db.stats().device_reads;
+        let (reads_before, commit_reads_before) = self.commit_reads();
         let bar = self.bars.count(&label, plan.blocks, "blocks");
         let threads = self.opts.threads;
         let db = self.db.clone();
@@ -637,6 +647,22 @@ impl<'o> StateBench<'o> {
             }
             Ok((roots, busy))
         });
+        // Sender recovery, one block ahead of execution.
+        let (recovered, recovering) =
+            std::sync::mpsc::sync_channel::<(Result<Vec<Address>>, Duration)>(1);
+        let txs: Vec<Vec<BlockTx>> =
+            blocks.iter().map(|g| g.block.body.transactions.clone()).collect();
+        let recoverer = std::thread::spawn(move || {
+            for block in txs {
+                let start = Instant::now();
+                let senders = recover_senders(&block, SpecId::CANCUN, threads).map_err(
+                    |(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"),
+                );
+                if recovered.send((senders, start.elapsed())).is_err() {
+                    return; // Execution stopped.
+                }
+            }
+        });
         let mut pending: Vec<Arc<PendingDiff>> = Vec::new();
         let mut executed = Vec::with_capacity(blocks.len());
         for (b, generated) in blocks.iter().enumerate() {
@@ -647,10 +673,9 @@ impl<'o> StateBench<'o> {
             pending.retain(|diff| diff.height() > committed);
             let base = SnapshotState::with_pending(&snapshot, &pending, &self.hashes);
 
-            let start = Instant::now();
-            let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, threads)
-                .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"))?;
-            times[0] += start.elapsed();
+            let (senders, recover) = recovering.recv().context("the recovery thread stopped")?;
+            let senders = senders?;
+            times[0] += recover;
             ensure!(senders == generated.senders, "recovered senders differ from the signers");
 
             let start = Instant::now();
@@ -681,6 +706,8 @@ impl<'o> StateBench<'o> {
             bar.inc(1);
         }
         drop(to_commit);
+        drop(recovering);
+        recoverer.join().map_err(|_| anyhow::anyhow!("{label}: the recovery thread panicked"))?;
         let (roots, commit_busy) = committer
             .join()
             .map_err(|_| anyhow::anyhow!("{label}: the commit thread panicked"))??;
@@ -701,7 +728,9 @@ impl<'o> StateBench<'o> {
         }
         self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
         result.last_root = roots.last().copied().unwrap_or_default();
-        result.device_reads = self.db.stats().device_reads - reads_before;
+        let (reads, commit_reads) = self.commit_reads();
+        result.device_reads = reads - reads_before;
+        result.commit_device_reads = commit_reads - commit_reads_before;
         result.set_times(times);
         result.set_wall(wall);
         Ok(result)

@@ -52,6 +52,9 @@ pub struct RunResult {
     /// in a paired cached run, of both executors together).
     pub device_reads: u64,
     pub device_reads_per_tx: f64,
+    /// Of `device_reads`, those of the commits (their read-ahead of the
+    /// paths they rewrite, and compaction).
+    pub commit_device_reads: u64,
     /// State root after the run's last block.
     pub last_root: B256,
     /// Parallel executor, summed over the blocks: transactions run ahead
@@ -90,6 +93,7 @@ impl Default for RunResult {
             discovery_rounds: 0,
             device_reads: 0,
             device_reads_per_tx: 0.0,
+            commit_device_reads: 0,
             last_root: B256::ZERO,
             speculative: 0,
             validated: 0,
@@ -381,7 +385,7 @@ impl ExecReport {
         let _ = writeln!(t);
         let _ = writeln!(
             t,
-            "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9} {:>8} {:>10} | {:>8} {:>8} {:>8} {:>8} | {:>8}",
+            "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9} {:>8} {:>10} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>7}",
             "state",
             "workload",
             "executor",
@@ -394,14 +398,15 @@ impl ExecReport {
             "prefetch",
             "execute",
             "commit",
-            "reads/tx"
+            "reads/tx",
+            "commit"
         );
         let _ = writeln!(t, "{:>72}| {:^35} |", "", "ms per block");
         for r in &self.runs {
             let per_block = |ms: f64| ms / r.blocks.max(1) as f64;
             let _ = writeln!(
                 t,
-                "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9.0} {:>8.1} {:>10.0} | {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>8.2}",
+                "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9.0} {:>8.1} {:>10.0} | {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>8.2} {:>7.2}",
                 r.state.name(),
                 r.workload.name(),
                 r.executor.name(),
@@ -418,7 +423,8 @@ impl ExecReport {
                 per_block(r.prefetch_ms),
                 per_block(r.execute_ms),
                 per_block(r.commit_ms),
-                r.device_reads_per_tx
+                r.device_reads_per_tx,
+                r.commit_device_reads as f64 / r.txs.max(1) as f64
             );
         }
         for r in self.runs.iter().filter(|r| r.executor == Executor::Parallel) {
@@ -453,8 +459,9 @@ impl ExecReport {
         let _ = writeln!(
             t,
             "ERC-20 cold end to end: {} tx/s {}, {} tx/s committing each block before the next \
-             (pf \"pipe\": block h commits on a second thread while h + 1 is recovered, \
-             prefetched and executed over h's pending diff, as in the node)",
+             (pf \"pipe\": as in the node, three stages on their own threads: senders \
+             recovered a block ahead, block h + 1 prefetched and executed over h's pending \
+             diff, block h committed)",
             s.erc20_cold_tx_per_s.map_or("?".into(), |v| format!("{v:.0}")),
             if s.erc20_cold_pipelined { "pipelined" } else { "sequential" },
             s.erc20_cold_sequential_tx_per_s.map_or("?".into(), |v| format!("{v:.0}")),
