@@ -19,11 +19,15 @@ use alloy_primitives::{
     Address, B256, Bytes, U256,
     map::{HashMap, HashSet},
 };
+use parking_lot::Mutex;
 use revm::bytecode::Bytecode;
 use revm::database::{Database, DatabaseRef};
 use revm::state::{AccountInfo as RevmAccountInfo, EvmState};
 use std::collections::BTreeMap;
-use wake_triedb::{AccountInfo, AccountUpdate, EMPTY_ROOT, KECCAK_EMPTY, Snapshot, StateUpdates};
+use wake_triedb::{
+    Account, AccountInfo, AccountUpdate, EMPTY_ROOT, KECCAK_EMPTY, ReadAhead, Snapshot,
+    StateUpdates,
+};
 
 /// Hashes of recent blocks, for the `BLOCKHASH` opcode (revm asks only for
 /// the 256 ancestors it may see).
@@ -82,11 +86,36 @@ pub struct SnapshotState<'a> {
     snapshot: &'a Snapshot,
     pending: &'a Pending,
     hashes: &'a dyn BlockHashes,
+    /// Where batch reads keep the nodes they walk, for the block's commit.
+    ahead: Option<&'a Mutex<ReadAhead>>,
 }
 
 impl<'a> SnapshotState<'a> {
     pub fn new(snapshot: &'a Snapshot, hashes: &'a dyn BlockHashes) -> Self {
-        SnapshotState { snapshot, pending: &[], hashes }
+        SnapshotState { snapshot, pending: &[], hashes, ahead: None }
+    }
+
+    /// This view, with its batch reads (a block's prefetch) keeping the
+    /// nodes they walk in `ahead`, for the block's commit to walk instead
+    /// of reading them again ([`wake_triedb::TrieDb::commit_ahead`]).
+    pub fn reading_ahead(self, ahead: &'a Mutex<ReadAhead>) -> Self {
+        SnapshotState { ahead: Some(ahead), ..self }
+    }
+
+    fn snapshot_accounts(
+        &self,
+        addresses: &[Address],
+    ) -> Result<Vec<Option<PreAccount>>, StateError> {
+        let Some(ahead) = self.ahead else { return self.snapshot.accounts_batch(addresses) };
+        let read = self.snapshot.accounts_ahead(addresses, &mut ahead.lock())?;
+        Ok(read.into_iter().map(|account| account.map(pre_account)).collect())
+    }
+
+    fn snapshot_slots(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
+        match self.ahead {
+            Some(ahead) => Ok(self.snapshot.storage_batch_ahead(slots, &mut ahead.lock())?),
+            None => BatchRead::storage_batch(self.snapshot, slots),
+        }
     }
 
     /// `snapshot` with `pending` (oldest first, the first one of the
@@ -100,7 +129,7 @@ impl<'a> SnapshotState<'a> {
             pending.iter().zip(snapshot.version() + 1..).all(|(diff, h)| diff.height() == h),
             "pending diffs must follow the snapshot's version without a gap"
         );
-        SnapshotState { snapshot, pending, hashes }
+        SnapshotState { snapshot, pending, hashes, ahead: None }
     }
 }
 
@@ -166,18 +195,13 @@ pub trait BatchRead {
     fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError>;
 }
 
+fn pre_account(account: Account) -> PreAccount {
+    PreAccount { info: account.info(), has_storage: account.storage_root != EMPTY_ROOT }
+}
+
 impl BatchRead for Snapshot {
     fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError> {
-        Ok(self
-            .accounts(addresses)?
-            .into_iter()
-            .map(|account| {
-                account.map(|a| PreAccount {
-                    info: a.info(),
-                    has_storage: a.storage_root != EMPTY_ROOT,
-                })
-            })
-            .collect())
+        Ok(self.accounts(addresses)?.into_iter().map(|account| account.map(pre_account)).collect())
     }
 
     fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
@@ -190,7 +214,7 @@ impl BatchRead for Snapshot {
 impl BatchRead for SnapshotState<'_> {
     fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError> {
         if self.pending.is_empty() {
-            return self.snapshot.accounts_batch(addresses);
+            return self.snapshot_accounts(addresses);
         }
         let mut out = vec![None; addresses.len()];
         let mut missing = Vec::new();
@@ -208,7 +232,7 @@ impl BatchRead for SnapshotState<'_> {
             }
         }
         let wanted: Vec<Address> = missing.iter().map(|&i| addresses[i]).collect();
-        for (i, account) in missing.into_iter().zip(self.snapshot.accounts_batch(&wanted)?) {
+        for (i, account) in missing.into_iter().zip(self.snapshot_accounts(&wanted)?) {
             out[i] = account;
         }
         Ok(out)
@@ -216,7 +240,7 @@ impl BatchRead for SnapshotState<'_> {
 
     fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
         if self.pending.is_empty() {
-            return BatchRead::storage_batch(self.snapshot, slots);
+            return self.snapshot_slots(slots);
         }
         let mut out = vec![U256::ZERO; slots.len()];
         let mut missing = Vec::new();
@@ -227,8 +251,7 @@ impl BatchRead for SnapshotState<'_> {
             }
         }
         let wanted: Vec<(Address, B256)> = missing.iter().map(|&i| slots[i]).collect();
-        for (i, value) in missing.into_iter().zip(BatchRead::storage_batch(self.snapshot, &wanted)?)
-        {
+        for (i, value) in missing.into_iter().zip(self.snapshot_slots(&wanted)?) {
             out[i] = value;
         }
         Ok(out)

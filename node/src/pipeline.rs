@@ -48,7 +48,7 @@ use wake_execution::{
     Prefetched, SnapshotState, StateError, execute_block_parallel, recover_sender, recover_senders,
     split_payload,
 };
-use wake_triedb::TrieDb;
+use wake_triedb::{ReadAhead, TrieDb};
 
 /// Most transactions one payload may carry.
 pub const PAYLOAD_TXS_MAX: usize = 65_536;
@@ -206,6 +206,10 @@ pub struct UnsealedBlock {
     senders: Vec<Address>,
     receipts: Vec<ReceiptEnvelope>,
     diff: Arc<PendingDiff>,
+    /// The nodes the prefetch walked, for the commit to walk again
+    /// without reading them (a few KiB per account and slot read, held
+    /// until the commit).
+    ahead: ReadAhead,
     dropped: usize,
     timings: Timings,
 }
@@ -417,7 +421,9 @@ impl BlockExecutor {
         };
         let (txs, senders) = recover_missing(decoded, known, spec, self.threads);
         let snapshot = self.parent_state()?;
-        let base = SnapshotState::with_pending(&snapshot, &self.pending, &*self.hashes);
+        let ahead = Mutex::new(ReadAhead::new());
+        let base = SnapshotState::with_pending(&snapshot, &self.pending, &*self.hashes)
+            .reading_ahead(&ahead);
         let recovered = started.elapsed();
 
         let candidate = |transactions| {
@@ -486,6 +492,7 @@ impl BlockExecutor {
             senders,
             receipts: outcome.receipts,
             diff,
+            ahead: ahead.into_inner(),
             dropped,
             timings,
         })
@@ -555,7 +562,7 @@ impl BlockSealer {
     /// they were executed.
     pub fn seal(&mut self, block: UnsealedBlock) -> Result<ExecutedBlock, PipelineError> {
         let started = Instant::now();
-        let UnsealedBlock { mut header, txs, senders, receipts, diff, dropped, mut timings } =
+        let UnsealedBlock { mut header, txs, senders, receipts, diff, ahead, dropped, mut timings } =
             block;
         let height = header.number;
         // A crash between the triedb commit and the chain db append leaves
@@ -563,7 +570,7 @@ impl BlockSealer {
         // this very finalized block, durable, so its root is the one.
         let state_root = match self.db.latest() {
             Some(latest) if latest.version == height => self.db.snapshot(height)?.state_root(),
-            _ => self.db.commit(height, diff.updates())?,
+            _ => self.db.commit_ahead(height, diff.updates(), ahead)?,
         };
         header.parent_hash = self.parent_hash;
         header.state_root = state_root;

@@ -17,6 +17,12 @@
 //!   [`Snapshot::storage`], [`Snapshot::code`] (synchronous), the batched
 //!   [`Snapshot::accounts`] / [`Snapshot::storage_batch`] (many reads in
 //!   flight at once), and EIP-1186 proofs ([`Snapshot::proof`]).
+//! * [`ReadAhead`]: the nodes a block's batched reads walked
+//!   ([`Snapshot::accounts_ahead`], [`Snapshot::storage_batch_ahead`]),
+//!   handed to that block's commit ([`TrieDb::commit_ahead`]) so it reads
+//!   none of them again, whatever the cache evicted in between. It pins
+//!   the versions it read, which is what makes a node found by location
+//!   the right one.
 //! * [`io`]: the storage trait, the O_DIRECT file, and the read engine
 //!   (io_uring, or a pread pool where io_uring is unavailable).
 //! * [`trie_root`]: a root computed in memory, no database: a streaming
@@ -71,7 +77,7 @@ mod root;
 mod store;
 mod types;
 
-pub use db::{Config, Snapshot, Stats, TrieDb};
+pub use db::{Config, ReadAhead, Snapshot, Stats, TrieDb};
 pub use error::{Error, Result};
 pub use io::{IoBackend, IoBackendChoice};
 pub use root::{sorted_trie_root, trie_root, trie_root_with_threads};

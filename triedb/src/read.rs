@@ -51,6 +51,15 @@ enum Step {
 /// Nodes a batch read from disk, by location key (see [`get_many`]).
 pub(crate) type Kept = HashMap<u64, Arc<Node>>;
 
+/// Where a batch keeps the nodes it walks through.
+pub(crate) struct Keeping<'k> {
+    pub nodes: &'k mut Kept,
+    /// Cache the nodes read from disk too. A commit's own prefetch does
+    /// not (the commit replaces every one of them); a read-ahead for a
+    /// later commit does, since execution may read them again first.
+    pub cache: bool,
+}
+
 /// Walks from `walk.child` as far as the cache, inline nodes, the last pages
 /// read and `given` allow.
 fn advance(
@@ -58,14 +67,15 @@ fn advance(
     map: &ChunkMap,
     walk: &mut Walk,
     mut given: Option<Arc<Node>>,
-    mut keep: Option<&mut Kept>,
+    mut keep: Option<&mut Keeping<'_>>,
 ) -> Result<Step> {
     loop {
         let node = match given.take() {
             Some(node) => node,
             None => match &walk.child {
                 Child::Stored(stored)
-                    if let Some(node) = keep.as_deref().and_then(|k| k.get(&stored.loc.key())) =>
+                    if let Some(node) =
+                        keep.as_deref().and_then(|k| k.nodes.get(&stored.loc.key())) =>
                 {
                     Arc::clone(node)
                 }
@@ -90,7 +100,7 @@ fn advance(
                                     *start,
                                     offset,
                                     walk.depth,
-                                    keep.is_some(),
+                                    keep.as_deref().is_some_and(|k| !k.cache),
                                 )?
                             }
                             _ => return Ok(Step::Need(*stored)),
@@ -103,7 +113,7 @@ fn advance(
             },
         };
         if let (Some(keep), Child::Stored(stored)) = (keep.as_deref_mut(), &walk.child) {
-            keep.insert(stored.loc.key(), Arc::clone(&node));
+            keep.nodes.insert(stored.loc.key(), Arc::clone(&node));
         }
         let key = &walk.key[walk.depth..];
         let found = match &*node {
@@ -152,7 +162,7 @@ fn advance(
     }
 }
 
-/// Decodes a node out of the pages read, caching it unless `keep` is set:
+/// Decodes a node out of the pages read, caching it unless `uncached`:
 /// nodes a commit's prefetch reads stay out of the cache, since the commit
 /// replaces every one of them.
 fn decode(
@@ -162,9 +172,9 @@ fn decode(
     start: u64,
     offset: u64,
     depth: usize,
-    keep: bool,
+    uncached: bool,
 ) -> Result<Arc<Node>> {
-    match keep {
+    match uncached {
         true => Ok(Arc::new(decode_in_pages(loc, buf, start, offset)?)),
         false => shared.decode_from_pages(loc, buf, start, offset, depth),
     }
@@ -210,7 +220,8 @@ struct InFlight {
 }
 
 /// Many lookups with up to `depth` reads in flight. With `keep`, every
-/// stored node the walks pass through is also handed back there (a commit's prefetch keeps them
+/// stored node the walks pass through is also handed back there, and
+/// nodes already there are not read again (a commit's prefetch keeps them
 /// for the commit, whatever the cache evicts meanwhile).
 pub(crate) fn get_many(
     shared: &Shared,
@@ -218,7 +229,7 @@ pub(crate) fn get_many(
     root: Option<StoredRef>,
     lookups: Vec<(Vec<u8>, Target)>,
     depth: usize,
-    mut keep: Option<&mut Kept>,
+    mut keep: Option<Keeping<'_>>,
 ) -> Result<Vec<Option<Value>>> {
     let mut results = vec![None; lookups.len()];
     let Some(root) = root else { return Ok(results) };
@@ -236,7 +247,7 @@ pub(crate) fn get_many(
             while failure.is_none()
                 && let Some((mut walk, given)) = ready.pop_front()
             {
-                match advance(shared, map, &mut walk, given, keep.as_deref_mut()) {
+                match advance(shared, map, &mut walk, given, keep.as_mut()) {
                     Ok(Step::Done(value)) => results[walk.index] = value,
                     Ok(Step::Need(stored)) => match in_flight.get_mut(&stored.loc.key()) {
                         Some(read) => read.waiters.push(walk),
@@ -276,7 +287,8 @@ pub(crate) fn get_many(
             }
             let node = done.result.map_err(|e| Error::io("reading a node", e)).and_then(|()| {
                 let (loc, start, offset) = (read.stored.loc, read.start, read.offset);
-                decode(shared, loc, &done.buf, start, offset, read.depth, keep.is_some())
+                let uncached = keep.as_ref().is_some_and(|k| !k.cache);
+                decode(shared, loc, &done.buf, start, offset, read.depth, uncached)
             });
             match node {
                 Ok(node) => {

@@ -61,7 +61,7 @@ use wake_execution::{
     PreState, Prefetched, SnapshotState, SpecId, execute_block, execute_block_parallel,
     recover_senders,
 };
-use wake_triedb::{Config, Snapshot, TrieDb};
+use wake_triedb::{Config, ReadAhead, Snapshot, TrieDb};
 
 /// Whether this build measures the optimistic parallel executor (a switch
 /// kept for builds that compare against the serial executor alone).
@@ -415,7 +415,10 @@ impl<'o> StateBench<'o> {
     /// Device reads since open: all, and the commits'.
     fn commit_reads(&self) -> (u64, u64) {
         let stats = self.db.stats();
-        eprintln!("DBG reads {} commit prefetch {} apply {}", stats.device_reads, stats.commit_prefetch_reads, stats.commit_apply_reads);
+        eprintln!(
+            "DBG reads {} commit prefetch {} apply {}",
+            stats.device_reads, stats.commit_prefetch_reads, stats.commit_apply_reads
+        );
         (stats.device_reads, stats.commit_prefetch_reads + stats.commit_apply_reads)
     }
 
@@ -520,6 +523,9 @@ impl<'o> StateBench<'o> {
             let block = &generated.block;
             let snapshot = self.snapshot()?;
             let base = SnapshotState::new(&snapshot, &self.hashes);
+            // The prefetch's nodes, for the commit (as the node does).
+            let ahead = parking_lot::Mutex::new(ReadAhead::new());
+            let reading = base.reading_ahead(&ahead);
 
             let start = Instant::now();
             let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, threads)
@@ -533,12 +539,12 @@ impl<'o> StateBench<'o> {
                 let executor = spec.executors[e];
                 let start = Instant::now();
                 let ((run, stats), prefetch) = if spec.prefetch {
-                    let mut state = Prefetched::load(base, &snapshot, block, &senders)?;
+                    let mut state = Prefetched::load(base, &reading, block, &senders)?;
                     state.discover(
                         &self.chain,
                         block,
                         &senders,
-                        &snapshot,
+                        &reading,
                         DISCOVERY_ROUNDS_MAX,
                         threads,
                     )?;
@@ -574,7 +580,7 @@ impl<'o> StateBench<'o> {
 
             let start = Instant::now();
             self.version += 1;
-            let root = self.db.commit(self.version, &outcome.updates)?;
+            let root = self.db.commit_ahead(self.version, &outcome.updates, ahead.into_inner())?;
             let commit = start.elapsed();
             for t in &mut times {
                 t[3] += commit;
@@ -637,12 +643,13 @@ impl<'o> StateBench<'o> {
         let first_version = self.version + 1;
         let mut times = [Duration::ZERO; 4];
         let started = Instant::now();
-        let (to_commit, committing) = std::sync::mpsc::sync_channel::<Arc<PendingDiff>>(1);
+        let (to_commit, committing) =
+            std::sync::mpsc::sync_channel::<(Arc<PendingDiff>, ReadAhead)>(1);
         let committer = std::thread::spawn(move || -> Result<(Vec<B256>, Duration)> {
             let (mut roots, mut busy) = (Vec::new(), Duration::ZERO);
-            for diff in committing {
+            for (diff, ahead) in committing {
                 let start = Instant::now();
-                roots.push(db.commit(diff.height(), diff.updates())?);
+                roots.push(db.commit_ahead(diff.height(), diff.updates(), ahead)?);
                 busy += start.elapsed();
             }
             Ok((roots, busy))
@@ -655,9 +662,8 @@ impl<'o> StateBench<'o> {
         let recoverer = std::thread::spawn(move || {
             for block in txs {
                 let start = Instant::now();
-                let senders = recover_senders(&block, SpecId::CANCUN, threads).map_err(
-                    |(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"),
-                );
+                let senders = recover_senders(&block, SpecId::CANCUN, threads)
+                    .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"));
                 if recovered.send((senders, start.elapsed())).is_err() {
                     return; // Execution stopped.
                 }
@@ -671,7 +677,9 @@ impl<'o> StateBench<'o> {
             let committed = self.db.latest().map_or(0, |latest| latest.version);
             let snapshot = self.db.snapshot(committed)?;
             pending.retain(|diff| diff.height() > committed);
-            let base = SnapshotState::with_pending(&snapshot, &pending, &self.hashes);
+            let ahead = parking_lot::Mutex::new(ReadAhead::new());
+            let base = SnapshotState::with_pending(&snapshot, &pending, &self.hashes)
+                .reading_ahead(&ahead);
 
             let (senders, recover) = recovering.recv().context("the recovery thread stopped")?;
             let senders = senders?;
@@ -700,7 +708,7 @@ impl<'o> StateBench<'o> {
             pending.push(Arc::clone(&diff));
             executed.push(outcome.receipts);
             self.hashes.insert(block.header.number, block.header.hash_slow());
-            if to_commit.send(diff).is_err() {
+            if to_commit.send((diff, ahead.into_inner())).is_err() {
                 break; // The commit failed: its error comes from the join.
             }
             bar.inc(1);
