@@ -169,6 +169,10 @@ pub struct Summary {
     pub parallel_speedup_conflict_free_erc20: Option<f64>,
     /// The same on one-sender chains: the lower of the two.
     pub parallel_speedup_dependent: Option<f64>,
+    /// Execution alone (the prefetch, the same work for both executors,
+    /// left out), cached state, parallel over serial.
+    pub parallel_speedup_execute_transfers: Option<f64>,
+    pub parallel_speedup_execute_erc20: Option<f64>,
     pub parallel_speedup_dependent_transfers: Option<f64>,
     pub parallel_speedup_dependent_erc20: Option<f64>,
     /// Cold state, execution phase (prefetch + execute) with prefetch off
@@ -257,6 +261,13 @@ impl ExecReport {
         ratio(serial.exec_phase_ms(), parallel.exec_phase_ms())
     }
 
+    /// Execution alone: serial time over parallel time, cached state.
+    fn parallel_speedup_execute(&self, kind: Kind) -> Option<f64> {
+        let serial = self.find(StateMode::Cached, kind, Executor::Serial, true)?;
+        let parallel = self.find(StateMode::Cached, kind, Executor::Parallel, true)?;
+        ratio(serial.execute_ms, parallel.execute_ms)
+    }
+
     /// The executor the headline figures use: parallel when measured.
     fn best_executor(&self) -> Executor {
         if self.runs.iter().any(|r| r.executor == Executor::Parallel) {
@@ -300,6 +311,8 @@ impl ExecReport {
         s.parallel_speedup_dependent_erc20 = self.parallel_speedup(Kind::Erc20Chain);
         s.parallel_speedup_dependent =
             min(s.parallel_speedup_dependent_transfers, s.parallel_speedup_dependent_erc20);
+        s.parallel_speedup_execute_transfers = self.parallel_speedup_execute(Kind::Transfers);
+        s.parallel_speedup_execute_erc20 = self.parallel_speedup_execute(Kind::Erc20);
         (s.prefetch_speedup_cold, s.prefetch_speedup_cold_e2e) = self.prefetch_speedup(Kind::Erc20);
         s.prefetch_speedup_cold_transfers = self.prefetch_speedup(Kind::Transfers).0;
         s.transfers_cached_tx_per_s =
@@ -473,6 +486,13 @@ impl ExecReport {
             fmt(s.parallel_speedup_conflict_free_erc20),
             fmt(s.parallel_speedup_dependent_transfers),
             fmt(s.parallel_speedup_dependent_erc20)
+        );
+        let _ = writeln!(
+            t,
+            "parallel speedup, cached, execution alone (prefetch, the same for both, left out): \
+             transfers {}, ERC-20 {}",
+            fmt(s.parallel_speedup_execute_transfers),
+            fmt(s.parallel_speedup_execute_erc20)
         );
         let _ = writeln!(t);
         let _ = writeln!(t, "{:<38} {:>12} {:>10}  verdict", "target", "measured", "target");
