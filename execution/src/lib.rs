@@ -82,8 +82,8 @@ pub use executor::{
     execute_block_with_roots, spec_supported,
 };
 pub use parallel::{
-    IN_ORDER_SPAN, ParallelConfig, ParallelStats, SerialReason, execute_block_parallel,
-    execute_block_parallel_with,
+    IN_ORDER_SPAN, IN_ORDER_SPAN_MAX, ParallelConfig, ParallelStats, SerialReason,
+    execute_block_parallel, execute_block_parallel_with,
 };
 pub use payload::{
     PayloadError, decode_payload, encode_payload, payload_item_len, payload_len, split_payload,

@@ -44,8 +44,11 @@
 //!   commit fills in the cumulative gas.
 //! * **Chain detection:** when 6 of the last 8 validations fail, workers
 //!   stop running ahead for the next [`IN_ORDER_SPAN`] transactions: one
-//!   worker at a time runs the next transaction exactly. A fully dependent
-//!   block then costs one serial run plus the overlay's locking, not two.
+//!   worker at a time runs the next transaction exactly. When it fires
+//!   again right after a span, the span doubles (up to
+//!   [`IN_ORDER_SPAN_MAX`]): a long chain wastes a window of runs per
+//!   doubling, not one per 64 transactions. A fully dependent block then
+//!   costs one serial run plus the overlay's locking, not two.
 //! * **Serial fallback:** blocks before Byzantium (their receipts need a
 //!   state root per transaction), blocks of one transaction, and runs with
 //!   one thread go to the serial executor. A transaction whose speculative
@@ -92,8 +95,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use wake_triedb::AccountInfo;
 
 /// Transactions run in order, one at a time, after the chain detector
-/// fires.
+/// fires; doubled each time it fires again right after a span (up to
+/// [`IN_ORDER_SPAN_MAX`]), so a long chain pays for a few detections, not
+/// one per span.
 pub const IN_ORDER_SPAN: usize = 64;
+
+/// Longest in-order span.
+pub const IN_ORDER_SPAN_MAX: usize = 4096;
+
+/// A detection this close after a span ends continues the chain.
+const CHAIN_CONTINUES_WITHIN: usize = 16;
 
 /// Failed validations among the last 8 that fire the chain detector.
 const CHAIN_DETECT_FAILURES: u32 = 6;
@@ -328,6 +339,8 @@ struct Committer {
     history: u8,
     /// Run in order until this many transactions are committed.
     in_order_until: usize,
+    /// Length of the last in-order span.
+    span: usize,
     error: Option<BlockError>,
     stats: ParallelStats,
 }
@@ -340,6 +353,7 @@ impl Committer {
             blob_gas_used: 0,
             history: 0,
             in_order_until: 0,
+            span: 0,
             error: None,
             stats: ParallelStats::default(),
         }
@@ -609,9 +623,21 @@ impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
         if committer.history.count_ones() >= CHAIN_DETECT_FAILURES {
             committer.history = 0;
             committer.stats.chain_detected += 1;
-            committer.in_order_until = self.committed.load(Ordering::Acquire) + IN_ORDER_SPAN;
+            let committed = self.committed.load(Ordering::Acquire);
+            committer.span = next_span(committer.span, committer.in_order_until, committed);
+            committer.in_order_until = committed + committer.span;
             self.window.store(1, Ordering::Release);
         }
+    }
+}
+
+/// The in-order span after a detection at `committed`: twice the last one
+/// if the last span ended just before (the chain goes on), else the first.
+fn next_span(last: usize, last_end: usize, committed: usize) -> usize {
+    if last > 0 && committed <= last_end + CHAIN_CONTINUES_WITHIN {
+        (last * 2).min(IN_ORDER_SPAN_MAX)
+    } else {
+        IN_ORDER_SPAN
     }
 }
 
@@ -1015,6 +1041,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_order_spans_double_while_the_chain_goes_on() {
+        assert_eq!(next_span(0, 0, 10), IN_ORDER_SPAN);
+        assert_eq!(next_span(64, 74, 80), 128, "fired 6 after the span ended");
+        assert_eq!(next_span(128, 208, 220), 256);
+        assert_eq!(next_span(4096, 5000, 5001), IN_ORDER_SPAN_MAX);
+        assert_eq!(next_span(256, 500, 900), IN_ORDER_SPAN, "independent work came between");
+    }
 
     #[test]
     fn chain_detector_fires_on_six_of_eight() {
