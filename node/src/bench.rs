@@ -52,6 +52,9 @@ pub struct ExecutionArgs {
     /// Threads for sender recovery and the parallel executor [default: all cores].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Reads in flight in triedb's batches (its `io_depth`) [default: triedb's, 32].
+    #[arg(long, value_name = "Q")]
+    io_depth: Option<usize>,
     /// Where the temporary databases go (a real file system: O_DIRECT) [default: the system temp dir].
     #[arg(long, value_name = "D")]
     data_dir: Option<PathBuf>,
@@ -79,6 +82,7 @@ impl ExecutionArgs {
             txs_per_block: self.txs_per_block,
             blocks: self.blocks.unwrap_or(base.blocks),
             threads: self.threads.unwrap_or(base.threads),
+            io_depth: self.io_depth.unwrap_or(base.io_depth),
             data_dir: self.data_dir.clone(),
             skip_cold: self.skip_cold,
             seed: self.seed,

@@ -83,6 +83,8 @@ pub struct ExecBenchOptions {
     pub blocks: u64,
     /// Threads of sender recovery and of the parallel executor.
     pub threads: usize,
+    /// triedb's reads in flight per batch (`Config::io_depth`).
+    pub io_depth: usize,
     /// Random lookups that warm the cold cache.
     pub warmup_lookups: u64,
     /// Filler accounts per genesis version.
@@ -107,6 +109,7 @@ impl ExecBenchOptions {
             txs_per_block: 2_000,
             blocks: 10,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            io_depth: Config::new("").io_depth,
             warmup_lookups: 500_000,
             load_batch: 500_000,
             data_dir: None,
@@ -131,6 +134,7 @@ impl ExecBenchOptions {
         ensure!(self.txs_per_block > 0, "--txs-per-block must be at least 1");
         ensure!(self.blocks > 0, "--blocks must be at least 1");
         ensure!(self.threads > 0, "--threads must be at least 1");
+        ensure!((1..=4096).contains(&self.io_depth), "--io-depth must be in 1..=4096");
         ensure!(self.cold_cache_mib > 0 && self.cached_cache_mib > 0, "caches need at least 1 MiB");
         ensure!(self.load_batch > 0, "the load batch must be at least 1");
         Ok(())
@@ -296,6 +300,7 @@ pub fn run_exec_bench(opts: &ExecBenchOptions) -> Result<ExecReport> {
             }
         }
         report.io_backend = format!("{:?}", bench.db.io_backend());
+        report.io_depth = opts.io_depth;
         for plan in bench.plans.clone() {
             for result in bench.run(&plan)? {
                 tracing::info!(
@@ -364,7 +369,7 @@ impl<'o> StateBench<'o> {
         }
         let _ = std::fs::remove_file(path);
         let start = Instant::now();
-        let db = open_db(path, cache_mib.max(256))?;
+        let db = open_db(path, cache_mib.max(256), opts.io_depth)?;
         let batches = population.genesis_batches_len(opts.load_batch);
         let bar = bars.count(&format!("{}: genesis", mode.name()), batches, "versions");
         let mut version = 0u64;
@@ -378,7 +383,7 @@ impl<'o> StateBench<'o> {
         let load_s = start.elapsed().as_secs_f64();
         let live_bytes = db.stats().live_bytes;
         drop(db);
-        let db = open_db(path, cache_mib)?;
+        let db = open_db(path, cache_mib, opts.io_depth)?;
         tracing::info!(
             state = mode.name(),
             accounts,
@@ -771,8 +776,9 @@ impl<'o> StateBench<'o> {
     }
 }
 
-fn open_db(path: &Path, cache_mib: u64) -> Result<TrieDb> {
+fn open_db(path: &Path, cache_mib: u64, io_depth: usize) -> Result<TrieDb> {
     let mut config = Config::new(path);
     config.cache_bytes = usize::try_from(cache_mib << 20).unwrap_or(usize::MAX);
+    config.io_depth = io_depth;
     TrieDb::open(config).with_context(|| format!("opening {}", path.display()))
 }
