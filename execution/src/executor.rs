@@ -417,8 +417,17 @@ pub(crate) fn receipt(
     result: &ExecutionResult,
     cumulative_gas_used: u64,
 ) -> ReceiptEnvelope {
-    let receipt = Receipt { status, cumulative_gas_used, logs: result.logs().to_vec() };
-    envelope(ty, ReceiptWithBloom::from(receipt))
+    envelope(ty, receipt_with_bloom(status, result, cumulative_gas_used))
+}
+
+/// A receipt's fields and its logs bloom (the bloom is most of a
+/// receipt's hashing).
+pub(crate) fn receipt_with_bloom(
+    status: Eip658Value,
+    result: &ExecutionResult,
+    cumulative_gas_used: u64,
+) -> ReceiptWithBloom {
+    ReceiptWithBloom::from(Receipt { status, cumulative_gas_used, logs: result.logs().to_vec() })
 }
 
 /// The receipt of a transaction of type `ty`.

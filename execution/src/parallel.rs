@@ -66,12 +66,12 @@ use crate::eip7610::CreateCollisionGuard;
 use crate::error::{BlockError, StateError};
 use crate::executor::{
     BlockEnvs, BlockOutcome, apply_block_rewards, beacon_root_changes, envelope, evm_error,
-    execute_block, outcome, receipt,
+    execute_block, outcome, receipt, receipt_with_bloom,
 };
 use crate::spec::ChainSpec;
 use crate::state::{BlockState, CollisionState, PreState, to_revm, to_triedb};
 use crate::tx::{BlockTx, tx_env};
-use alloy_consensus::{Block, Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Typed2718};
+use alloy_consensus::{Block, Eip658Value, ReceiptEnvelope, ReceiptWithBloom, Typed2718};
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
 use alloy_primitives::{Address, B256, U256, map::HashMap};
 use parking_lot::{Mutex, RwLock};
@@ -464,13 +464,9 @@ impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
         let db = &mut evm.ctx.journaled_state.database;
         db.recording = false;
         let reads = std::mem::replace(&mut db.reads, Vec::with_capacity(READS_CAPACITY));
-        let receipt = result.as_ref().map(|result| {
-            ReceiptWithBloom::from(Receipt {
-                status: Eip658Value::Eip658(result.is_success()),
-                cumulative_gas_used: 0,
-                logs: result.logs().to_vec(),
-            })
-        });
+        let receipt = result
+            .as_ref()
+            .map(|result| receipt_with_bloom(Eip658Value::Eip658(result.is_success()), result, 0));
         Speculated { result, receipt, state, reads, fee: handler.fee.get() }
     }
 
@@ -676,7 +672,13 @@ impl<D: PreState + Sync> Shared<'_, D> {
     /// Commits a transaction's changes to the overlay, marking every
     /// location they can touch in the filter first.
     fn commit_tx(&self, state: EvmState) {
-        for (address, account) in &state {
+        self.mark_written(&state);
+        self.committed.write().commit_tx(state);
+    }
+
+    /// Sets the filter's bits of every location `state` can touch.
+    fn mark_written(&self, state: &EvmState) {
+        for (address, account) in state {
             if !account.is_touched() {
                 continue;
             }
@@ -688,7 +690,6 @@ impl<D: PreState + Sync> Shared<'_, D> {
                 self.written.insert(WrittenFilter::slot(address, index));
             }
         }
-        self.committed.write().commit_tx(state);
     }
 
     /// The account as the committed transactions have left it, if they
@@ -799,10 +800,12 @@ impl<D: PreState + Sync> Shared<'_, D> {
             self.commit_tx(state);
             return Ok(());
         }
-        self.commit_tx(state);
+        self.mark_written(&state);
         self.written.insert(WrittenFilter::account(&beneficiary));
         self.written.insert(WrittenFilter::wipe(&beneficiary));
-        self.committed.write().credit_fee(beneficiary, fee)
+        let mut committed = self.committed.write();
+        committed.commit_tx(state);
+        committed.credit_fee(beneficiary, fee)
     }
 }
 

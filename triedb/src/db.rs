@@ -723,15 +723,6 @@ fn account_key(address: &Address) -> Vec<u8> {
     nibbles(keccak256(address).as_slice())
 }
 
-fn slot_lookups(keys: &[(Address, B256)]) -> Vec<(Vec<u8>, Target)> {
-    keys.iter()
-        .map(|(address, slot)| {
-            let slot_key = nibbles(keccak256(slot).as_slice());
-            (account_key(address), Target::Slot { slot_key })
-        })
-        .collect()
-}
-
 impl Snapshot {
     pub fn version(&self) -> u64 {
         self.record.version
@@ -781,13 +772,8 @@ impl Snapshot {
         addresses: &[Address],
         ahead: &mut ReadAhead,
     ) -> Result<Vec<Option<Account>>> {
-        let lookups = addresses.iter().map(|a| (account_key(a), Target::Value)).collect();
         let depth = self.shared().config.io_depth;
-        let keeping = Some(ahead.keeping(self));
-        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth, keeping)?
-            .into_iter()
-            .map(account_from)
-            .collect()
+        self.accounts_keeping(addresses, depth, Some(ahead.keeping(self)))
     }
 
     /// [`storage_batch`](Self::storage_batch), keeping the nodes walked in
@@ -797,13 +783,7 @@ impl Snapshot {
         keys: &[(Address, B256)],
         ahead: &mut ReadAhead,
     ) -> Result<Vec<U256>> {
-        let depth = self.shared().config.io_depth;
-        let keeping = Some(ahead.keeping(self));
-        let root = self.record.account_root;
-        read::get_many(self.shared(), &self.map, root, slot_lookups(keys), depth, keeping)?
-            .into_iter()
-            .map(slot_from)
-            .collect()
+        self.storage_keeping(keys, Some(ahead.keeping(self)))
     }
 
     /// Like [`Snapshot::accounts`] with at most `depth` reads in flight.
@@ -812,18 +792,44 @@ impl Snapshot {
         addresses: &[Address],
         depth: usize,
     ) -> Result<Vec<Option<Account>>> {
+        self.accounts_keeping(addresses, depth, None)
+    }
+
+    /// Many storage slots at once, reads overlapped.
+    pub fn storage_batch(&self, keys: &[(Address, B256)]) -> Result<Vec<U256>> {
+        self.storage_keeping(keys, None)
+    }
+
+    /// A batch of account lookups, keeping the nodes walked in `keeping`.
+    fn accounts_keeping(
+        &self,
+        addresses: &[Address],
+        depth: usize,
+        keeping: Option<Keeping<'_>>,
+    ) -> Result<Vec<Option<Account>>> {
         let lookups = addresses.iter().map(|a| (account_key(a), Target::Value)).collect();
-        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth, None)?
+        read::get_many(self.shared(), &self.map, self.record.account_root, lookups, depth, keeping)?
             .into_iter()
             .map(account_from)
             .collect()
     }
 
-    /// Many storage slots at once, reads overlapped.
-    pub fn storage_batch(&self, keys: &[(Address, B256)]) -> Result<Vec<U256>> {
+    /// A batch of slot lookups, keeping the nodes walked in `keeping`.
+    fn storage_keeping(
+        &self,
+        keys: &[(Address, B256)],
+        keeping: Option<Keeping<'_>>,
+    ) -> Result<Vec<U256>> {
+        let lookups = keys
+            .iter()
+            .map(|(address, slot)| {
+                let slot_key = nibbles(keccak256(slot).as_slice());
+                (account_key(address), Target::Slot { slot_key })
+            })
+            .collect();
         let depth = self.shared().config.io_depth;
         let root = self.record.account_root;
-        read::get_many(self.shared(), &self.map, root, slot_lookups(keys), depth, None)?
+        read::get_many(self.shared(), &self.map, root, lookups, depth, keeping)?
             .into_iter()
             .map(slot_from)
             .collect()

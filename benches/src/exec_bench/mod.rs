@@ -418,7 +418,7 @@ impl<'o> StateBench<'o> {
     }
 
     /// Device reads since open: all, and the commits'.
-    fn commit_reads(&self) -> (u64, u64) {
+    fn device_reads(&self) -> (u64, u64) {
         let stats = self.db.stats();
         eprintln!(
             "DBG reads {} commit prefetch {} apply {}",
@@ -519,7 +519,7 @@ impl<'o> StateBench<'o> {
                 ..RunResult::default()
             })
             .collect();
-        let (reads_before, commit_reads_before) = self.commit_reads();
+        let (reads_before, commit_reads_before) = self.device_reads();
         let bar = self.bars.count(&label, plan.blocks, "blocks");
         let threads = self.opts.threads;
         // Per executor: recover, prefetch, execute, commit.
@@ -607,7 +607,7 @@ impl<'o> StateBench<'o> {
         bar.finish();
         self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
         // Device reads are shared by the executors of a run.
-        let (reads, commit_reads) = self.commit_reads();
+        let (reads, commit_reads) = self.device_reads();
         for (result, times) in results.iter_mut().zip(times) {
             result.device_reads = reads - reads_before;
             result.commit_device_reads = commit_reads - commit_reads_before;
@@ -641,7 +641,7 @@ impl<'o> StateBench<'o> {
             blocks: plan.blocks,
             ..RunResult::default()
         };
-        let (reads_before, commit_reads_before) = self.commit_reads();
+        let (reads_before, commit_reads_before) = self.device_reads();
         let bar = self.bars.count(&label, plan.blocks, "blocks");
         let threads = self.opts.threads;
         let db = self.db.clone();
@@ -741,7 +741,7 @@ impl<'o> StateBench<'o> {
         }
         self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
         result.last_root = roots.last().copied().unwrap_or_default();
-        let (reads, commit_reads) = self.commit_reads();
+        let (reads, commit_reads) = self.device_reads();
         result.device_reads = reads - reads_before;
         result.commit_device_reads = commit_reads - commit_reads_before;
         result.set_times(times);
