@@ -12,7 +12,8 @@
 //!   [`exec_workload::Ledger`] that checks what they did;
 //! * [`workload`]: the synthetic accounts and update blocks, shared with the
 //!   criterion benches in `benches/benches/`;
-//! * [`stats`], [`rss`], [`progress`]: percentiles, resident memory, progress bars.
+//! * [`stats`], [`rss`], [`usage`], [`progress`]: percentiles, resident memory,
+//!   CPU time and storage bytes, progress bars.
 
 pub mod exec_bench;
 pub mod exec_workload;
@@ -20,6 +21,7 @@ pub mod progress;
 pub mod rss;
 pub mod stats;
 pub mod triedb_bench;
+pub mod usage;
 pub mod workload;
 
 pub use exec_bench::{ExecBenchOptions, ExecReport, run_exec_bench};

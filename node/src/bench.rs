@@ -61,6 +61,11 @@ pub struct ExecutionArgs {
     /// Only the cached state.
     #[arg(long)]
     skip_cold: bool,
+    /// Only the runs whose name (`STATE-WORKLOAD-EXECUTOR-PF`, e.g.
+    /// `cold-erc20-parallel-pipe`, `cached-transfers-serial+parallel-on`)
+    /// contains one of these comma-separated patterns [default: every run].
+    #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
+    only: Vec<String>,
     /// Seed of the workload.
     #[arg(long, default_value_t = 0xe8ec)]
     seed: u64,
@@ -85,6 +90,7 @@ impl ExecutionArgs {
             io_depth: self.io_depth.unwrap_or(base.io_depth),
             data_dir: self.data_dir.clone(),
             skip_cold: self.skip_cold,
+            only: self.only.clone(),
             seed: self.seed,
             progress: !self.no_progress,
             ..base

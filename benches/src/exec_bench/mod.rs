@@ -47,6 +47,7 @@ use crate::exec_workload::{
     chain_spec, check_plan, generate_run, token_address,
 };
 use crate::progress::Bars;
+use crate::usage::{process_cpu, storage_bytes};
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
 use alloy_primitives::{Address, B256, U256};
 use anyhow::{Context, Result, bail, ensure};
@@ -93,6 +94,9 @@ pub struct ExecBenchOptions {
     pub data_dir: Option<PathBuf>,
     /// Skip the cold state (the cached runs only).
     pub skip_cold: bool,
+    /// Only the runs whose [name](RunSpec::name) contains one of these
+    /// (empty: every run).
+    pub only: Vec<String>,
     pub seed: u64,
     /// Draw progress bars on stderr.
     pub progress: bool,
@@ -114,6 +118,7 @@ impl ExecBenchOptions {
             load_batch: 500_000,
             data_dir: None,
             skip_cold: false,
+            only: Vec::new(),
             seed: 0xe8ec,
             progress: true,
         }
@@ -194,6 +199,26 @@ struct RunSpec {
     /// Commit each block on a second thread while the next one executes
     /// (one executor, prefetch on).
     pipelined: bool,
+}
+
+impl RunSpec {
+    /// `STATE-WORKLOAD-EXECUTORS-PF`, e.g. `cold-erc20-parallel-pipe`: what
+    /// `--only` matches.
+    fn name(&self, mode: StateMode) -> String {
+        let executors: Vec<&str> = self.executors.iter().map(|e| e.name()).collect();
+        let pf = match (self.pipelined, self.prefetch) {
+            (true, _) => "pipe",
+            (false, true) => "on",
+            (false, false) => "off",
+        };
+        format!("{}-{}-{}-{pf}", mode.name(), self.kind.name(), executors.join("+"))
+    }
+
+    /// Whether `--only` keeps this run.
+    fn selected(&self, mode: StateMode, only: &[String]) -> bool {
+        let name = self.name(mode);
+        only.is_empty() || only.iter().any(|pattern| name.contains(pattern.as_str()))
+    }
 }
 
 /// Executes `block` with `executor`: the one place the executors are
@@ -285,6 +310,9 @@ pub fn run_exec_bench(opts: &ExecBenchOptions) -> Result<ExecReport> {
         modes.push((StateMode::Cold, opts.cold_accounts, opts.cold_cache_mib));
     }
     for (mode, accounts, cache_mib) in modes {
+        if !run_specs(mode).iter().any(|spec| spec.selected(mode, &opts.only)) {
+            continue;
+        }
         let path = work.path().join(format!("{}.triedb", mode.name()));
         let mut bench = StateBench::load(opts, mode, accounts, cache_mib, &path, bars)?;
         match mode {
@@ -322,6 +350,23 @@ pub fn run_exec_bench(opts: &ExecBenchOptions) -> Result<ExecReport> {
     Ok(report)
 }
 
+/// Device traffic counters at one instant ([`StateBench::device_counts`]).
+#[derive(Clone, Copy)]
+struct DeviceCounts {
+    reads: u64,
+    commit_reads: u64,
+    written_bytes: u64,
+}
+
+impl DeviceCounts {
+    /// Puts the traffic from `before` to `self` into `result`.
+    fn record_since(self, before: DeviceCounts, result: &mut RunResult) {
+        result.device_reads = self.reads - before.reads;
+        result.commit_device_reads = self.commit_reads - before.commit_reads;
+        result.written_bytes = self.written_bytes.saturating_sub(before.written_bytes);
+    }
+}
+
 /// One state (database + population) and the runs planned on it.
 struct StateBench<'o> {
     opts: &'o ExecBenchOptions,
@@ -353,6 +398,9 @@ impl<'o> StateBench<'o> {
         let mut plans = Vec::new();
         let mut senders = 0u64;
         for (k, spec) in run_specs(mode).into_iter().enumerate() {
+            if !spec.selected(mode, &opts.only) {
+                continue;
+            }
             let plan = RunPlan {
                 kind: spec.kind,
                 blocks: opts.blocks,
@@ -417,14 +465,15 @@ impl<'o> StateBench<'o> {
         })
     }
 
-    /// Device reads since open: all, and the commits'.
-    fn device_reads(&self) -> (u64, u64) {
+    /// Device traffic so far: triedb's reads since open (all, and the
+    /// commits'), and the bytes this process wrote to storage.
+    fn device_counts(&self) -> DeviceCounts {
         let stats = self.db.stats();
-        eprintln!(
-            "DBG reads {} commit prefetch {} apply {}",
-            stats.device_reads, stats.commit_prefetch_reads, stats.commit_apply_reads
-        );
-        (stats.device_reads, stats.commit_prefetch_reads + stats.commit_apply_reads)
+        DeviceCounts {
+            reads: stats.device_reads,
+            commit_reads: stats.commit_prefetch_reads + stats.commit_apply_reads,
+            written_bytes: storage_bytes().map_or(0, |(_, written)| written),
+        }
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
@@ -519,11 +568,16 @@ impl<'o> StateBench<'o> {
                 ..RunResult::default()
             })
             .collect();
-        let (reads_before, commit_reads_before) = self.device_reads();
+        let counts_before = self.device_counts();
         let bar = self.bars.count(&label, plan.blocks, "blocks");
         let threads = self.opts.threads;
+        tracing::info!(run = %label, blocks = blocks.len(), "timed part starts");
         // Per executor: recover, prefetch, execute, commit.
         let mut times = vec![[Duration::ZERO; 4]; spec.executors.len()];
+        // Process CPU time: of each executor's part, and of the shared parts
+        // (recovery and commit), which count in every executor's.
+        let mut cpu = vec![Duration::ZERO; spec.executors.len()];
+        let mut cpu_shared = Duration::ZERO;
         for (b, generated) in blocks.iter().enumerate() {
             let block = &generated.block;
             let snapshot = self.snapshot()?;
@@ -532,16 +586,19 @@ impl<'o> StateBench<'o> {
             let ahead = parking_lot::Mutex::new(ReadAhead::new());
             let reading = base.reading_ahead(&ahead);
 
+            let cpu_start = process_cpu();
             let start = Instant::now();
             let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, threads)
                 .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"))?;
             let recover = start.elapsed();
+            cpu_shared += process_cpu() - cpu_start;
             ensure!(senders == generated.senders, "recovered senders differ from the signers");
 
             let mut outcome: Option<BlockOutcome> = None;
             for k in 0..spec.executors.len() {
                 let e = (k + b) % spec.executors.len();
                 let executor = spec.executors[e];
+                let cpu_start = process_cpu();
                 let start = Instant::now();
                 let ((run, stats), prefetch) = if spec.prefetch {
                     let mut state = Prefetched::load(base, &reading, block, &senders)?;
@@ -566,6 +623,7 @@ impl<'o> StateBench<'o> {
                     )
                 };
                 let total = start.elapsed();
+                cpu[e] += process_cpu() - cpu_start;
                 times[e][0] += recover;
                 times[e][1] += prefetch;
                 times[e][2] += total - prefetch;
@@ -583,10 +641,12 @@ impl<'o> StateBench<'o> {
             }
             let outcome = outcome.context("a run has at least one executor")?;
 
+            let cpu_start = process_cpu();
             let start = Instant::now();
             self.version += 1;
             let root = self.db.commit_ahead(self.version, &outcome.updates, ahead.into_inner())?;
             let commit = start.elapsed();
+            cpu_shared += process_cpu() - cpu_start;
             for t in &mut times {
                 t[3] += commit;
             }
@@ -605,13 +665,13 @@ impl<'o> StateBench<'o> {
             bar.inc(1);
         }
         bar.finish();
+        // Device traffic is shared by the executors of a run.
+        let counts = self.device_counts();
         self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
-        // Device reads are shared by the executors of a run.
-        let (reads, commit_reads) = self.device_reads();
-        for (result, times) in results.iter_mut().zip(times) {
-            result.device_reads = reads - reads_before;
-            result.commit_device_reads = commit_reads - commit_reads_before;
+        for ((result, times), cpu) in results.iter_mut().zip(times).zip(cpu) {
+            counts.record_since(counts_before, result);
             result.set_times(times);
+            result.set_cpu(cpu + cpu_shared);
         }
         Ok(results)
     }
@@ -641,39 +701,46 @@ impl<'o> StateBench<'o> {
             blocks: plan.blocks,
             ..RunResult::default()
         };
-        let (reads_before, commit_reads_before) = self.device_reads();
+        let counts_before = self.device_counts();
         let bar = self.bars.count(&label, plan.blocks, "blocks");
         let threads = self.opts.threads;
         let db = self.db.clone();
         let first_version = self.version + 1;
         let mut times = [Duration::ZERO; 4];
+        tracing::info!(run = %label, blocks = blocks.len(), "timed part starts");
+        let cpu_start = process_cpu();
         let started = Instant::now();
         let (to_commit, committing) =
             std::sync::mpsc::sync_channel::<(Arc<PendingDiff>, ReadAhead)>(1);
-        let committer = std::thread::spawn(move || -> Result<(Vec<B256>, Duration)> {
-            let (mut roots, mut busy) = (Vec::new(), Duration::ZERO);
-            for (diff, ahead) in committing {
-                let start = Instant::now();
-                roots.push(db.commit_ahead(diff.height(), diff.updates(), ahead)?);
-                busy += start.elapsed();
-            }
-            Ok((roots, busy))
-        });
+        let committer = std::thread::Builder::new().name("bench-commit".into()).spawn(
+            move || -> Result<(Vec<B256>, Duration)> {
+                let (mut roots, mut busy) = (Vec::new(), Duration::ZERO);
+                for (diff, ahead) in committing {
+                    let start = Instant::now();
+                    roots.push(db.commit_ahead(diff.height(), diff.updates(), ahead)?);
+                    busy += start.elapsed();
+                }
+                Ok((roots, busy))
+            },
+        )?;
         // Sender recovery, one block ahead of execution.
         let (recovered, recovering) =
             std::sync::mpsc::sync_channel::<(Result<Vec<Address>>, Duration)>(1);
         let txs: Vec<Vec<BlockTx>> =
             blocks.iter().map(|g| g.block.body.transactions.clone()).collect();
-        let recoverer = std::thread::spawn(move || {
-            for block in txs {
-                let start = Instant::now();
-                let senders = recover_senders(&block, SpecId::CANCUN, threads)
-                    .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"));
-                if recovered.send((senders, start.elapsed())).is_err() {
-                    return; // Execution stopped.
+        let recoverer =
+            std::thread::Builder::new().name("bench-recover".into()).spawn(move || {
+                for block in txs {
+                    let start = Instant::now();
+                    let senders =
+                        recover_senders(&block, SpecId::CANCUN, threads).map_err(|(index, e)| {
+                            anyhow::anyhow!("recovering transaction {index}: {e}")
+                        });
+                    if recovered.send((senders, start.elapsed())).is_err() {
+                        return; // Execution stopped.
+                    }
                 }
-            }
-        });
+            })?;
         let mut pending: Vec<Arc<PendingDiff>> = Vec::new();
         let mut executed = Vec::with_capacity(blocks.len());
         for (b, generated) in blocks.iter().enumerate() {
@@ -725,6 +792,8 @@ impl<'o> StateBench<'o> {
             .join()
             .map_err(|_| anyhow::anyhow!("{label}: the commit thread panicked"))??;
         let wall = started.elapsed();
+        let cpu = process_cpu() - cpu_start;
+        let counts = self.device_counts();
         bar.finish();
         ensure!(
             roots.len() == blocks.len(),
@@ -741,11 +810,10 @@ impl<'o> StateBench<'o> {
         }
         self.check_balances(&blocks).with_context(|| format!("{label}: balances"))?;
         result.last_root = roots.last().copied().unwrap_or_default();
-        let (reads, commit_reads) = self.device_reads();
-        result.device_reads = reads - reads_before;
-        result.commit_device_reads = commit_reads - commit_reads_before;
+        counts.record_since(counts_before, &mut result);
         result.set_times(times);
         result.set_wall(wall);
+        result.set_cpu(cpu);
         Ok(result)
     }
 

@@ -39,6 +39,12 @@ pub struct RunResult {
     pub commit_ms: f64,
     /// recover + prefetch + execute + commit.
     pub total_ms: f64,
+    /// CPU time of the whole process (all threads, user + system) over the
+    /// timed part of the run.
+    pub cpu_ms: f64,
+    /// `cpu_ms / total_ms`: how many cores the run kept busy on average (the
+    /// machine's core count when CPU-bound).
+    pub cores_busy: f64,
     /// End to end.
     pub tx_per_s: f64,
     pub mgas_per_s: f64,
@@ -55,6 +61,9 @@ pub struct RunResult {
     /// Of `device_reads`, those of the commits (their read-ahead of the
     /// paths they rewrite, and compaction).
     pub commit_device_reads: u64,
+    /// Bytes the process wrote to storage during the run (`/proc/self/io`:
+    /// the commits' nodes, compaction and metadata).
+    pub written_bytes: u64,
     /// State root after the run's last block.
     pub last_root: B256,
     /// Parallel executor, summed over the blocks: transactions run ahead
@@ -85,6 +94,8 @@ impl Default for RunResult {
             execute_ms: 0.0,
             commit_ms: 0.0,
             total_ms: 0.0,
+            cpu_ms: 0.0,
+            cores_busy: 0.0,
             tx_per_s: 0.0,
             mgas_per_s: 0.0,
             exec_tx_per_s: 0.0,
@@ -94,6 +105,7 @@ impl Default for RunResult {
             device_reads: 0,
             device_reads_per_tx: 0.0,
             commit_device_reads: 0,
+            written_bytes: 0,
             last_root: B256::ZERO,
             speculative: 0,
             validated: 0,
@@ -145,6 +157,12 @@ impl RunResult {
             self.tx_per_s = self.txs as f64 * 1e3 / self.total_ms;
             self.mgas_per_s = self.gas as f64 / 1e6 * 1e3 / self.total_ms;
         }
+    }
+
+    /// The process's CPU time over the timed part; call after the times.
+    pub(super) fn set_cpu(&mut self, cpu: Duration) {
+        self.cpu_ms = cpu.as_secs_f64() * 1e3;
+        self.cores_busy = if self.total_ms > 0.0 { self.cpu_ms / self.total_ms } else { 0.0 };
     }
 }
 
@@ -401,7 +419,7 @@ impl ExecReport {
         let _ = writeln!(t);
         let _ = writeln!(
             t,
-            "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9} {:>8} {:>10} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>7}",
+            "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9} {:>8} {:>10} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>7} {:>8} | {:>5}",
             "state",
             "workload",
             "executor",
@@ -415,14 +433,16 @@ impl ExecReport {
             "execute",
             "commit",
             "reads/tx",
-            "commit"
+            "commit",
+            "KiB w/tx",
+            "cores"
         );
-        let _ = writeln!(t, "{:>72}| {:^35} |", "", "ms per block");
+        let _ = writeln!(t, "{:>72}| {:^35} | {:^25} | busy", "", "ms per block", "device");
         for r in &self.runs {
             let per_block = |ms: f64| ms / r.blocks.max(1) as f64;
             let _ = writeln!(
                 t,
-                "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9.0} {:>8.1} {:>10.0} | {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>8.2} {:>7.2}",
+                "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9.0} {:>8.1} {:>10.0} | {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>8.2} {:>7.2} {:>8.2} | {:>5.2}",
                 r.state.name(),
                 r.workload.name(),
                 r.executor.name(),
@@ -440,7 +460,9 @@ impl ExecReport {
                 per_block(r.execute_ms),
                 per_block(r.commit_ms),
                 r.device_reads_per_tx,
-                r.commit_device_reads as f64 / r.txs.max(1) as f64
+                r.commit_device_reads as f64 / r.txs.max(1) as f64,
+                r.written_bytes as f64 / 1024.0 / r.txs.max(1) as f64,
+                r.cores_busy
             );
         }
         for r in self.runs.iter().filter(|r| r.executor == Executor::Parallel) {
