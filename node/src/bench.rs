@@ -55,6 +55,10 @@ pub struct ExecutionArgs {
     /// Reads in flight in triedb's batches (its `io_depth`) [default: triedb's, 32].
     #[arg(long, value_name = "Q")]
     io_depth: Option<usize>,
+    /// Threads one large triedb batch is split across (its `batch_threads`),
+    /// each with its own ring and `--io-depth` reads in flight [default: triedb's, 1].
+    #[arg(long, value_name = "N")]
+    batch_threads: Option<usize>,
     /// Where the temporary databases go (a real file system: O_DIRECT) [default: the system temp dir].
     #[arg(long, value_name = "D")]
     data_dir: Option<PathBuf>,
@@ -88,6 +92,7 @@ impl ExecutionArgs {
             blocks: self.blocks.unwrap_or(base.blocks),
             threads: self.threads.unwrap_or(base.threads),
             io_depth: self.io_depth.unwrap_or(base.io_depth),
+            batch_threads: self.batch_threads.unwrap_or(base.batch_threads),
             data_dir: self.data_dir.clone(),
             skip_cold: self.skip_cold,
             only: self.only.clone(),

@@ -60,16 +60,24 @@ pub(crate) fn page_span(offset: u64, len: u32) -> (u64, usize) {
     (start, (end - start) as usize)
 }
 
+/// A cached node with its weight, worked out once: the cache weighs an
+/// entry on insert and again for every entry its eviction scans.
+#[derive(Clone)]
+pub(crate) struct CachedNode {
+    node: Arc<Node>,
+    weight: u64,
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct NodeWeighter;
 
-impl quick_cache::Weighter<u64, Arc<Node>> for NodeWeighter {
-    fn weight(&self, _key: &u64, node: &Arc<Node>) -> u64 {
-        node_weight(node)
+impl quick_cache::Weighter<u64, CachedNode> for NodeWeighter {
+    fn weight(&self, _key: &u64, cached: &CachedNode) -> u64 {
+        cached.weight
     }
 }
 
-type Tier = quick_cache::sync::Cache<u64, Arc<Node>, NodeWeighter>;
+type Tier = quick_cache::sync::Cache<u64, CachedNode, NodeWeighter>;
 
 /// The node cache, under a fixed memory budget, in two tiers. The inner
 /// structure of the tries (branches and extensions without leaf data: few
@@ -142,7 +150,7 @@ impl NodeCache {
     /// `_depth` (nibbles below the root) is kept for policies that want it.
     pub fn get(&self, loc: Loc, _depth: usize) -> Option<Arc<Node>> {
         let key = loc.key();
-        self.upper.get(&key).or_else(|| self.lower.get(&key))
+        self.upper.get(&key).or_else(|| self.lower.get(&key)).map(|cached| cached.node)
     }
 
     /// Whether `loc` is cached (no hit is recorded).
@@ -152,12 +160,15 @@ impl NodeCache {
     }
 
     pub fn insert(&self, loc: Loc, node: Arc<Node>, _depth: usize) {
-        if node.holds_leaves() {
-            self.lower.insert(loc.key(), node);
+        let weight = node_weight(&node);
+        let leaves = node.holds_leaves();
+        let cached = CachedNode { node, weight };
+        if leaves {
+            self.lower.insert(loc.key(), cached);
             return;
         }
-        self.grow_upper(node_weight(&node));
-        self.upper.insert(loc.key(), node);
+        self.grow_upper(weight);
+        self.upper.insert(loc.key(), cached);
     }
 
     /// Doubles the inner tier (taking from the lower one) when `incoming`

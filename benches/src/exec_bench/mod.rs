@@ -86,6 +86,8 @@ pub struct ExecBenchOptions {
     pub threads: usize,
     /// triedb's reads in flight per batch (`Config::io_depth`).
     pub io_depth: usize,
+    /// Threads one large triedb batch is split across (`Config::batch_threads`).
+    pub batch_threads: usize,
     /// Random lookups that warm the cold cache.
     pub warmup_lookups: u64,
     /// Filler accounts per genesis version.
@@ -114,6 +116,7 @@ impl ExecBenchOptions {
             blocks: 10,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             io_depth: Config::new("").io_depth,
+            batch_threads: Config::new("").batch_threads,
             warmup_lookups: 500_000,
             load_batch: 500_000,
             data_dir: None,
@@ -140,6 +143,7 @@ impl ExecBenchOptions {
         ensure!(self.blocks > 0, "--blocks must be at least 1");
         ensure!(self.threads > 0, "--threads must be at least 1");
         ensure!((1..=4096).contains(&self.io_depth), "--io-depth must be in 1..=4096");
+        ensure!((1..=256).contains(&self.batch_threads), "--batch-threads must be in 1..=256");
         ensure!(self.cold_cache_mib > 0 && self.cached_cache_mib > 0, "caches need at least 1 MiB");
         ensure!(self.load_batch > 0, "the load batch must be at least 1");
         Ok(())
@@ -329,6 +333,7 @@ pub fn run_exec_bench(opts: &ExecBenchOptions) -> Result<ExecReport> {
         }
         report.io_backend = format!("{:?}", bench.db.io_backend());
         report.io_depth = opts.io_depth;
+        report.batch_threads = opts.batch_threads;
         for plan in bench.plans.clone() {
             for result in bench.run(&plan)? {
                 tracing::info!(
@@ -417,7 +422,7 @@ impl<'o> StateBench<'o> {
         }
         let _ = std::fs::remove_file(path);
         let start = Instant::now();
-        let db = open_db(path, cache_mib.max(256), opts.io_depth)?;
+        let db = open_db(path, cache_mib.max(256), opts)?;
         let batches = population.genesis_batches_len(opts.load_batch);
         let bar = bars.count(&format!("{}: genesis", mode.name()), batches, "versions");
         let mut version = 0u64;
@@ -431,7 +436,7 @@ impl<'o> StateBench<'o> {
         let load_s = start.elapsed().as_secs_f64();
         let live_bytes = db.stats().live_bytes;
         drop(db);
-        let db = open_db(path, cache_mib, opts.io_depth)?;
+        let db = open_db(path, cache_mib, opts)?;
         tracing::info!(
             state = mode.name(),
             accounts,
@@ -844,9 +849,10 @@ impl<'o> StateBench<'o> {
     }
 }
 
-fn open_db(path: &Path, cache_mib: u64, io_depth: usize) -> Result<TrieDb> {
+fn open_db(path: &Path, cache_mib: u64, opts: &ExecBenchOptions) -> Result<TrieDb> {
     let mut config = Config::new(path);
     config.cache_bytes = usize::try_from(cache_mib << 20).unwrap_or(usize::MAX);
-    config.io_depth = io_depth;
+    config.io_depth = opts.io_depth;
+    config.batch_threads = opts.batch_threads;
     TrieDb::open(config).with_context(|| format!("opening {}", path.display()))
 }

@@ -213,6 +213,8 @@ pub struct ExecReport {
     pub io_backend: String,
     /// triedb's reads in flight per batch.
     pub io_depth: usize,
+    /// Threads one large triedb batch is split across.
+    pub batch_threads: usize,
     pub dir: String,
     pub parallel_executor: bool,
     /// `/proc/loadavg`'s 1-minute load when the run started and ended: on
@@ -378,12 +380,13 @@ impl ExecReport {
         let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
         let _ = writeln!(
             t,
-            "wake bench execution: {} cores ({}), {} threads, backend {} at depth {}, {} blocks × {} txs per run{}",
+            "wake bench execution: {} cores ({}), {} threads, backend {} at depth {} on {} batch threads, {} blocks × {} txs per run{}",
             self.nproc,
             self.cpu_model,
             self.threads,
             self.io_backend,
             self.io_depth,
+            self.batch_threads,
             self.blocks_per_run,
             self.txs_per_block,
             if self.parallel_executor { "" } else { ", serial executor only" }
