@@ -48,7 +48,9 @@
 //!   holds), so streams of cold leaves cannot evict them.
 //! * **Our own io_uring ring**, bounded depth (default 32), no SQPOLL. A
 //!   batch runs one state machine per key; keys waiting on the same node
-//!   share one read.
+//!   share one read. A large batch can be split across threads, a ring
+//!   each ([`Config::batch_threads`], default 1), for devices faster than
+//!   one thread can walk and decode for.
 //! * **Compaction by chunk floor.** Each reference records the lowest chunk
 //!   its subtree touches (`min_chunk`). When the chunks between the
 //!   compaction floor and the head hold more than twice the live data, the
