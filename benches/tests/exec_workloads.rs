@@ -151,12 +151,14 @@ fn the_benchmark_runs_end_to_end_on_a_tiny_state() {
     assert!(report.summary.erc20_cold_sequential_tx_per_s.is_some());
     assert_eq!(report.runs.iter().filter(|r| r.pipelined).count(), 2);
     assert!(report.summary.prefetch_speedup_cold.is_some());
+    assert!(report.summary.prefetch_speedup_cold_serial.is_some());
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
     for key in [
         "erc20_cold_tx_per_s",
         "parallel_speedup_conflict_free",
         "parallel_speedup_dependent",
         "prefetch_speedup_cold",
+        "prefetch_speedup_cold_serial",
     ] {
         assert!(json.get(key).is_some(), "{key} in the JSON line");
     }

@@ -199,6 +199,10 @@ pub struct Summary {
     pub prefetch_speedup_cold_transfers: Option<f64>,
     /// The same ratio end to end (commit included).
     pub prefetch_speedup_cold_e2e: Option<f64>,
+    /// The execution-phase ratio for ERC-20 with the serial executor, whose
+    /// prefetch-off runs read one node at a time (the parallel executor's
+    /// keep one read in flight per worker).
+    pub prefetch_speedup_cold_serial: Option<f64>,
     pub transfers_cached_tx_per_s: Option<f64>,
     pub erc20_cached_tx_per_s: Option<f64>,
     pub transfers_cold_tx_per_s: Option<f64>,
@@ -299,9 +303,14 @@ impl ExecReport {
         }
     }
 
-    /// Cold, prefetch off over on: (execution phase, end to end).
+    /// Cold, prefetch off over on, with the headline executor: (execution
+    /// phase, end to end).
     fn prefetch_speedup(&self, kind: Kind) -> (Option<f64>, Option<f64>) {
-        let executor = self.best_executor();
+        self.prefetch_speedup_with(kind, self.best_executor())
+    }
+
+    /// Cold, prefetch off over on, with `executor`: (execution phase, end to end).
+    fn prefetch_speedup_with(&self, kind: Kind, executor: Executor) -> (Option<f64>, Option<f64>) {
         let off = self.find(StateMode::Cold, kind, executor, false);
         let on = self.find(StateMode::Cold, kind, executor, true);
         match (off, on) {
@@ -337,6 +346,8 @@ impl ExecReport {
         s.parallel_speedup_execute_erc20 = self.parallel_speedup_execute(Kind::Erc20);
         (s.prefetch_speedup_cold, s.prefetch_speedup_cold_e2e) = self.prefetch_speedup(Kind::Erc20);
         s.prefetch_speedup_cold_transfers = self.prefetch_speedup(Kind::Transfers).0;
+        s.prefetch_speedup_cold_serial =
+            self.prefetch_speedup_with(Kind::Erc20, Executor::Serial).0;
         s.transfers_cached_tx_per_s =
             self.find(StateMode::Cached, Kind::Transfers, executor, true).map(|r| r.tx_per_s);
         s.erc20_cached_tx_per_s =
@@ -492,10 +503,12 @@ impl ExecReport {
         let fmt = |v: Option<f64>| v.map_or("not measured".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(
             t,
-            "prefetch speedup, cold, execution phase: ERC-20 {}, transfers {}; ERC-20 end to end {}",
+            "prefetch speedup, cold, execution phase: ERC-20 {}, transfers {}; ERC-20 end to end {}; \
+             ERC-20 with the serial executor {}",
             fmt(s.prefetch_speedup_cold),
             fmt(s.prefetch_speedup_cold_transfers),
-            fmt(s.prefetch_speedup_cold_e2e)
+            fmt(s.prefetch_speedup_cold_e2e),
+            fmt(s.prefetch_speedup_cold_serial)
         );
         let _ = writeln!(
             t,
