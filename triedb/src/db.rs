@@ -63,6 +63,30 @@ pub struct Config {
 pub const BATCH_PART_MIN: usize = 256;
 
 impl Config {
+    /// The settings' ranges (the chunk size is checked where a file is
+    /// created: an existing file keeps its own).
+    fn check(&self) -> Result<()> {
+        if self.retain_versions == 0 || self.retain_versions > 4096 {
+            return Err(Error::InvalidConfig(format!(
+                "retain_versions must be in 1..=4096, got {}",
+                self.retain_versions
+            )));
+        }
+        if self.io_depth == 0 || self.io_depth > 4096 {
+            return Err(Error::InvalidConfig(format!(
+                "io_depth must be in 1..=4096, got {}",
+                self.io_depth
+            )));
+        }
+        if self.batch_threads == 0 || self.batch_threads > 256 {
+            return Err(Error::InvalidConfig(format!(
+                "batch_threads must be in 1..=256, got {}",
+                self.batch_threads
+            )));
+        }
+        Ok(())
+    }
+
     pub fn new(path: impl Into<PathBuf>) -> Config {
         Config {
             path: path.into(),
@@ -216,6 +240,8 @@ const WAVE_MIN_ACCOUNTS: usize = 1 << 16;
 impl TrieDb {
     /// Opens (or creates) the database file named in `config`.
     pub fn open(config: Config) -> Result<TrieDb> {
+        // Before the file is created: a bad setting leaves nothing behind.
+        config.check()?;
         let storage = FileStorage::open(&config.path, true)
             .map_err(|e| Error::io("opening the database file", e))?;
         // A process killed a moment ago may hold the lock a little longer
@@ -238,24 +264,7 @@ impl TrieDb {
 
     /// Opens a database over any storage (tests use a fault-injecting one).
     pub fn open_with_storage(config: Config, storage: Arc<dyn Storage>) -> Result<TrieDb> {
-        if config.retain_versions == 0 || config.retain_versions > 4096 {
-            return Err(Error::InvalidConfig(format!(
-                "retain_versions must be in 1..=4096, got {}",
-                config.retain_versions
-            )));
-        }
-        if config.io_depth == 0 || config.io_depth > 4096 {
-            return Err(Error::InvalidConfig(format!(
-                "io_depth must be in 1..=4096, got {}",
-                config.io_depth
-            )));
-        }
-        if config.batch_threads == 0 || config.batch_threads > 256 {
-            return Err(Error::InvalidConfig(format!(
-                "batch_threads must be in 1..=256, got {}",
-                config.batch_threads
-            )));
-        }
+        config.check()?;
         let (meta, slot) = match meta::load(&*storage)? {
             Some(found) => found,
             None => {
@@ -1075,6 +1084,31 @@ mod tests {
         for address in pool.iter().take(300) {
             let want = model.get(address).map(|w| w.0);
             assert_eq!(latest.account(address).unwrap().map(|a| a.info()), want);
+        }
+    }
+
+    /// Out-of-range settings are refused with a typed error naming the
+    /// setting, before the file is touched.
+    #[test]
+    fn out_of_range_settings_are_refused() {
+        let dir = test_dir();
+        let path = dir.path().join("db");
+        type Setting = (&'static str, fn(&mut Config));
+        let settings: [Setting; 4] = [
+            ("io_depth", |c| c.io_depth = 0),
+            ("io_depth", |c| c.io_depth = 4097),
+            ("retain_versions", |c| c.retain_versions = 0),
+            ("batch_threads", |c| c.batch_threads = 0),
+        ];
+        for (name, set) in settings {
+            let mut config = Config::new(&path);
+            set(&mut config);
+            match TrieDb::open(config) {
+                Err(Error::InvalidConfig(message)) => assert!(message.contains(name), "{message}"),
+                Err(other) => panic!("{name}: {other}"),
+                Ok(_) => panic!("{name}: opened"),
+            }
+            assert!(!path.exists(), "{name}: the file was created");
         }
     }
 
