@@ -839,14 +839,14 @@ impl Snapshot {
         keeping: Option<Keeping<'_>>,
     ) -> Result<Vec<Option<Account>>> {
         let lookups = addresses.iter().map(|a| (account_key(a), Target::Value)).collect();
-        self.get_many(lookups, depth, keeping)?.into_iter().map(account_from).collect()
+        self.lookup_batch(lookups, depth, keeping)?.into_iter().map(account_from).collect()
     }
 
     /// [`read::get_many`] from the account root, split across up to
     /// [`Config::batch_threads`] threads when the batch is large enough.
     /// Each part keeps what it walks in a map of its own; the maps go into
     /// `keeping` at the end.
-    fn get_many(
+    fn lookup_batch(
         &self,
         mut lookups: Vec<(Vec<u8>, Target)>,
         depth: usize,
@@ -908,7 +908,7 @@ impl Snapshot {
             })
             .collect();
         let depth = self.shared().config.io_depth;
-        self.get_many(lookups, depth, keeping)?.into_iter().map(slot_from).collect()
+        self.lookup_batch(lookups, depth, keeping)?.into_iter().map(slot_from).collect()
     }
 
     /// Raw mode read.

@@ -107,6 +107,7 @@ pub struct ExecBenchOptions {
 impl ExecBenchOptions {
     /// The full run: 10M cold accounts, a 256 MiB cache, 10 blocks a run.
     pub fn full() -> Self {
+        let triedb = Config::new("");
         ExecBenchOptions {
             cold_accounts: 10_000_000,
             cached_accounts: 100_000,
@@ -115,8 +116,8 @@ impl ExecBenchOptions {
             txs_per_block: 2_000,
             blocks: 10,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            io_depth: Config::new("").io_depth,
-            batch_threads: Config::new("").batch_threads,
+            io_depth: triedb.io_depth,
+            batch_threads: triedb.batch_threads,
             warmup_lookups: 500_000,
             load_batch: 500_000,
             data_dir: None,
@@ -593,8 +594,7 @@ impl<'o> StateBench<'o> {
 
             let cpu_start = process_cpu();
             let start = Instant::now();
-            let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, threads)
-                .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"))?;
+            let senders = recover(&block.body.transactions, threads)?;
             let recover = start.elapsed();
             cpu_shared += process_cpu() - cpu_start;
             ensure!(senders == generated.senders, "recovered senders differ from the signers");
@@ -737,10 +737,7 @@ impl<'o> StateBench<'o> {
             std::thread::Builder::new().name("bench-recover".into()).spawn(move || {
                 for block in txs {
                     let start = Instant::now();
-                    let senders =
-                        recover_senders(&block, SpecId::CANCUN, threads).map_err(|(index, e)| {
-                            anyhow::anyhow!("recovering transaction {index}: {e}")
-                        });
+                    let senders = recover(&block, threads);
                     if recovered.send((senders, start.elapsed())).is_err() {
                         return; // Execution stopped.
                     }
@@ -847,6 +844,12 @@ impl<'o> StateBench<'o> {
         }
         Ok(())
     }
+}
+
+/// The senders of `txs`, recovered on `threads` threads.
+fn recover(txs: &[BlockTx], threads: usize) -> Result<Vec<Address>> {
+    recover_senders(txs, SpecId::CANCUN, threads)
+        .map_err(|(index, e)| anyhow::anyhow!("recovering transaction {index}: {e}"))
 }
 
 fn open_db(path: &Path, cache_mib: u64, opts: &ExecBenchOptions) -> Result<TrieDb> {

@@ -282,16 +282,19 @@ impl ExecReport {
 
     /// Execution phase: serial time over parallel time, cached state.
     fn parallel_speedup(&self, kind: Kind) -> Option<f64> {
-        let serial = self.find(StateMode::Cached, kind, Executor::Serial, true)?;
-        let parallel = self.find(StateMode::Cached, kind, Executor::Parallel, true)?;
-        ratio(serial.exec_phase_ms(), parallel.exec_phase_ms())
+        self.parallel_ratio(kind, RunResult::exec_phase_ms)
     }
 
     /// Execution alone: serial time over parallel time, cached state.
     fn parallel_speedup_execute(&self, kind: Kind) -> Option<f64> {
+        self.parallel_ratio(kind, |run| run.execute_ms)
+    }
+
+    /// `time` of the serial run over that of the parallel run, cached state.
+    fn parallel_ratio(&self, kind: Kind, time: impl Fn(&RunResult) -> f64) -> Option<f64> {
         let serial = self.find(StateMode::Cached, kind, Executor::Serial, true)?;
         let parallel = self.find(StateMode::Cached, kind, Executor::Parallel, true)?;
-        ratio(serial.execute_ms, parallel.execute_ms)
+        ratio(time(serial), time(parallel))
     }
 
     /// The executor the headline figures use: parallel when measured.
