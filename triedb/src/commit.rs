@@ -174,7 +174,7 @@ pub(crate) struct CommitCtx<'a> {
     /// Bytes of nodes compaction wrote (moved, not changed).
     pub moved_bytes: u64,
     /// Freshly written nodes to cache once the commit is durable.
-    pub fresh: Vec<(Loc, Arc<Node>, usize)>,
+    pub fresh: Vec<(Loc, Fresh)>,
     /// Cache fresh nodes this close to a root (the always-hot upper levels).
     pub fresh_depth: usize,
     /// Segments of old chunks read for compaction.
@@ -320,12 +320,12 @@ impl CommitCtx<'_> {
                 // branch near the root that deletions collapse loads its
                 // last child, written by an earlier wave. Such nodes sit
                 // within `fresh_depth` of the root and are still in `fresh`.
-                self.fresh
-                    .iter()
-                    .rev()
-                    .find(|(loc, ..)| *loc == stored.loc)
-                    .map(|(_, node, _)| (**node).clone())
-                    .ok_or(Error::InvalidValue("a node this commit wrote is no longer in memory"))
+                let gone = Error::InvalidValue("a node this commit wrote is no longer in memory");
+                match self.fresh.iter().rev().find(|(loc, _)| *loc == stored.loc) {
+                    Some((_, Fresh::Inner(node))) => Ok((**node).clone()),
+                    Some((_, Fresh::Bottom(record))) => Node::decode_record(record).ok_or(gone),
+                    None => Err(gone),
+                }
             }
             Child::Stored(stored) if let Some(node) = self.take_prefetched(stored.loc) => Ok(node),
             other => Ok((*self.shared.load(&self.map, other, depth)?).clone()),
@@ -844,9 +844,7 @@ impl CommitCtx<'_> {
         let loc = self.writer.append(&*self.shared.storage, &node)?;
         self.added_bytes += u64::from(loc.len);
         self.moved_bytes += u64::from(loc.len);
-        if depth < self.fresh_depth {
-            self.fresh.push((loc, Arc::new(node), depth));
-        }
+        self.keep_fresh(loc, node, None, depth);
         Ok(Child::Stored(StoredRef { hash, loc, min_chunk: min_chunk.min(loc.chunk) }))
     }
 
@@ -889,17 +887,42 @@ impl CommitCtx<'_> {
             return Ok(child);
         }
         let appended = self.writer.append_body(&*self.shared.storage, &body);
-        self.scratch = body;
-        let loc = appended?;
+        let loc = match appended {
+            Ok(loc) => loc,
+            Err(err) => {
+                self.scratch = body;
+                return Err(err);
+            }
+        };
         self.added_bytes += u64::from(loc.len);
-        if depth < self.fresh_depth {
-            self.fresh.push((loc, Arc::new(*node), depth));
-        }
+        self.keep_fresh(loc, *node, Some(&body), depth);
+        self.scratch = body;
         Ok(Child::Stored(StoredRef {
             hash: rlp_hash(&rlp),
             loc,
             min_chunk: min_chunk.min(loc.chunk),
         }))
+    }
+
+    /// Keeps a node just written for the cache (see [`CommitCtx::fresh`]);
+    /// `body` is its record, when the caller has it.
+    fn keep_fresh(&mut self, loc: Loc, node: Node, body: Option<&[u8]>, depth: usize) {
+        if depth >= self.fresh_depth {
+            return;
+        }
+        if !node.holds_leaves() {
+            self.fresh.push((loc, Fresh::Inner(Arc::new(node))));
+            return;
+        }
+        let record: Arc<[u8]> = match body {
+            Some(body) => Arc::from(body),
+            None => {
+                let mut body = Vec::new();
+                node.encode_body(&mut body);
+                Arc::from(body)
+            }
+        };
+        self.fresh.push((loc, Fresh::Bottom(record)));
     }
 }
 
@@ -921,6 +944,13 @@ fn children_min_chunk(node: &Node) -> u32 {
             children.iter().flatten().map(of).min().unwrap_or(u32::MAX)
         }
     }
+}
+
+/// A node a commit wrote, kept for the cache: inner nodes decoded, bottom
+/// nodes as their record (the forms the cache keeps them in).
+pub(crate) enum Fresh {
+    Inner(Arc<Node>),
+    Bottom(Arc<[u8]>),
 }
 
 /// Builds a fresh subtree from sorted, unique `(key, value)` items that all

@@ -570,6 +570,31 @@ impl Node {
         let mut decoder = Decoder { whole: body, shared: None };
         decode_body(&mut r, &mut decoder).ok_or_else(|| corrupt("malformed node body"))
     }
+
+    /// Like [`decode`](Self::decode), and also hands back the checked body
+    /// as a shared record, which the node's embedded children point into:
+    /// the cache keeps bottom nodes in this form (see
+    /// [`decode_record`](Self::decode_record)).
+    pub fn decode_with_record(loc: Loc, bytes: &[u8]) -> Result<(Node, Arc<[u8]>)> {
+        let corrupt = |reason| Error::CorruptNode { chunk: loc.chunk, offset: loc.offset, reason };
+        if bytes.len() < 5 {
+            return Err(corrupt("node shorter than its header"));
+        }
+        let stored_crc = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        if node_crc(loc.chunk, loc.offset, &bytes[4..]) != stored_crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        let record: Arc<[u8]> = Arc::from(&bytes[4..]);
+        let node = Node::decode_record(&record).ok_or_else(|| corrupt("malformed node body"))?;
+        Ok((node, record))
+    }
+
+    /// Decodes a record body that was checked when it was read (no
+    /// checksum); its embedded children share `record`.
+    pub fn decode_record(record: &Arc<[u8]>) -> Option<Node> {
+        let mut decoder = Decoder { whole: record, shared: Some(Arc::clone(record)) };
+        decode_body(&mut Reader::new(record), &mut decoder)
+    }
 }
 
 /// What the embedded children of a record being decoded point into: the
