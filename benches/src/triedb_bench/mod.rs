@@ -523,7 +523,7 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
     if opts.nomt {
         let tracker = PeakTracker::start();
         work.created.push(work.path.join("nomt"));
-        let r = nomt_peer::run(&ctx, &work.path, &DEPTHS, opts.warmup_lookups)?;
+        let r = nomt_peer::run(&ctx, &work.path, &db_path, &DEPTHS, opts.warmup_lookups)?;
         report.set_nomt(&r);
         report.rss_bytes_max_nomt = Some(tracker.finish());
     }

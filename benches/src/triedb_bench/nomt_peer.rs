@@ -47,6 +47,13 @@ pub struct NomtResult {
     pub reads_per_s: f64,
     pub read_latency: Percentiles,
     pub reads_per_s_threads: Vec<(usize, f64)>,
+    /// Raw 4 KiB reads of triedb's file (pread, and io_uring at depth 32)
+    /// right after NOMT's reads.
+    pub raw_pread_reads_per_s: f64,
+    pub raw_reads_per_s_depth32: f64,
+    /// Peak RSS from reopening after the load to the end of the reads (it
+    /// includes what the allocator kept from the load, if any).
+    pub rss_bytes_max_reads: u64,
     pub updates_per_s: f64,
     pub ms_per_block: f64,
     /// Per block commit, in microseconds.
@@ -205,7 +212,17 @@ fn reads(
     Ok((total, busy, samples))
 }
 
-pub fn run(ctx: &Ctx, dir: &Path, read_depths: &[usize], warmup: u64) -> Result<NomtResult> {
+/// `raw_file` is triedb's database file: the raw device baselines are
+/// measured on it again right after NOMT's reads, since this disk's speed
+/// moves by a large factor between the triedb and NOMT read phases (minutes
+/// apart: see benches/RESULTS.md).
+pub fn run(
+    ctx: &Ctx,
+    dir: &Path,
+    raw_file: &Path,
+    read_depths: &[usize],
+    warmup: u64,
+) -> Result<NomtResult> {
     let n = ctx.opts.accounts;
     let dir = dir.join("nomt");
     if dir.exists() {
@@ -246,6 +263,7 @@ pub fn run(ctx: &Ctx, dir: &Path, read_depths: &[usize], warmup: u64) -> Result<
     );
 
     // Cold reads.
+    let read_rss = crate::rss::PeakTracker::start();
     let db = open(ctx, &dir, buckets)?;
     trim_caches(&db)?;
     let bar = ctx.bars.count("nomt: warm-up", warmup, "lookups");
@@ -270,6 +288,19 @@ pub fn run(ctx: &Ctx, dir: &Path, read_depths: &[usize], warmup: u64) -> Result<
         } else {
             result.reads_per_s_threads.push((threads, rate));
         }
+    }
+
+    result.rss_bytes_max_reads = read_rss.finish();
+
+    // The device, as NOMT's reads just found it.
+    {
+        let raw = super::raw::RawDevice::open(raw_file, 32)?;
+        let bar = ctx.bars.timed("raw again: pread", duration);
+        result.raw_pread_reads_per_s =
+            raw.pread(duration, ctx.opts.seed ^ 0x3100, &bar)?.reads_per_s();
+        let bar = ctx.bars.timed("raw again: depth 32", duration);
+        result.raw_reads_per_s_depth32 =
+            raw.queued(32, duration, ctx.opts.seed ^ 0x3200, &bar)?.reads_per_s();
     }
 
     // Update blocks.

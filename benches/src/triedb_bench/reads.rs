@@ -2,7 +2,10 @@
 //!
 //! What is timed, exactly:
 //! * depth 1: each call `Snapshot::accounts_with_depth(&[a], 1)` on its own;
-//!   its wall time is one lookup's latency (percentiles are per lookup);
+//!   its wall time is one lookup's latency (percentiles are per lookup).
+//!   triedb serves a batch with one read in flight through its synchronous
+//!   path (pread), which is cheaper than the ring at depth 1, so this and
+//!   the sync row below measure the same path;
 //! * depth d > 1: calls `Snapshot::accounts_with_depth(&batch, d)` on
 //!   batches of `BATCH_PER_DEPTH × d` random addresses; percentiles are of
 //!   the *batch* wall time; the mean per-lookup latency at that depth follows

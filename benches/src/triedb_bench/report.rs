@@ -117,6 +117,12 @@ pub struct Report {
     /// 8 and 32 threads sharing a session.
     pub nomt_reads_per_s_threads8: Option<f64>,
     pub nomt_reads_per_s_threads32: Option<f64>,
+    /// The raw baselines measured again right after NOMT's reads (the
+    /// disk's speed drifts between phases).
+    pub raw_pread_reads_per_s_at_nomt: Option<f64>,
+    pub raw_reads_per_s_depth32_at_nomt: Option<f64>,
+    /// Peak RSS of NOMT's read phases (from its reopen after the load).
+    pub rss_bytes_max_nomt_reads: Option<u64>,
     pub nomt_updates_per_s: Option<f64>,
     pub nomt_ms_per_block: Option<f64>,
     pub nomt_block_latency: Option<Percentiles>,
@@ -140,6 +146,11 @@ pub struct Report {
     pub ratio_reads_vs_nomt: Option<f64>,
     /// reads_per_s_depth32 / nomt_reads_per_s_threads32.
     pub ratio_reads_depth32_vs_nomt_threads32: Option<f64>,
+    /// The two read ratios against NOMT with each side divided by the raw
+    /// device as measured next to it (depth 1: pread; depth 32: io_uring at
+    /// depth 32): what the ratios would be on a disk of steady speed.
+    pub ratio_reads_vs_nomt_device_adjusted: Option<f64>,
+    pub ratio_reads_depth32_vs_nomt_threads32_device_adjusted: Option<f64>,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -209,6 +220,9 @@ impl Report {
                 _ => {}
             }
         }
+        self.raw_pread_reads_per_s_at_nomt = Some(r.raw_pread_reads_per_s);
+        self.raw_reads_per_s_depth32_at_nomt = Some(r.raw_reads_per_s_depth32);
+        self.rss_bytes_max_nomt_reads = Some(r.rss_bytes_max_reads);
         self.nomt_updates_per_s = Some(r.updates_per_s);
         self.nomt_ms_per_block = Some(r.ms_per_block);
         self.nomt_block_latency = Some(r.block_latency);
@@ -230,6 +244,21 @@ impl Report {
             self.nomt_reads_per_s.map(|nomt| ratio(self.reads_per_s_depth1, nomt));
         self.ratio_reads_depth32_vs_nomt_threads32 =
             self.nomt_reads_per_s_threads32.map(|nomt| ratio(self.reads_per_s_depth32, nomt));
+        let adjusted = |ours: f64, our_raw: f64, nomt: Option<f64>, nomt_raw: Option<f64>| {
+            Some(ratio(ratio(ours, our_raw), ratio(nomt?, nomt_raw?))).filter(|r| *r > 0.0)
+        };
+        self.ratio_reads_vs_nomt_device_adjusted = adjusted(
+            self.reads_per_s_depth1,
+            self.raw_pread_reads_per_s_depth1,
+            self.nomt_reads_per_s,
+            self.raw_pread_reads_per_s_at_nomt,
+        );
+        self.ratio_reads_depth32_vs_nomt_threads32_device_adjusted = adjusted(
+            self.reads_per_s_depth32,
+            self.raw_reads_per_s_depth32,
+            self.nomt_reads_per_s_threads32,
+            self.raw_reads_per_s_depth32_at_nomt,
+        );
     }
 
     /// One JSON line.
@@ -333,6 +362,12 @@ impl Report {
         if let Some(rate) = self.nomt_reads_per_s_threads32 {
             let _ = writeln!(t, "{:<34} {:>12.0}", "NOMT 32 threads", rate);
         }
+        if let (Some(pread), Some(d32)) =
+            (self.raw_pread_reads_per_s_at_nomt, self.raw_reads_per_s_depth32_at_nomt)
+        {
+            let _ = writeln!(t, "{:<34} {:>12.0}", "raw pread, right after NOMT", pread);
+            let _ = writeln!(t, "{:<34} {:>12.0}", "raw depth 32, right after NOMT", d32);
+        }
         if let Some(rate) = self.pread_pool_reads_per_s_depth32 {
             let _ = writeln!(t, "{:<34} {:>12.0}", "triedb pread pool depth 32", rate);
         }
@@ -409,9 +444,10 @@ impl Report {
             if self.rss_exact { "VmHWM" } else { "sampled VmRSS" },
             match self.rss_bytes_max_nomt {
                 Some(n) => format!(
-                    "; root phase {:.0} MiB; NOMT phase {:.0} MiB",
+                    "; root phase {:.0} MiB; NOMT phase {:.0} MiB, its reads {:.0} MiB",
                     mib(self.rss_bytes_max_root_phase),
-                    mib(n)
+                    mib(n),
+                    mib(self.rss_bytes_max_nomt_reads.unwrap_or(0)),
                 ),
                 None => String::new(),
             }
@@ -446,6 +482,16 @@ impl Report {
         }
         if let Some(r) = self.ratio_reads_depth32_vs_nomt_threads32 {
             target(&mut t, "reads/s: triedb depth 32 / NOMT 32 threads", r, 1.0);
+        }
+        if let (Some(d1), Some(d32)) = (
+            self.ratio_reads_vs_nomt_device_adjusted,
+            self.ratio_reads_depth32_vs_nomt_threads32_device_adjusted,
+        ) {
+            let _ = writeln!(
+                t,
+                "  (the two read ratios with each side over the raw device measured next to it: \
+                 depth 1 {d1:.2}, depth 32 {d32:.2})"
+            );
         }
         let within = self.rss_bytes_max <= self.rss_budget_bytes;
         let _ = writeln!(

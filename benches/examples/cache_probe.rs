@@ -1,0 +1,161 @@
+//! Cold-read probe over the `wake bench triedb` workload, on a database kept
+//! between runs: the load (minutes at 10M accounts) is done once, and each
+//! run reopens it cold, warms the cache as the benchmark does, and measures
+//! depth 1 and depth 32 with the cache's make-up (inner and bottom tiers).
+//!
+//! `cargo run --release -p wake-benches --example cache_probe -- DIR [accounts] [cache MiB] [secs] [depths, e.g. 1,32]`
+use alloy_primitives::Address;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::{Duration, Instant};
+use wake_benches::workload::{Workload, load_updates};
+use wake_triedb::{Config, Snapshot, TrieDb};
+
+const SEED: u64 = 490_062;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(
+        args.next().ok_or("usage: cache_probe DIR [accounts] [cache MiB] [secs]")?,
+    );
+    let n: u64 = args.next().map_or(Ok(10_000_000), |a| a.parse())?;
+    let cache_mib: usize = args.next().map_or(Ok(256), |a| a.parse())?;
+    let secs: u64 = args.next().map_or(Ok(10), |a| a.parse())?;
+    let workload = Workload::new(SEED);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("accounts-{n}.triedb"));
+    if !path.exists() {
+        let db = TrieDb::open(Config::new(&path))?;
+        let t = Instant::now();
+        let (mut first, mut version) = (0, 0);
+        while first < n {
+            let last = (first + 250_000).min(n);
+            version += 1;
+            db.commit(version, &load_updates(&workload, first..last))?;
+            first = last;
+        }
+        eprintln!("loaded {n} accounts in {:.0} s", t.elapsed().as_secs_f64());
+    }
+    let mut config = Config::new(&path);
+    config.cache_bytes = cache_mib << 20;
+    let db = TrieDb::open(config)?;
+    let snap = db.snapshot(db.latest().ok_or("empty database")?.version)?;
+    let mut rng = StdRng::seed_from_u64(SEED ^ 0x10);
+    let mut batch = |count: usize| -> Vec<Address> {
+        (0..count).map(|_| workload.address(rng.random_range(0..n))).collect()
+    };
+    let warm = run(&db, &snap, &mut batch, 32, Limit::Lookups(500_000))?;
+    report("warm-up d32", &db, warm);
+    let depths: Vec<usize> = match args.next() {
+        Some(list) => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        None => {
+            raw_pread(&path, secs)?;
+            vec![1, 32, 1]
+        }
+    };
+    for depth in depths {
+        let r = run(&db, &snap, &mut batch, depth, Limit::Time(Duration::from_secs(secs)))?;
+        report(&format!("depth {depth}"), &db, r);
+    }
+    Ok(())
+}
+
+enum Limit {
+    Lookups(u64),
+    Time(Duration),
+}
+
+struct Run {
+    lookups: u64,
+    reads: u64,
+    wall: Duration,
+    cpu: Duration,
+}
+
+fn run(
+    db: &TrieDb,
+    snap: &Snapshot,
+    batch: &mut impl FnMut(usize) -> Vec<Address>,
+    depth: usize,
+    limit: Limit,
+) -> Result<Run, Box<dyn std::error::Error>> {
+    let reads = db.stats().device_reads;
+    let cpu = thread_cpu();
+    let start = Instant::now();
+    let mut lookups = 0;
+    let per_call = if depth == 1 { 1 } else { 32 * depth };
+    loop {
+        match limit {
+            Limit::Lookups(max) if lookups >= max => break,
+            Limit::Time(max) if start.elapsed() >= max => break,
+            _ => {}
+        }
+        let addresses = batch(per_call);
+        let got = match depth {
+            1 => vec![snap.account(&addresses[0])?],
+            _ => snap.accounts_with_depth(&addresses, depth)?,
+        };
+        if got.iter().any(Option::is_none) {
+            return Err("a loaded account was not found".into());
+        }
+        lookups += per_call as u64;
+    }
+    Ok(Run {
+        lookups,
+        reads: db.stats().device_reads - reads,
+        wall: start.elapsed(),
+        cpu: thread_cpu() - cpu,
+    })
+}
+
+fn report(what: &str, db: &TrieDb, r: Run) {
+    let s = db.stats();
+    let lookups = r.lookups as f64;
+    println!(
+        "{what:12} {:>8.0} lookups/s  {:.3} reads/lookup  {:5.1} µs CPU/lookup  \
+         cache {} MiB: inner {} MiB of {} MiB ({} nodes), bottom {} nodes",
+        lookups / r.wall.as_secs_f64(),
+        r.reads as f64 / lookups,
+        r.cpu.as_secs_f64() * 1e6 / lookups,
+        s.cache_bytes >> 20,
+        s.cache_inner_bytes >> 20,
+        s.cache_inner_capacity >> 20,
+        s.cache_inner_nodes,
+        s.cache_bottom_nodes,
+    );
+}
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Random 4 KiB O_DIRECT preads of the same file, one at a time.
+fn raw_pread(path: &std::path::Path, secs: u64) -> Result<(), Box<dyn std::error::Error>> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)?;
+    let pages = file.metadata()?.len() / 4096;
+    let layout = std::alloc::Layout::from_size_align(4096, 4096)?;
+    // SAFETY: the layout has a non-zero size; the buffer is freed below.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+    // SAFETY: `ptr` points to 4096 initialised bytes owned here.
+    let buf = unsafe { std::slice::from_raw_parts_mut(ptr, 4096) };
+    let mut rng = StdRng::seed_from_u64(7);
+    let (start, cpu) = (Instant::now(), thread_cpu());
+    let mut reads = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) {
+        file.read_exact_at(buf, rng.random_range(0..pages) * 4096)?;
+        reads += 1;
+    }
+    let (wall, cpu) = (start.elapsed(), thread_cpu() - cpu);
+    // SAFETY: allocated above with the same layout.
+    unsafe { std::alloc::dealloc(ptr, layout) };
+    println!(
+        "raw pread    {:>8.0} reads/s    {:5.1} µs CPU/read",
+        reads as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / reads as f64
+    );
+    Ok(())
+}
