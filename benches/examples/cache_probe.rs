@@ -8,6 +8,8 @@ use alloy_primitives::Address;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
+use wake_benches::triedb_bench::raw::RawDevice;
+use wake_benches::usage::process_cpu;
 use wake_benches::workload::{Workload, load_updates};
 use wake_triedb::{Config, Snapshot, TrieDb};
 
@@ -80,7 +82,7 @@ fn run(
     limit: Limit,
 ) -> Result<Run, Box<dyn std::error::Error>> {
     let reads = db.stats().device_reads;
-    let cpu = thread_cpu();
+    let cpu = process_cpu();
     let start = Instant::now();
     let mut lookups = 0;
     let per_call = if depth == 1 { 1 } else { 32 * depth };
@@ -104,7 +106,7 @@ fn run(
         lookups,
         reads: db.stats().device_reads - reads,
         wall: start.elapsed(),
-        cpu: thread_cpu() - cpu,
+        cpu: process_cpu() - cpu,
     })
 }
 
@@ -125,37 +127,17 @@ fn report(what: &str, db: &TrieDb, r: Run) {
     );
 }
 
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Random 4 KiB O_DIRECT preads of the same file, one at a time.
+/// Random 4 KiB O_DIRECT preads of the same file, one at a time (the
+/// benchmark's raw baseline).
 fn raw_pread(path: &std::path::Path, secs: u64) -> Result<(), Box<dyn std::error::Error>> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)?;
-    let pages = file.metadata()?.len() / 4096;
-    let layout = std::alloc::Layout::from_size_align(4096, 4096)?;
-    // SAFETY: the layout has a non-zero size; the buffer is freed below.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-    // SAFETY: `ptr` points to 4096 initialised bytes owned here.
-    let buf = unsafe { std::slice::from_raw_parts_mut(ptr, 4096) };
-    let mut rng = StdRng::seed_from_u64(7);
-    let (start, cpu) = (Instant::now(), thread_cpu());
-    let mut reads = 0u64;
-    while start.elapsed() < Duration::from_secs(secs) {
-        file.read_exact_at(buf, rng.random_range(0..pages) * 4096)?;
-        reads += 1;
-    }
-    let (wall, cpu) = (start.elapsed(), thread_cpu() - cpu);
-    // SAFETY: allocated above with the same layout.
-    unsafe { std::alloc::dealloc(ptr, layout) };
+    let raw = RawDevice::open(path, 1)?;
+    let cpu = process_cpu();
+    let r = raw.pread(Duration::from_secs(secs), 7, &indicatif::ProgressBar::hidden())?;
+    let cpu = process_cpu() - cpu;
     println!(
         "raw pread    {:>8.0} reads/s    {:5.1} µs CPU/read",
-        reads as f64 / wall.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / reads as f64
+        r.reads_per_s(),
+        cpu.as_secs_f64() * 1e6 / r.reads as f64
     );
     Ok(())
 }

@@ -588,7 +588,7 @@ impl TrieDb {
         writer.buf.bytes_written = 0;
         for (loc, node) in fresh {
             match node {
-                crate::commit::Fresh::Inner(node) => shared.cache.insert_written(loc, node),
+                crate::commit::Fresh::Inner(node) => shared.cache.insert_inner(loc, node),
                 crate::commit::Fresh::Bottom(record) => shared.cache.insert_bottom(loc, record),
             }
         }

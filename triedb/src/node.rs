@@ -557,18 +557,10 @@ impl Node {
 
     /// Decodes a node read from `loc`; `bytes` is exactly `loc.len` long.
     pub fn decode(loc: Loc, bytes: &[u8]) -> Result<Node> {
-        let corrupt = |reason| Error::CorruptNode { chunk: loc.chunk, offset: loc.offset, reason };
-        if bytes.len() < 5 {
-            return Err(corrupt("node shorter than its header"));
-        }
-        let stored_crc = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        let body = &bytes[4..];
-        if node_crc(loc.chunk, loc.offset, body) != stored_crc {
-            return Err(corrupt("checksum mismatch"));
-        }
+        let body = checked_body(loc, bytes)?;
         let mut r = Reader::new(body);
         let mut decoder = Decoder { whole: body, shared: None };
-        decode_body(&mut r, &mut decoder).ok_or_else(|| corrupt("malformed node body"))
+        decode_body(&mut r, &mut decoder).ok_or_else(|| corrupt(loc, "malformed node body"))
     }
 
     /// Like [`decode`](Self::decode), and also hands back the checked body
@@ -576,16 +568,9 @@ impl Node {
     /// the cache keeps bottom nodes in this form (see
     /// [`decode_record`](Self::decode_record)).
     pub fn decode_with_record(loc: Loc, bytes: &[u8]) -> Result<(Node, Arc<[u8]>)> {
-        let corrupt = |reason| Error::CorruptNode { chunk: loc.chunk, offset: loc.offset, reason };
-        if bytes.len() < 5 {
-            return Err(corrupt("node shorter than its header"));
-        }
-        let stored_crc = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        if node_crc(loc.chunk, loc.offset, &bytes[4..]) != stored_crc {
-            return Err(corrupt("checksum mismatch"));
-        }
-        let record: Arc<[u8]> = Arc::from(&bytes[4..]);
-        let node = Node::decode_record(&record).ok_or_else(|| corrupt("malformed node body"))?;
+        let record: Arc<[u8]> = Arc::from(checked_body(loc, bytes)?);
+        let node =
+            Node::decode_record(&record).ok_or_else(|| corrupt(loc, "malformed node body"))?;
         Ok((node, record))
     }
 
@@ -595,6 +580,23 @@ impl Node {
         let mut decoder = Decoder { whole: record, shared: Some(Arc::clone(record)) };
         decode_body(&mut Reader::new(record), &mut decoder)
     }
+}
+
+fn corrupt(loc: Loc, reason: &'static str) -> Error {
+    Error::CorruptNode { chunk: loc.chunk, offset: loc.offset, reason }
+}
+
+/// The body of a stored node (`crc32c ‖ body`), once its checksum matches.
+fn checked_body(loc: Loc, bytes: &[u8]) -> Result<&[u8]> {
+    if bytes.len() < 5 {
+        return Err(corrupt(loc, "node shorter than its header"));
+    }
+    let stored_crc = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let body = &bytes[4..];
+    if node_crc(loc.chunk, loc.offset, body) != stored_crc {
+        return Err(corrupt(loc, "checksum mismatch"));
+    }
+    Ok(body)
 }
 
 /// What the embedded children of a record being decoded point into: the

@@ -99,7 +99,6 @@ fn advance(
                                     buf,
                                     *start,
                                     offset,
-                                    walk.depth,
                                     keep.as_deref().is_some_and(|k| !k.cache),
                                 )?
                             }
@@ -171,12 +170,11 @@ fn decode(
     buf: &[u8],
     start: u64,
     offset: u64,
-    depth: usize,
     uncached: bool,
 ) -> Result<Arc<Node>> {
     match uncached {
         true => Ok(Arc::new(decode_in_pages(loc, buf, start, offset)?)),
-        false => shared.decode_from_pages(loc, buf, start, offset, depth),
+        false => shared.decode_from_pages(loc, buf, start, offset),
     }
 }
 
@@ -203,8 +201,7 @@ pub(crate) fn get(
                     .storage
                     .read_at(&mut buf, start)
                     .map_err(|e| Error::io("reading a node", e))?;
-                given =
-                    Some(shared.decode_from_pages(stored.loc, &buf, start, offset, walk.depth)?);
+                given = Some(shared.decode_from_pages(stored.loc, &buf, start, offset)?);
                 walk.page = Some((Arc::new(buf), start));
             }
         }
@@ -213,7 +210,6 @@ pub(crate) fn get(
 
 struct InFlight {
     stored: StoredRef,
-    depth: usize,
     offset: u64,
     start: u64,
     waiters: Vec<Walk>,
@@ -265,13 +261,7 @@ pub(crate) fn get_many(
                 }
                 match submit_read(shared, map, queue, stored) {
                     Ok((offset, start)) => {
-                        let read = InFlight {
-                            stored,
-                            depth: walk.depth,
-                            offset,
-                            start,
-                            waiters: vec![walk],
-                        };
+                        let read = InFlight { stored, offset, start, waiters: vec![walk] };
                         in_flight.insert(key, read);
                     }
                     Err(err) => failure = Some(err),
@@ -288,7 +278,7 @@ pub(crate) fn get_many(
             let node = done.result.map_err(|e| Error::io("reading a node", e)).and_then(|()| {
                 let (loc, start, offset) = (read.stored.loc, read.start, read.offset);
                 let uncached = keep.as_ref().is_some_and(|k| !k.cache);
-                decode(shared, loc, &done.buf, start, offset, read.depth, uncached)
+                decode(shared, loc, &done.buf, start, offset, uncached)
             });
             match node {
                 Ok(node) => {

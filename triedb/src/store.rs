@@ -214,11 +214,6 @@ impl NodeCache {
             self.insert_bottom(loc, Arc::from(body));
             return;
         }
-        self.insert_written(loc, node);
-    }
-
-    /// Caches an inner node a commit wrote.
-    pub fn insert_written(&self, loc: Loc, node: Arc<Node>) {
         self.insert_inner(loc, node);
     }
 
@@ -237,7 +232,8 @@ impl NodeCache {
         self.lower.insert(loc.key(), CachedNode { entry: Entry::Record(record), weight });
     }
 
-    fn insert_inner(&self, loc: Loc, node: Arc<Node>) {
+    /// Caches an inner node (read, or written by a commit).
+    pub fn insert_inner(&self, loc: Loc, node: Arc<Node>) {
         let weight = node_weight(&node);
         self.grow_upper(weight);
         self.upper.insert(loc.key(), CachedNode { entry: Entry::Node(node), weight });
@@ -386,7 +382,7 @@ impl Shared {
         let mut buf = AlignedBuf::new(len);
         self.counters.device_read();
         self.storage.read_at(&mut buf, start).map_err(|e| Error::io("reading a node", e))?;
-        self.decode_from_pages(stored.loc, &buf, start, offset, depth)
+        self.decode_from_pages(stored.loc, &buf, start, offset)
     }
 
     /// Decodes the node at absolute `offset` out of a page buffer read at
@@ -397,7 +393,6 @@ impl Shared {
         buf: &[u8],
         buf_start: u64,
         offset: u64,
-        _depth: usize,
     ) -> Result<Arc<Node>> {
         let (node, record) = decode_in_pages_with_record(loc, buf, buf_start, offset)?;
         let node = Arc::new(node);

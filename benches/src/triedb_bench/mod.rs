@@ -20,7 +20,7 @@
 //!    HashBuilder ([`root`]);
 //! 7. **NOMT** (feature `nomt`): the same load, lookups and blocks ([`nomt_peer`]).
 
-mod raw;
+pub mod raw;
 mod reads;
 mod report;
 mod root;
