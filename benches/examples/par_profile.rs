@@ -1,5 +1,7 @@
-//! Profiling aid: one 2,000-transaction block executed over prefetched,
-//! cached state again and again, serial and parallel.
+//! Profiling aid: one 2,000-transaction block prefetched (load and
+//! discovery, over cached state) and executed again and again, serial and
+//! parallel: the bench's execution phase. Discovery's runs are what the
+//! parallel executor commits, so the two are timed together.
 //! `cargo run --release -p wake-benches --example par_profile -- [erc20|transfers] [serial|parallel|both] [iters]`
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -35,16 +37,18 @@ fn main() {
     let generated = generate_run(&population, &plan, &mut ChainTip::genesis(7), threads).remove(0);
     let block = &generated.block;
     let senders = &generated.senders;
-    let mut state = Prefetched::load(base, &snapshot, block, senders).unwrap();
-    state.discover(&chain, block, senders, &snapshot, DISCOVERY_ROUNDS_MAX, threads).unwrap();
-    let state = &state;
+    let prefetched = || {
+        let mut state = Prefetched::load_on(base, &snapshot, block, senders, threads).unwrap();
+        state.discover(&chain, block, senders, &snapshot, DISCOVERY_ROUNDS_MAX, threads).unwrap();
+        state
+    };
     if which == "both" {
         // Interleaved, so both see the same machine; medians.
         let (mut ser, mut par) = (Vec::new(), Vec::new());
         for _ in 0..iters {
             for (executor, out) in [(Executor::Serial, &mut ser), (Executor::Parallel, &mut par)] {
                 let start = Instant::now();
-                execute(executor, &chain, block, senders, state, threads).unwrap();
+                execute(executor, &chain, block, senders, prefetched(), threads).unwrap();
                 out.push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
@@ -58,12 +62,37 @@ fn main() {
         if which != executor.name() {
             continue;
         }
+        // Each phase on its own, medians.
+        let mut phases = [Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..iters {
+            let start = Instant::now();
+            let mut state = Prefetched::load_on(base, &snapshot, block, senders, threads).unwrap();
+            let loaded = start.elapsed();
+            state
+                .discover(&chain, block, senders, &snapshot, DISCOVERY_ROUNDS_MAX, threads)
+                .unwrap();
+            let discovered = start.elapsed();
+            execute(executor, &chain, block, senders, state, threads).unwrap();
+            let done = start.elapsed();
+            for (out, d) in phases.iter_mut().zip([loaded, discovered - loaded, done - discovered])
+            {
+                out.push(d.as_secs_f64() * 1e3);
+            }
+        }
+        let [load, discover, exec] = phases.map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[iters / 2]
+        });
+        println!(
+            "{kind:?} {}: load {load:.2} ms, discover {discover:.2} ms, execute {exec:.2} ms",
+            executor.name()
+        );
         let mut best = f64::MAX;
         let mut total = 0.0;
         let mut stats = None;
         for _ in 0..iters {
             let start = Instant::now();
-            let (_, s) = execute(executor, &chain, block, senders, state, threads).unwrap();
+            let (_, s) = execute(executor, &chain, block, senders, prefetched(), threads).unwrap();
             let ms = start.elapsed().as_secs_f64() * 1e3;
             best = best.min(ms);
             total += ms;

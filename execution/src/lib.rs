@@ -13,14 +13,19 @@
 //!    transaction, outside revm and on several threads.
 //! 4. [`Prefetched`]: the block's senders, recipients, fee recipient,
 //!    withdrawal recipients and access-list slots read from triedb in one
-//!    overlapped batch, in front of the pre-state view.
+//!    overlapped batch, in front of the pre-state view; then discovery runs
+//!    the transactions over what is loaded to find (and batch-read) the
+//!    slots only running them reveals. Each transaction's last discovery
+//!    run is a run over the pre-state, kept for the parallel executor
+//!    ([`SpeculativeRuns`]).
 //! 5. [`execute_block`]: the serial reference executor. revm runs each
 //!    transaction over a [`BlockState`] overlay on a [`SnapshotState`]
 //!    (the parent's triedb version); beacon-root system call (EIP-4788),
 //!    withdrawals, and proof-of-work rewards are applied around it.
 //!    [`execute_block_parallel`] gives the same outcome, bit for bit, with
-//!    transactions run optimistically on several threads and committed in
-//!    order after read-set validation (see the `parallel` module).
+//!    transactions run optimistically on several threads (or taken from
+//!    discovery) and committed in order after read-set validation (see the
+//!    `parallel` module).
 //! 6. [`validate_outcome`]: gas used, receipts root, logs bloom; the caller
 //!    commits [`BlockOutcome::updates`] to triedb and checks the returned
 //!    root with [`check_state_root`].
@@ -82,7 +87,7 @@ pub use executor::{
     execute_block_with_roots, spec_supported,
 };
 pub use parallel::{
-    IN_ORDER_SPAN, IN_ORDER_SPAN_MAX, ParallelConfig, ParallelStats, SerialReason,
+    IN_ORDER_SPAN, IN_ORDER_SPAN_MAX, ParallelConfig, ParallelStats, SerialReason, SpeculativeRuns,
     execute_block_parallel, execute_block_parallel_with,
 };
 pub use payload::{

@@ -56,7 +56,18 @@
 //!   speculative self-destruct or redeploy is ever trusted.
 //! * **Shared read cache:** pre-state reads of speculative runs are cached
 //!   for the whole block, so a transaction that runs again reads nothing
-//!   from triedb twice: the first, optimistic run is its prefetch.
+//!   from triedb twice: the first, optimistic run is its prefetch. Reads the
+//!   pre-state answers from memory ([`PreState::resident_storage`]: the
+//!   prefetch, or triedb's node cache) skip that cache and its locks.
+//! * **Discovery's runs are speculative runs:** the prefetch's discovery
+//!   ([`crate::Prefetched::discover`]) runs every transaction over the
+//!   pre-state until nothing it reads is missing. That last run is what
+//!   this executor would make first, so it is made there, with the same
+//!   view, handler and recording ([`SpeculativeRuns`]), and handed over
+//!   through [`PreState::take_speculative_runs`]; a conflict-free block is
+//!   then executed once, on all threads, and only validated and committed
+//!   here. Runs are tied to their block (header hash, each transaction's
+//!   hash) and taken once.
 //! * Threads are scoped to the block. The calling thread is one worker.
 //!   The receipts root's leaves are hashed on the same number of threads
 //!   once every transaction has committed (most of the root's work; the
@@ -77,7 +88,7 @@ use alloy_primitives::{Address, B256, U256, map::HashMap};
 use parking_lot::{Mutex, RwLock};
 use revm::bytecode::Bytecode;
 use revm::context::result::{EVMError, ExecutionResult, HaltReason};
-use revm::context::{Block as _, Cfg, ContextTr, JournalTr, Transaction as _};
+use revm::context::{Block as _, Cfg, CfgEnv, ContextTr, JournalTr, Transaction as _};
 use revm::context_interface::ContextSetters;
 use revm::database::Database;
 use revm::handler::{
@@ -90,6 +101,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::{AccountInfo as RevmAccountInfo, EvmState};
 use revm::{Context, ExecuteEvm, InspectEvm, Inspector, MainBuilder, MainContext, SystemCallEvm};
 use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use wake_triedb::AccountInfo;
@@ -151,6 +163,10 @@ pub struct ParallelStats {
     pub aborted: usize,
     /// Times the chain detector switched to in-order execution.
     pub chain_detected: usize,
+    /// Speculative runs taken from the prefetch's discovery
+    /// ([`crate::Prefetched::discover`]) instead of run here; they count
+    /// in `speculative` too.
+    pub discovered: usize,
 }
 
 /// How the parallel executor runs.
@@ -232,7 +248,7 @@ where
         cache: ReadCache::new(),
         beneficiary: header.beneficiary,
     };
-    let mut main_evm = worker_evm(&shared, &envs);
+    let mut main_evm = worker_evm(&shared, &envs, envs.cfg.clone());
 
     // EIP-4788: store the parent beacon block root before any transaction.
     if envs.spec.is_enabled_in(SpecId::CANCUN)
@@ -244,13 +260,18 @@ where
         shared.commit_tx(changes);
     }
 
+    let mut discovered = match state.take_speculative_runs() {
+        Some(runs) => runs.for_block(block),
+        None => Vec::new(),
+    };
+    discovered.resize_with(txs, || None);
     let run = Run {
         chain_id: chain.chain_id,
         block,
         senders,
         envs: &envs,
         shared: &shared,
-        slots: (0..txs).map(|_| Slot::default()).collect(),
+        slots: discovered.into_iter().map(Slot::new).collect(),
         next: AtomicUsize::new(0),
         committed: AtomicUsize::new(0),
         window: AtomicUsize::new(threads * LOOKAHEAD_PER_THREAD),
@@ -261,18 +282,20 @@ where
     };
     std::thread::scope(|scope| {
         for _ in 1..threads {
-            scope.spawn(|| run.work(&mut worker_evm(&shared, &envs)));
+            scope.spawn(|| run.work(&mut worker_evm(&shared, &envs, envs.cfg.clone())));
         }
         run.work(&mut main_evm);
     });
     drop(main_evm);
 
+    let slots = run.slots;
     let committer = run.commit.into_inner();
     if let Some(error) = committer.error {
         return Err(error);
     }
     let mut stats = committer.stats;
     stats.threads = threads;
+    stats.discovered = slots.iter().filter(|slot| slot.discovered).count();
     tracing::debug!(number = header.number, txs, ?stats, "parallel block executed");
     debug_assert_eq!(committer.receipts.len(), txs);
     let mut db = shared.committed.into_inner();
@@ -311,10 +334,204 @@ struct Run<'r, 'a, D> {
 }
 
 /// A speculative result waiting for its turn.
-#[derive(Default)]
 struct Slot {
     ready: AtomicBool,
     run: Mutex<Option<Speculated>>,
+    /// The run came from discovery: the transaction is never handed out to
+    /// run ahead, only committed (or run again at its turn).
+    discovered: bool,
+}
+
+impl Slot {
+    fn new(discovered: Option<Speculated>) -> Slot {
+        Slot {
+            ready: AtomicBool::new(discovered.is_some()),
+            discovered: discovered.is_some(),
+            run: Mutex::new(discovered),
+        }
+    }
+}
+
+/// Speculative runs of a block's transactions, each over the block's
+/// pre-state alone, made by the prefetch's discovery
+/// ([`crate::Prefetched::discover`]) and handed to the parallel executor
+/// through [`PreState::take_speculative_runs`]. The executor validates
+/// each at its turn like a run of its own, so a conflict-free block is
+/// executed once, during the prefetch, and then only committed.
+///
+/// A run is kept only if it read nothing discovery had not loaded, its
+/// transaction was valid, and its nonce is the sender's (discovery runs
+/// without the nonce check, so that a sender's later transactions still
+/// reveal their reads; with the nonce equal, the check would have passed
+/// and the run is the one the executor would make).
+pub struct SpeculativeRuns {
+    /// The header the runs saw (their block environment).
+    header: B256,
+    /// By transaction index, with the transaction's hash.
+    runs: Vec<Option<(B256, Speculated)>>,
+}
+
+/// The environment discovery runs in: the block's, without the nonce
+/// check, so that each run sees the pre-state and a sender's later
+/// transactions still run (and reveal their reads).
+pub(crate) struct DiscoveryEnv {
+    envs: BlockEnvs,
+    cfg: CfgEnv,
+}
+
+impl DiscoveryEnv {
+    pub(crate) fn new(chain: &ChainSpec, block: &Block<BlockTx>) -> Self {
+        let envs = BlockEnvs::new(chain, &block.header);
+        let mut cfg = envs.cfg.clone();
+        cfg.disable_nonce_check = true;
+        DiscoveryEnv { envs, cfg }
+    }
+}
+
+/// What one discovery round left to do ([`SpeculativeRuns::discover_round`]).
+#[derive(Default)]
+pub(crate) struct Round {
+    /// Transactions whose run read something not loaded: to run again once
+    /// it is.
+    pub again: Vec<usize>,
+    pub accounts: BTreeSet<Address>,
+    pub slots: BTreeSet<(Address, U256)>,
+    /// Code the runs loaded.
+    pub codes: HashMap<B256, Bytecode>,
+    /// Pre-state slots the final runs read (where the view held them
+    /// without I/O), so that later readers find them loaded.
+    pub slots_read: Vec<((Address, U256), U256)>,
+}
+
+impl SpeculativeRuns {
+    /// No runs yet, for `block`.
+    pub(crate) fn new(block: &Block<BlockTx>) -> Self {
+        SpeculativeRuns {
+            header: block.header.hash_slow(),
+            runs: (0..block.body.transactions.len()).map(|_| None).collect(),
+        }
+    }
+
+    /// One discovery round: runs transactions `todo` of `block`, each over
+    /// `base` alone (the pre-state: only what it holds in memory is read),
+    /// on `threads` threads, in `env`. A run that read only what is loaded is final: kept if it can
+    /// stand for the executor's own run (see [`SpeculativeRuns`]), else
+    /// dropped and left to the executor. One that read something missing is
+    /// to run again; what it missed is returned for loading.
+    pub(crate) fn discover_round<D: PreState + Sync>(
+        &mut self,
+        env: &DiscoveryEnv,
+        block: &Block<BlockTx>,
+        senders: &[Address],
+        base: &D,
+        todo: &[usize],
+        threads: usize,
+    ) -> Result<Round, StateError> {
+        if todo.is_empty() {
+            return Ok(Round::default());
+        }
+        let shared = Shared {
+            base,
+            committed: RwLock::new(BlockState::new(base)),
+            written: WrittenFilter::new(0),
+            cache: ReadCache::new(),
+            beneficiary: block.header.beneficiary,
+        };
+        let chunk = todo.len().div_ceil(threads.clamp(1, todo.len()));
+        let txs = &block.body.transactions;
+        // By transaction: `Err(())` to run again, else the final run if kept.
+        type Part =
+            (Vec<(usize, Result<Option<Speculated>, ()>)>, Missing, Vec<((Address, U256), U256)>);
+        let parts: Vec<Result<Part, StateError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = todo
+                .chunks(chunk)
+                .map(|part| {
+                    let shared = &shared;
+                    scope.spawn(move || {
+                        let mut evm = worker_evm(shared, &env.envs, env.cfg.clone());
+                        let mut found = Missing::default();
+                        let mut slots_read = Vec::new();
+                        let mut done = Vec::with_capacity(part.len());
+                        for &index in part {
+                            let view = &mut evm.ctx.journaled_state.database;
+                            view.discovery = Some(Missing::default());
+                            let mut run = speculate(&mut evm, &txs[index], senders[index]);
+                            let view = &mut evm.ctx.journaled_state.database;
+                            let missing = view.discovery.take().unwrap_or_default();
+                            if let Some(e) = missing.error {
+                                return Err(e);
+                            }
+                            if !missing.is_empty() {
+                                found.accounts.extend(missing.accounts);
+                                found.slots.extend(missing.slots);
+                                done.push((index, Err(())));
+                                continue;
+                            }
+                            // Nothing was missing: every read is the pre-state's.
+                            slots_read.extend(run.reads.iter().filter_map(|read| match *read {
+                                Read::Storage(address, index, value) => {
+                                    Some(((address, index), value))
+                                }
+                                _ => None,
+                            }));
+                            let keep = run.result.is_some()
+                                && sender_nonce_read(&run.reads, senders[index])
+                                    == Some(alloy_consensus::Transaction::nonce(&txs[index]));
+                            if keep {
+                                run.build_receipt();
+                            }
+                            done.push((index, Ok(keep.then_some(run))));
+                        }
+                        Ok((done, found, slots_read))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut round = Round::default();
+        for part in parts {
+            let (done, found, slots_read) = part?;
+            round.slots_read.extend(slots_read);
+            round.accounts.extend(found.accounts);
+            round.slots.extend(found.slots);
+            for (index, run) in done {
+                match run {
+                    Err(()) => round.again.push(index),
+                    Ok(run) => self.runs[index] = run.map(|run| (*txs[index].tx_hash(), run)),
+                }
+            }
+        }
+        round.again.sort_unstable();
+        round.codes = shared.cache.code.into_inner();
+        Ok(round)
+    }
+
+    /// Runs kept.
+    pub fn len(&self) -> usize {
+        self.runs.iter().filter(|run| run.is_some()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The runs by transaction index, if they were made for `block`: the
+    /// same header and, run by run, the same transaction.
+    fn for_block(self, block: &Block<BlockTx>) -> Vec<Option<Speculated>> {
+        let txs = &block.body.transactions;
+        if self.runs.len() != txs.len() || self.header != block.header.hash_slow() {
+            tracing::debug!(number = block.header.number, "speculative runs of another block");
+            return Vec::new();
+        }
+        self.runs
+            .into_iter()
+            .zip(txs)
+            .map(|(run, tx)| run.filter(|(hash, _)| hash == tx.tx_hash()).map(|(_, run)| run))
+            .collect()
+    }
 }
 
 struct Speculated {
@@ -328,6 +545,38 @@ struct Speculated {
     reads: Vec<Read>,
     /// The fee the recipient is owed (credited at commit).
     fee: U256,
+}
+
+impl Speculated {
+    /// Builds the receipt (all but the cumulative gas), off the commit path.
+    fn build_receipt(&mut self) {
+        self.receipt = self
+            .result
+            .as_ref()
+            .map(|result| receipt_with_bloom(Eip658Value::Eip658(result.is_success()), result, 0));
+    }
+}
+
+/// Runs `tx` over what `evm`'s view shows, recording its reads, with the
+/// fee recipient's credit deferred; the receipt is left to
+/// [`Speculated::build_receipt`].
+fn speculate<D: PreState + Sync>(
+    evm: &mut WorkerEvm<'_, '_, D>,
+    tx: &BlockTx,
+    sender: Address,
+) -> Speculated {
+    let db = &mut evm.ctx.journaled_state.database;
+    db.reads.clear();
+    db.recording = true;
+    evm.ctx.set_tx(tx_env(tx, sender));
+    let mut handler: DeferredFee<_, EVMError<StateError>, EthFrame<EthInterpreter>> =
+        DeferredFee::default();
+    let result = handler.inspect_run(evm).ok();
+    let state = evm.finalize();
+    let db = &mut evm.ctx.journaled_state.database;
+    db.recording = false;
+    let reads = std::mem::replace(&mut db.reads, Vec::with_capacity(READS_CAPACITY));
+    Speculated { result, receipt: None, state, reads, fee: handler.fee.get() }
 }
 
 /// The commit side, held by one worker at a time.
@@ -373,6 +622,7 @@ type WorkerEvm<'s, 'a, D> = MainnetEvm<MainnetContext<View<'s, 'a, D>>, CreateCo
 fn worker_evm<'s, 'a, D: PreState + Sync>(
     shared: &'s Shared<'a, D>,
     envs: &BlockEnvs,
+    cfg: CfgEnv,
 ) -> WorkerEvm<'s, 'a, D> {
     Context::mainnet()
         .with_db(View {
@@ -380,9 +630,10 @@ fn worker_evm<'s, 'a, D: PreState + Sync>(
             reads: Vec::with_capacity(READS_CAPACITY),
             recording: false,
             codes: HashMap::default(),
+            discovery: None,
         })
         .with_block(envs.block.clone())
-        .with_cfg(envs.cfg.clone())
+        .with_cfg(cfg)
         .build_mainnet_with_inspector(CreateCollisionGuard)
 }
 
@@ -444,6 +695,10 @@ impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
                 .compare_exchange(index, index + 1, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                if self.slots[index].discovered {
+                    // Its run is in the slot: a drain commits it.
+                    continue;
+                }
                 // `committed` only grows and cannot pass an unclaimed index.
                 return Claim::Tx { index, exact: index == committed && !self.always_speculate };
             }
@@ -452,22 +707,9 @@ impl<'a, D: PreState + Sync> Run<'_, 'a, D> {
 
     /// Runs transaction `index` ahead of its turn, recording its reads.
     fn speculate<'s>(&self, evm: &mut WorkerEvm<'s, 'a, D>, index: usize) -> Speculated {
-        let tx = &self.block.body.transactions[index];
-        let db = &mut evm.ctx.journaled_state.database;
-        db.reads.clear();
-        db.recording = true;
-        evm.ctx.set_tx(tx_env(tx, self.senders[index]));
-        let mut handler: DeferredFee<_, EVMError<StateError>, EthFrame<EthInterpreter>> =
-            DeferredFee::default();
-        let result = handler.inspect_run(evm).ok();
-        let state = evm.finalize();
-        let db = &mut evm.ctx.journaled_state.database;
-        db.recording = false;
-        let reads = std::mem::replace(&mut db.reads, Vec::with_capacity(READS_CAPACITY));
-        let receipt = result
-            .as_ref()
-            .map(|result| receipt_with_bloom(Eip658Value::Eip658(result.is_success()), result, 0));
-        Speculated { result, receipt, state, reads, fee: handler.fee.get() }
+        let mut run = speculate(evm, &self.block.body.transactions[index], self.senders[index]);
+        run.build_receipt();
+        run
     }
 
     /// Commits, in order, every transaction whose speculative run is ready.
@@ -875,6 +1117,16 @@ impl WrittenFilter {
     }
 }
 
+/// The nonce `reads` saw for `sender`'s account (zero if it was absent).
+fn sender_nonce_read(reads: &[Read], sender: Address) -> Option<u64> {
+    reads.iter().find_map(|read| match *read {
+        Read::Account(address, info) if address == sender => {
+            Some(info.map_or(0, |info| info.nonce))
+        }
+        _ => None,
+    })
+}
+
 /// The first and last four bytes of an address as one word.
 fn address_word(address: &Address) -> u64 {
     let b = &address.0.0;
@@ -911,14 +1163,66 @@ impl ReadCache {
 }
 
 /// A worker's view for revm: the committed overlay, then the pre-state
-/// (through the shared cache). While `recording`, every read is logged
-/// with the value it returned.
+/// (what it holds in memory, else through the shared cache). While
+/// `recording`, every read is logged with the value it returned.
 struct View<'s, 'a, D> {
     shared: &'s Shared<'a, D>,
     reads: Vec<Read>,
     recording: bool,
     /// Code this worker has loaded.
     codes: HashMap<B256, Bytecode>,
+    /// Set for discovery runs: the pre-state is read only where it is
+    /// resident, and what is not is noted here instead of read.
+    discovery: Option<Missing>,
+}
+
+/// What a discovery run read that the prefetch has not loaded.
+#[derive(Default)]
+struct Missing {
+    accounts: Vec<Address>,
+    slots: Vec<(Address, U256)>,
+    /// A code read that failed (our storage, not the block).
+    error: Option<StateError>,
+}
+
+impl Missing {
+    fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.slots.is_empty()
+    }
+}
+
+/// What a discovery run reads for a slot the prefetch has not loaded: a
+/// large balance rather than zero. Most reads in front of a transfer guard
+/// it (`require(balance >= amount)`); read as zero, the run reverts there
+/// and reveals the recipient's slot only in the next round, read as funds
+/// it goes on and reveals both in one. Such a run is never kept, so the
+/// guess decides only what is loaded, never a result.
+const MISSING_SLOT_GUESS: U256 = U256::from_limbs([0, 0, 0, 1 << 32]);
+
+impl<D: PreState + Sync> View<'_, '_, D> {
+    /// The account in the pre-state.
+    fn base_account(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        if let Some(known) = self.shared.base.resident_account(address) {
+            return Ok(known.map(|account| account.info));
+        }
+        if let Some(missing) = &mut self.discovery {
+            missing.accounts.push(address);
+            return Ok(None);
+        }
+        self.shared.base_account(address)
+    }
+
+    /// The slot in the pre-state.
+    fn base_storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
+        if let Some(known) = self.shared.base.resident_storage(address, index) {
+            return Ok(known);
+        }
+        if let Some(missing) = &mut self.discovery {
+            missing.slots.push((address, index));
+            return Ok(MISSING_SLOT_GUESS);
+        }
+        self.shared.base_storage(address, index)
+    }
 }
 
 impl<D: PreState + Sync> Database for View<'_, '_, D> {
@@ -928,7 +1232,7 @@ impl<D: PreState + Sync> Database for View<'_, '_, D> {
         let written = self.shared.peek_account(address);
         let info = match written {
             Some(info) => info,
-            None => self.shared.base_account(address)?,
+            None => self.base_account(address)?,
         };
         if self.recording {
             self.reads.push(Read::Account(address, info));
@@ -944,7 +1248,15 @@ impl<D: PreState + Sync> Database for View<'_, '_, D> {
         if let Some(code) = self.codes.get(&code_hash) {
             return Ok(code.clone());
         }
-        let code = self.shared.code(code_hash)?;
+        let code = match self.shared.code(code_hash) {
+            Ok(code) => code,
+            Err(e) => {
+                if let Some(missing) = &mut self.discovery {
+                    missing.error.get_or_insert(e.clone());
+                }
+                return Err(e);
+            }
+        };
         self.codes.insert(code_hash, code.clone());
         Ok(code)
     }
@@ -953,7 +1265,7 @@ impl<D: PreState + Sync> Database for View<'_, '_, D> {
         let written = self.shared.peek_storage(address, index);
         let value = match written {
             Some(value) => value,
-            None => self.shared.base_storage(address, index)?,
+            None => self.base_storage(address, index)?,
         };
         if self.recording {
             self.reads.push(Read::Storage(address, index, value));

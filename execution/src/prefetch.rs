@@ -12,26 +12,33 @@
 //! What a block names is not all it reads: an ERC-20 transfer reads two
 //! balance slots that only running the contract reveals. [`Prefetched::discover`]
 //! finds them the way Monad's first optimistic run does: it runs every
-//! transaction once over what is loaded so far, with a view that never
-//! waits for triedb (a read not loaded yet answers "absent" or zero and is
-//! noted), then reads everything noted in one batch, and repeats for the
-//! reads that the newly loaded values reveal. Those runs are thrown away;
-//! they cost one EVM run per transaction and turn the block's cold reads
-//! into a few overlapped batches.
+//! transaction over what is loaded so far, with a view that never waits for
+//! triedb (a read not loaded yet is noted and answered with a guess: an
+//! absent account, a slot holding a large balance), then reads everything
+//! noted in one batch, and runs again the transactions that missed
+//! something, until none does. That turns the block's cold reads into a few
+//! overlapped batches.
+//!
+//! The last run of each transaction, the one that read only loaded values,
+//! is a run over the pre-state: what the parallel executor makes first
+//! anyway. So it is kept ([`crate::SpeculativeRuns`]) and handed to the
+//! parallel executor through [`PreState::take_speculative_runs`], which
+//! validates it at the transaction's turn and commits it, or runs the
+//! transaction again if an earlier one changed what it read. A
+//! conflict-free block is then executed once, during the prefetch.
 
 use crate::error::StateError;
-use crate::executor::BlockEnvs;
+use crate::parallel::{DiscoveryEnv, SpeculativeRuns};
 use crate::spec::ChainSpec;
 use crate::state::{BatchRead, PreAccount, PreState, to_revm};
-use crate::tx::{BlockTx, tx_env};
+use crate::tx::BlockTx;
 use alloy_consensus::{Block, Transaction};
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
 use alloy_primitives::{Address, B256, U256, map::HashMap};
+use parking_lot::Mutex;
 use revm::bytecode::Bytecode;
-use revm::context::{BlockEnv, CfgEnv};
-use revm::database::{Database, DatabaseRef};
+use revm::database::DatabaseRef;
 use revm::state::AccountInfo as RevmAccountInfo;
-use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
 use std::collections::BTreeSet;
 
 /// Slots of the EIP-4788 ring buffer (timestamps, then roots).
@@ -46,6 +53,8 @@ pub struct Prefetched<D> {
     codes: HashMap<B256, Bytecode>,
     /// Discovery rounds that loaded something.
     rounds: usize,
+    /// Discovery's final runs, until the parallel executor takes them.
+    runs: Mutex<Option<SpeculativeRuns>>,
 }
 
 /// What a prefetch read.
@@ -60,6 +69,36 @@ pub struct PrefetchStats {
 /// Most discovery rounds [`Prefetched::discover`] runs.
 pub const DISCOVERY_ROUNDS_MAX: usize = 4;
 
+/// What `block` names that a transaction or the block's own state changes
+/// will read: the senders, recipients, fee recipient, access lists,
+/// withdrawal recipients and the EIP-4788 slots.
+fn named(block: &Block<BlockTx>, senders: &[Address]) -> (Vec<Address>, BTreeSet<(Address, B256)>) {
+    let header = &block.header;
+    let mut addresses: BTreeSet<Address> = senders.iter().copied().collect();
+    addresses.insert(header.beneficiary);
+    let mut slots: BTreeSet<(Address, B256)> = BTreeSet::new();
+    for tx in &block.body.transactions {
+        if let Some(to) = tx.to() {
+            addresses.insert(to);
+        }
+        for item in tx.access_list().map(|list| list.0.as_slice()).unwrap_or_default() {
+            addresses.insert(item.address);
+            slots.extend(item.storage_keys.iter().map(|key| (item.address, *key)));
+        }
+    }
+    for withdrawal in block.body.withdrawals.iter().flat_map(|w| w.iter()) {
+        addresses.insert(withdrawal.address);
+    }
+    if header.parent_beacon_block_root.is_some() {
+        addresses.insert(BEACON_ROOTS_ADDRESS);
+        let index = header.timestamp % HISTORY_BUFFER_LENGTH;
+        for slot in [index, index + HISTORY_BUFFER_LENGTH] {
+            slots.insert((BEACON_ROOTS_ADDRESS, B256::from(U256::from(slot))));
+        }
+    }
+    (addresses.into_iter().collect(), slots)
+}
+
 impl<D: PreState> Prefetched<D> {
     /// Reads, in two batches (accounts, then slots), everything `block`
     /// names that a transaction or the block's own state changes will read,
@@ -70,33 +109,69 @@ impl<D: PreState> Prefetched<D> {
         block: &Block<BlockTx>,
         senders: &[Address],
     ) -> Result<Self, StateError> {
-        let header = &block.header;
-        let mut addresses: BTreeSet<Address> = senders.iter().copied().collect();
-        addresses.insert(header.beneficiary);
-        let mut slots: BTreeSet<(Address, B256)> = BTreeSet::new();
-        for tx in &block.body.transactions {
-            if let Some(to) = tx.to() {
-                addresses.insert(to);
-            }
-            for item in tx.access_list().map(|list| list.0.as_slice()).unwrap_or_default() {
-                addresses.insert(item.address);
-                slots.extend(item.storage_keys.iter().map(|key| (item.address, *key)));
-            }
-        }
-        for withdrawal in block.body.withdrawals.iter().flat_map(|w| w.iter()) {
-            addresses.insert(withdrawal.address);
-        }
-        if header.parent_beacon_block_root.is_some() {
-            addresses.insert(BEACON_ROOTS_ADDRESS);
-            let index = header.timestamp % HISTORY_BUFFER_LENGTH;
-            for slot in [index, index + HISTORY_BUFFER_LENGTH] {
-                slots.insert((BEACON_ROOTS_ADDRESS, B256::from(U256::from(slot))));
-            }
-        }
-        let addresses: Vec<Address> = addresses.into_iter().collect();
+        let (addresses, slots) = named(block, senders);
         let read = snapshot.accounts_batch(&addresses)?;
-        let accounts: HashMap<Address, Option<PreAccount>> =
-            addresses.into_iter().zip(read).collect();
+        let accounts = addresses.into_iter().zip(read).collect();
+        Self::load_slots(inner, snapshot, accounts, slots)
+    }
+
+    /// [`load`](Self::load) on `threads` threads: the accounts `inner`
+    /// holds in memory (its cache, without I/O) are read there, split
+    /// across the threads, and only the others go into the batch. On one
+    /// thread this is `load`: a walk of the cached levels before the batch
+    /// would cost a cold account twice.
+    pub fn load_on(
+        inner: D,
+        snapshot: &impl BatchRead,
+        block: &Block<BlockTx>,
+        senders: &[Address],
+        threads: usize,
+    ) -> Result<Self, StateError>
+    where
+        D: Sync,
+    {
+        if threads <= 1 {
+            return Self::load(inner, snapshot, block, senders);
+        }
+        let (addresses, slots) = named(block, senders);
+        let part = addresses.len().div_ceil(threads).max(1);
+        let resident: Vec<Option<Option<PreAccount>>> = std::thread::scope(|scope| {
+            let inner = &inner;
+            let handles: Vec<_> = addresses
+                .chunks(part)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter().map(|a| inner.resident_account(*a)).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut accounts: HashMap<Address, Option<PreAccount>> = HashMap::default();
+        let mut missing = Vec::new();
+        for (address, found) in addresses.into_iter().zip(resident) {
+            match found {
+                Some(account) => {
+                    accounts.insert(address, account);
+                }
+                None => missing.push(address),
+            }
+        }
+        let read = snapshot.accounts_batch(&missing)?;
+        accounts.extend(missing.into_iter().zip(read));
+        Self::load_slots(inner, snapshot, accounts, slots)
+    }
+
+    /// Reads the named slots of accounts that have storage, in one batch.
+    fn load_slots(
+        inner: D,
+        snapshot: &impl BatchRead,
+        accounts: HashMap<Address, Option<PreAccount>>,
+        slots: BTreeSet<(Address, B256)>,
+    ) -> Result<Self, StateError> {
         // A slot of an account that does not exist, or has no storage, is
         // zero without a read.
         let slots: Vec<(Address, B256)> = slots
@@ -111,7 +186,14 @@ impl<D: PreState> Prefetched<D> {
             .zip(values)
             .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value))
             .collect();
-        Ok(Prefetched { inner, accounts, slots, codes: HashMap::default(), rounds: 0 })
+        Ok(Prefetched {
+            inner,
+            accounts,
+            slots,
+            codes: HashMap::default(),
+            rounds: 0,
+            runs: Mutex::new(None),
+        })
     }
 
     /// How much the prefetch read.
@@ -126,9 +208,11 @@ impl<D: PreState> Prefetched<D> {
     /// Runs every transaction of `block` over what is loaded (each over the
     /// pre-state, on `threads` threads), notes the accounts and slots they
     /// read that are not loaded, reads those from `snapshot` in one batch
-    /// each, and repeats while a round finds something, at most `rounds`
-    /// times ([`DISCOVERY_ROUNDS_MAX`] at most). Code the runs need is read
-    /// at once (a contract's code is needed to discover its slots).
+    /// each, and runs again the transactions that missed something, while a
+    /// round finds something, at most `rounds` times
+    /// ([`DISCOVERY_ROUNDS_MAX`] at most). Code the runs need is read at
+    /// once (a contract's code is needed to discover its slots). Each
+    /// transaction's final run is kept for the parallel executor.
     pub fn discover(
         &mut self,
         chain: &ChainSpec,
@@ -141,49 +225,26 @@ impl<D: PreState> Prefetched<D> {
     where
         D: Sync,
     {
-        let envs = BlockEnvs::new(chain, &block.header);
-        let mut cfg = envs.cfg.clone();
-        // Each run sees the pre-state, not the transactions before it: a
-        // sender's second transaction must still run.
-        cfg.disable_nonce_check = true;
-        let txs: Vec<(&BlockTx, Address)> =
-            block.body.transactions.iter().zip(senders.iter().copied()).collect();
-        if txs.is_empty() {
-            return Ok(());
-        }
-        let threads = threads.clamp(1, txs.len());
-        let chunk = txs.len().div_ceil(threads);
+        let env = DiscoveryEnv::new(chain, block);
+        let mut runs = SpeculativeRuns::new(block);
+        let mut todo: Vec<usize> = (0..block.body.transactions.len()).collect();
         for _ in 0..rounds.min(DISCOVERY_ROUNDS_MAX) {
-            let this = &*self;
-            let found: Vec<Result<Found, StateError>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = txs
-                    .chunks(chunk)
-                    .map(|part| {
-                        let (cfg, block_env) = (cfg.clone(), envs.block.clone());
-                        scope.spawn(move || this.discover_part(part, cfg, block_env))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
-            let mut all = Found::default();
-            for part in found {
-                let part = part?;
-                all.accounts.extend(part.accounts);
-                all.slots.extend(part.slots);
-                all.codes.extend(part.codes);
+            if todo.is_empty() {
+                break;
             }
-            self.codes.extend(all.codes);
-            if all.accounts.is_empty() && all.slots.is_empty() {
+            let round = runs.discover_round(&env, block, senders, &*self, &todo, threads)?;
+            self.codes.extend(round.codes);
+            for (slot, value) in round.slots_read {
+                self.slots.entry(slot).or_insert(value);
+            }
+            if round.accounts.is_empty() && round.slots.is_empty() {
                 break;
             }
             self.rounds += 1;
-            let addresses: Vec<Address> = all.accounts.into_iter().collect();
+            let addresses: Vec<Address> = round.accounts.into_iter().collect();
             let read = snapshot.accounts_batch(&addresses)?;
             self.accounts.extend(addresses.into_iter().zip(read));
-            let slots: Vec<(Address, B256)> = all
+            let slots: Vec<(Address, B256)> = round
                 .slots
                 .into_iter()
                 .filter(|(address, _)| {
@@ -198,97 +259,10 @@ impl<D: PreState> Prefetched<D> {
                     .zip(values)
                     .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)),
             );
+            todo = round.again;
         }
+        *self.runs.get_mut() = Some(runs);
         Ok(())
-    }
-
-    /// One thread's share of a discovery round.
-    fn discover_part(
-        &self,
-        txs: &[(&BlockTx, Address)],
-        cfg: CfgEnv,
-        block_env: BlockEnv,
-    ) -> Result<Found, StateError> {
-        let view = Discovery { loaded: self, found: Found::default(), error: None };
-        let mut evm =
-            Context::mainnet().with_db(view).with_block(block_env).with_cfg(cfg).build_mainnet();
-        for (tx, sender) in txs {
-            // A run that fails tells what it read before failing; that is
-            // all discovery wants.
-            let _ = evm.transact(tx_env(tx, *sender));
-        }
-        let view = evm.ctx.journaled_state.database;
-        match view.error {
-            Some(e) => Err(e),
-            None => Ok(view.found),
-        }
-    }
-}
-
-/// Reads a discovery round found missing, and code it loaded.
-#[derive(Default)]
-struct Found {
-    accounts: BTreeSet<Address>,
-    slots: BTreeSet<(Address, U256)>,
-    codes: HashMap<B256, Bytecode>,
-}
-
-/// A view over what a [`Prefetched`] has loaded that never reads triedb
-/// for accounts or slots: a read not loaded is noted and answered as
-/// absent (or zero).
-struct Discovery<'p, D> {
-    loaded: &'p Prefetched<D>,
-    found: Found,
-    /// A code read that failed (our storage, not the block).
-    error: Option<StateError>,
-}
-
-impl<D: PreState> Database for Discovery<'_, D> {
-    type Error = StateError;
-
-    fn basic(&mut self, address: Address) -> Result<Option<RevmAccountInfo>, StateError> {
-        match self.loaded.accounts.get(&address) {
-            Some(account) => Ok(account.map(|a| to_revm(a.info))),
-            None => {
-                self.found.accounts.insert(address);
-                Ok(None)
-            }
-        }
-    }
-
-    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
-        if let Some(code) = self.loaded.codes.get(&code_hash).or(self.found.codes.get(&code_hash)) {
-            return Ok(code.clone());
-        }
-        match self.loaded.inner.code_by_hash_ref(code_hash) {
-            Ok(code) => {
-                self.found.codes.insert(code_hash, code.clone());
-                Ok(code)
-            }
-            Err(e) => {
-                self.error.get_or_insert(e.clone());
-                Err(e)
-            }
-        }
-    }
-
-    fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
-        if let Some(value) = self.loaded.slots.get(&(address, index)) {
-            return Ok(*value);
-        }
-        match self.loaded.accounts.get(&address) {
-            // Absent, or without storage: zero, nothing to load.
-            Some(None) => Ok(U256::ZERO),
-            Some(Some(a)) if !a.has_storage => Ok(U256::ZERO),
-            _ => {
-                self.found.slots.insert((address, index));
-                Ok(U256::ZERO)
-            }
-        }
-    }
-
-    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
-        self.loaded.inner.block_hash_ref(number)
     }
 }
 
@@ -298,6 +272,29 @@ impl<D: PreState> PreState for Prefetched<D> {
             Some(account) => Ok(account.is_some_and(|a| a.has_storage)),
             None => self.inner.has_storage_ref(address),
         }
+    }
+
+    fn resident_account(&self, address: Address) -> Option<Option<PreAccount>> {
+        match self.accounts.get(&address) {
+            Some(account) => Some(*account),
+            None => self.inner.resident_account(address),
+        }
+    }
+
+    fn resident_storage(&self, address: Address, index: U256) -> Option<U256> {
+        if let Some(value) = self.slots.get(&(address, index)) {
+            return Some(*value);
+        }
+        match self.accounts.get(&address) {
+            // Absent, or without storage: zero.
+            Some(None) => Some(U256::ZERO),
+            Some(Some(a)) if !a.has_storage => Some(U256::ZERO),
+            _ => self.inner.resident_storage(address, index),
+        }
+    }
+
+    fn take_speculative_runs(&self) -> Option<SpeculativeRuns> {
+        self.runs.lock().take()
     }
 }
 

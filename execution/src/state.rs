@@ -53,11 +53,46 @@ pub trait PreState: DatabaseRef<Error = StateError> {
     /// empty root). Needed for EIP-7610: creating a contract at an address
     /// with storage is a collision, even without code or nonce.
     fn has_storage_ref(&self, address: Address) -> Result<bool, StateError>;
+
+    /// The account, if this view holds it in memory: a read that costs no
+    /// I/O, which a caller with other work to do (or a cache of its own)
+    /// reads here first. `Some(None)`: known absent. `None`: not held (ask
+    /// [`DatabaseRef::basic_ref`]).
+    fn resident_account(&self, _address: Address) -> Option<Option<PreAccount>> {
+        None
+    }
+
+    /// The slot, if this view holds it in memory (or knows it is zero, its
+    /// account being absent or without storage); see
+    /// [`resident_account`](Self::resident_account).
+    fn resident_storage(&self, _address: Address, _index: U256) -> Option<U256> {
+        None
+    }
+
+    /// Speculative runs of `block`'s transactions over this very state, made
+    /// ahead of execution (by [`crate::Prefetched::discover`]), for the
+    /// parallel executor to validate and commit instead of running the
+    /// transactions again. Taken once: a second call returns `None`.
+    fn take_speculative_runs(&self) -> Option<crate::parallel::SpeculativeRuns> {
+        None
+    }
 }
 
 impl<T: PreState + ?Sized> PreState for &T {
     fn has_storage_ref(&self, address: Address) -> Result<bool, StateError> {
         (**self).has_storage_ref(address)
+    }
+
+    fn resident_account(&self, address: Address) -> Option<Option<PreAccount>> {
+        (**self).resident_account(address)
+    }
+
+    fn resident_storage(&self, address: Address, index: U256) -> Option<U256> {
+        (**self).resident_storage(address, index)
+    }
+
+    fn take_speculative_runs(&self) -> Option<crate::parallel::SpeculativeRuns> {
+        (**self).take_speculative_runs()
     }
 }
 
@@ -139,6 +174,36 @@ impl PreState for SnapshotState<'_> {
             return Ok(known);
         }
         Ok(self.snapshot.account(&address)?.is_some_and(|acc| acc.storage_root != EMPTY_ROOT))
+    }
+
+    /// From the pending diffs, or from triedb's node cache without I/O. A
+    /// read that fails is not resident (the full read will report it).
+    fn resident_account(&self, address: Address) -> Option<Option<PreAccount>> {
+        match pending::account(self.pending, &address) {
+            Some(None) => return Some(None),
+            Some(Some(info)) => {
+                let has_storage = match pending::has_storage(self.pending, &address) {
+                    Some(known) => known,
+                    None => self
+                        .snapshot
+                        .account_if_cached(&address)
+                        .ok()??
+                        .is_some_and(|acc| acc.storage_root != EMPTY_ROOT),
+                };
+                return Some(Some(PreAccount { info, has_storage }));
+            }
+            None => {}
+        }
+        let account = self.snapshot.account_if_cached(&address).ok()??;
+        Some(account.map(pre_account))
+    }
+
+    fn resident_storage(&self, address: Address, index: U256) -> Option<U256> {
+        let slot = B256::from(index);
+        if let Some(value) = pending::storage(self.pending, &address, &slot) {
+            return Some(value);
+        }
+        self.snapshot.storage_if_cached(&address, &slot).ok()?
     }
 }
 

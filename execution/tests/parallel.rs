@@ -9,7 +9,10 @@
 //! many seeds and thread counts; blocks with an invalid transaction must be
 //! rejected with the same error. Plus the scheduler's behaviour on a
 //! conflict-free block (speculative runs validate) and a fully dependent one
-//! (the chain detector bounds the wasted runs).
+//! (the chain detector bounds the wasted runs). The same blocks also run
+//! over a prefetch whose discovery made the speculative runs
+//! ([`Prefetched::discover`]), with one discovery round (runs left for the
+//! executor) and with all of them.
 //!
 //! Every block executes over a real triedb version (under `target/test-dbs`).
 
@@ -111,12 +114,24 @@ struct Chain {
     keys: Vec<Key>,
 }
 
-fn chain() -> Chain {
-    let dir = wake_tests::temp_db_dir("execution-parallel");
-    let mut config = Config::new(dir.path().join("state.db"));
+fn db_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::new(dir.join("state.db"));
     config.cache_bytes = 4 << 20;
     config.chunk_bytes = 1 << 20;
-    let db = TrieDb::open(config).expect("open triedb");
+    config
+}
+
+/// `chain` with its database closed and opened again: nothing cached.
+fn reopened(chain: Chain) -> Chain {
+    let Chain { _dir, db, keys } = chain;
+    drop(db);
+    let db = TrieDb::open(db_config(_dir.path())).expect("reopen triedb");
+    Chain { _dir, db, keys }
+}
+
+fn chain() -> Chain {
+    let dir = wake_tests::temp_db_dir("execution-parallel");
+    let db = TrieDb::open(db_config(dir.path())).expect("open triedb");
     let keys: Vec<Key> = (1..=SENDERS).map(key).collect();
     let mut updates = StateUpdates::default();
     for k in &keys {
@@ -230,11 +245,41 @@ fn parallel(
     execute_block_parallel_with(&spec, block, &senders, state, config)
 }
 
+/// The parallel executor over a prefetch that ran `rounds` discovery
+/// rounds on the executor's threads: it commits discovery's runs.
+fn parallel_discovered(
+    chain: &Chain,
+    block: &Block<BlockTx>,
+    config: ParallelConfig,
+    rounds: usize,
+) -> Result<(BlockOutcome, ParallelStats), BlockError> {
+    let spec = ChainSpec::single(CHAIN_ID, SpecId::CANCUN);
+    let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, 1).expect("senders");
+    let snapshot = chain.db.snapshot(0).expect("snapshot");
+    let hashes = BTreeMap::new();
+    let view = SnapshotState::new(&snapshot, &hashes);
+    let mut prefetched = Prefetched::load(view, &snapshot, block, &senders).expect("load");
+    prefetched
+        .discover(&spec, block, &senders, &snapshot, rounds, config.threads)
+        .expect("discover");
+    execute_block_parallel_with(&spec, block, &senders, &prefetched, config)
+}
+
 /// Serial and parallel agree on `block` under `config`: same receipts,
 /// diff and root, or the same rejection.
 fn assert_same(chain: &Chain, block: &Block<BlockTx>, config: ParallelConfig, seed: u64) {
+    check_same(chain, block, config, seed, parallel(chain, block, config));
+}
+
+/// `got` (a parallel run of `block` under `config`) agrees with serial.
+fn check_same(
+    chain: &Chain,
+    block: &Block<BlockTx>,
+    config: ParallelConfig,
+    seed: u64,
+    got: Result<(BlockOutcome, ParallelStats), BlockError>,
+) {
     let expected = serial(chain, block);
-    let got = parallel(chain, block, config);
     match (expected, got) {
         (Ok(expected), Ok((got, stats))) => {
             assert_eq!(got.receipts, expected.receipts, "seed {seed} {config:?}: receipts");
@@ -268,6 +313,7 @@ fn random_conflicting_blocks_match_serial() {
         ParallelConfig { threads: 1, always_speculate: true },
     ];
     let mut succeeded = 0;
+    let mut discovered = 0;
     for seed in 0..160u64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let count = rng.random_range(2..80);
@@ -277,7 +323,17 @@ fn random_conflicting_blocks_match_serial() {
         for config in configs {
             assert_same(&chain, &block, config, seed);
         }
+        for rounds in [1, 4] {
+            let config = ParallelConfig::new(2);
+            let got = parallel_discovered(&chain, &block, config, rounds);
+            if let Ok((_, stats)) = &got {
+                discovered += stats.discovered;
+            }
+            check_same(&chain, &block, config, seed, got);
+        }
     }
+    // Discovery's runs were used, not only made.
+    assert!(discovered > 1_000, "{discovered} runs taken from discovery");
     // The generator is not vacuous: most blocks are valid, some are not.
     assert!((100..160).contains(&succeeded), "{succeeded} of 160 blocks valid");
 }
@@ -307,23 +363,93 @@ fn every_kind_of_transaction_succeeds_somewhere() {
     assert!(storage[&B256::ZERO] > U256::from(1), "hot slot incremented");
 }
 
-#[test]
-fn conflict_free_block_commits_speculative_runs() {
-    let chain = chain();
-    // Each sender pays a distinct fresh address; the fee recipient is not
-    // touched by any transaction.
-    let txs = (0..SENDERS)
+/// Each sender pays a distinct fresh address; the fee recipient is not
+/// touched by any transaction.
+fn conflict_free_transfers(chain: &Chain) -> Vec<BlockTx> {
+    (0..SENDERS)
         .map(|s| {
             let to = TxKind::Call(Address::with_last_byte(s + 1));
             tx(&chain.keys[usize::from(s)], 0, to, U256::from(1_000), vec![], 21_000)
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn conflict_free_block_commits_speculative_runs() {
+    let chain = chain();
+    let txs = conflict_free_transfers(&chain);
     let block = block_of(Address::repeat_byte(0xee), txs);
     let config = ParallelConfig { threads: 2, always_speculate: true };
     let (_, stats) = parallel(&chain, &block, config).expect("valid block");
     assert_eq!(stats.validated, SENDERS as usize, "{stats:?}: every run validates");
     assert_eq!(stats.aborted, 0, "{stats:?}");
     assert_same(&chain, &block, config, 0);
+}
+
+#[test]
+fn conflict_free_block_is_executed_by_discovery() {
+    let chain = chain();
+    let txs = conflict_free_transfers(&chain);
+    let block = block_of(Address::repeat_byte(0xee), txs);
+    let config = ParallelConfig::new(2);
+    let (_, stats) = parallel_discovered(&chain, &block, config, 4).expect("valid block");
+    let all = SENDERS as usize;
+    assert_eq!(stats.discovered, all, "{stats:?}: every transaction ran in discovery");
+    assert_eq!((stats.validated, stats.exact, stats.aborted), (all, 0, 0), "{stats:?}");
+    check_same(&chain, &block, config, 0, parallel_discovered(&chain, &block, config, 4));
+}
+
+/// A sender's later transactions run in discovery without the nonce check
+/// (to find their reads) and are not kept; the counter's calls all read
+/// its hot slot, so all but the first fail validation and run again.
+#[test]
+fn discovery_runs_that_cannot_stand_are_not_used() {
+    let chain = chain();
+    let mut txs: Vec<BlockTx> = (0..4)
+        .map(|nonce| tx(&chain.keys[0], nonce, TxKind::Call(COUNTER), U256::ZERO, vec![], 90_000))
+        .collect();
+    txs.extend((1..4).map(|s| {
+        tx(&chain.keys[s], 0, TxKind::Call(COUNTER), U256::ZERO, vec![s as u8; 32], 90_000)
+    }));
+    let block = block_of(Address::repeat_byte(0xee), txs);
+    let config = ParallelConfig::new(2);
+    let (_, stats) = parallel_discovered(&chain, &block, config, 4).expect("valid block");
+    assert_eq!(stats.discovered, 4, "{stats:?}: the first sender's nonce 0 and three others");
+    assert_eq!(stats.validated, 1, "{stats:?}: only the first reads the counter unchanged");
+    assert_eq!(stats.validated + stats.exact, 7, "{stats:?}");
+    check_same(&chain, &block, config, 0, parallel_discovered(&chain, &block, config, 4));
+}
+
+/// Runs are handed over once, and only for the block they were made for.
+#[test]
+fn discovery_runs_serve_only_their_block_once() {
+    let chain = chain();
+    let spec = ChainSpec::single(CHAIN_ID, SpecId::CANCUN);
+    let txs = conflict_free_transfers(&chain);
+    let block = block_of(Address::repeat_byte(0xee), txs.clone());
+    let other_header = block_of(Address::repeat_byte(0xef), txs.clone());
+    let reordered = block_of(Address::repeat_byte(0xee), txs.into_iter().rev().collect());
+    let snapshot = chain.db.snapshot(0).expect("snapshot");
+    let hashes = BTreeMap::new();
+    let config = ParallelConfig::new(2);
+    let senders = |b: &Block<BlockTx>| recover_senders(&b.body.transactions, SpecId::CANCUN, 1);
+    for (target, expect_discovered) in
+        [(&block, SENDERS as usize), (&other_header, 0), (&reordered, 0)]
+    {
+        let view = SnapshotState::new(&snapshot, &hashes);
+        let found = senders(&block).expect("senders");
+        let mut prefetched = Prefetched::load(view, &snapshot, &block, &found).expect("load");
+        prefetched.discover(&spec, &block, &found, &snapshot, 4, 2).expect("discover");
+        let target_senders = senders(target).expect("senders");
+        let first =
+            execute_block_parallel_with(&spec, target, &target_senders, &prefetched, config);
+        assert_eq!(first.as_ref().map(|(_, s)| s.discovered).ok(), Some(expect_discovered));
+        check_same(&chain, target, config, 0, first);
+        let again =
+            execute_block_parallel_with(&spec, target, &target_senders, &prefetched, config);
+        assert_eq!(again.as_ref().map(|(_, s)| s.discovered).ok(), Some(0), "taken once");
+        check_same(&chain, target, config, 0, again);
+    }
 }
 
 #[test]
@@ -350,11 +476,18 @@ fn dependent_chain_is_detected_and_matches_serial() {
 }
 
 /// Discovery runs find the slots only running a contract reveals (here the
-/// counter's `slot[calldata]`), load them in a batch, and change nothing:
-/// serial and parallel over the discovered prefetch match serial without.
+/// counter's `slot[calldata]`), load them (in a batch when they are not in
+/// triedb's cache, at once when they are), and change nothing: serial and
+/// parallel over the discovered prefetch match serial without.
 #[test]
 fn discovery_prefetch_finds_contract_slots_and_changes_nothing() {
-    let chain = chain();
+    for cold in [true, false] {
+        let chain = if cold { reopened(chain()) } else { chain() };
+        discovery_finds_contract_slots(&chain, cold);
+    }
+}
+
+fn discovery_finds_contract_slots(chain: &Chain, cold: bool) {
     let keys = [B256::with_last_byte(5), B256::with_last_byte(6), B256::with_last_byte(7)];
     let txs = (0..SENDERS as usize)
         .map(|s| {
@@ -374,7 +507,8 @@ fn discovery_prefetch_finds_contract_slots_and_changes_nothing() {
     let stats = prefetched.stats();
     // Slot 0 (the hot counter) and the three `slot[calldata]`.
     assert_eq!(stats.slots, loaded.slots + 4, "{stats:?}");
-    assert_eq!(stats.discovery_rounds, 1, "one round finds them, the next finds nothing new");
+    let rounds = usize::from(cold);
+    assert_eq!(stats.discovery_rounds, rounds, "cold {cold}: one batch round, or none if cached");
     let before = chain.db.stats();
     for key in keys.iter().chain([&B256::ZERO]) {
         let index = U256::from_be_bytes(key.0);
@@ -383,7 +517,7 @@ fn discovery_prefetch_finds_contract_slots_and_changes_nothing() {
     let after = chain.db.stats();
     assert_eq!(after.cache_hits + after.cache_misses, before.cache_hits + before.cache_misses);
 
-    let expected = serial(&chain, &block).expect("valid block");
+    let expected = serial(chain, &block).expect("valid block");
     let (got, _) =
         execute_block_parallel_with(&spec, &block, &senders, &prefetched, ParallelConfig::new(2))
             .expect("parallel over the prefetch");

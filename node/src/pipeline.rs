@@ -440,7 +440,8 @@ impl BlockExecutor {
         // The senders' nonces for `keep_next_nonces` come from this load.
         let prefetch_error = |source| PipelineError::Prefetch { height, source };
         let named = candidate(txs);
-        let mut state = Prefetched::load(base, &base, &named, &senders).map_err(prefetch_error)?;
+        let mut state = Prefetched::load_on(base, &base, &named, &senders, self.threads)
+            .map_err(prefetch_error)?;
         let (txs, mut senders) =
             keep_next_nonces(named.body.transactions, senders, &state).map_err(prefetch_error)?;
         let block = candidate(txs);

@@ -177,6 +177,8 @@ pub(crate) struct CommitCtx<'a> {
     pub fresh: Vec<(Loc, Fresh)>,
     /// Cache fresh nodes this close to a root (the always-hot upper levels).
     pub fresh_depth: usize,
+    /// Keep fresh bottom nodes decoded, not as records (the cache has room).
+    pub fresh_decoded: bool,
     /// Segments of old chunks read for compaction.
     pub segments: HashMap<(u32, u32), AlignedBuf>,
     /// Segment buffers to read into again.
@@ -322,8 +324,8 @@ impl CommitCtx<'_> {
                 // within `fresh_depth` of the root and are still in `fresh`.
                 let gone = Error::InvalidValue("a node this commit wrote is no longer in memory");
                 match self.fresh.iter().rev().find(|(loc, _)| *loc == stored.loc) {
-                    Some((_, Fresh::Inner(node))) => Ok((**node).clone()),
-                    Some((_, Fresh::Bottom(record))) => Node::decode_record(record).ok_or(gone),
+                    Some((_, Fresh::Node(node))) => Ok((**node).clone()),
+                    Some((_, Fresh::Record(record))) => Node::decode_record(record).ok_or(gone),
                     None => Err(gone),
                 }
             }
@@ -910,8 +912,8 @@ impl CommitCtx<'_> {
         if depth >= self.fresh_depth {
             return;
         }
-        if !node.holds_leaves() {
-            self.fresh.push((loc, Fresh::Inner(Arc::new(node))));
+        if !node.holds_leaves() || self.fresh_decoded {
+            self.fresh.push((loc, Fresh::Node(Arc::new(node))));
             return;
         }
         let record: Arc<[u8]> = match body {
@@ -922,7 +924,7 @@ impl CommitCtx<'_> {
                 Arc::from(body)
             }
         };
-        self.fresh.push((loc, Fresh::Bottom(record)));
+        self.fresh.push((loc, Fresh::Record(record)));
     }
 }
 
@@ -946,11 +948,12 @@ fn children_min_chunk(node: &Node) -> u32 {
     }
 }
 
-/// A node a commit wrote, kept for the cache: inner nodes decoded, bottom
-/// nodes as their record (the forms the cache keeps them in).
+/// A node a commit wrote, kept for the cache in the form the cache keeps
+/// it in: decoded (inner nodes, and bottom nodes while the cache has room),
+/// or as its record (see [`NodeCache::insert_read`](crate::store::NodeCache::insert_read)).
 pub(crate) enum Fresh {
-    Inner(Arc<Node>),
-    Bottom(Arc<[u8]>),
+    Node(Arc<Node>),
+    Record(Arc<[u8]>),
 }
 
 /// Builds a fresh subtree from sorted, unique `(key, value)` items that all

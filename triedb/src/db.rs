@@ -211,7 +211,8 @@ impl Drop for Pin {
 
 /// How long `open` waits for a lock a just-killed process still holds.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-/// Cache freshly written nodes this many nibbles below a root.
+/// Cache freshly written nodes this many nibbles below a root (when the
+/// cache is filling up; see [`NodeCache::has_room`](crate::store::NodeCache::has_room)).
 const FRESH_CACHE_DEPTH: usize = 4;
 /// Compaction keeps the chunks between its floor and the start of the
 /// retained history (see [`compaction_due`]) within this multiple of the
@@ -499,6 +500,7 @@ impl TrieDb {
             true => (0, 0),
             false => (durable.chunk_hi() - 1, durable.head_offset),
         };
+        let room = shared.cache.has_room();
         let mut ctx = CommitCtx {
             shared,
             map,
@@ -510,7 +512,12 @@ impl TrieDb {
             nodes_compacted: 0,
             moved_bytes: 0,
             fresh: Vec::new(),
-            fresh_depth: FRESH_CACHE_DEPTH,
+            // With the cache less than half full (a state that fits in
+            // it), keeping every written node, decoded, costs nothing and
+            // saves the next block reading (or decoding) them again;
+            // otherwise only the upper levels.
+            fresh_depth: if room { usize::MAX } else { FRESH_CACHE_DEPTH },
+            fresh_decoded: room,
             segments: HashMap::new(),
             spare_segments: Vec::new(),
             scratch: Vec::new(),
@@ -588,8 +595,8 @@ impl TrieDb {
         writer.buf.bytes_written = 0;
         for (loc, node) in fresh {
             match node {
-                crate::commit::Fresh::Inner(node) => shared.cache.insert_inner(loc, node),
-                crate::commit::Fresh::Bottom(record) => shared.cache.insert_bottom(loc, record),
+                crate::commit::Fresh::Node(node) => shared.cache.insert_node(loc, node),
+                crate::commit::Fresh::Record(record) => shared.cache.insert_bottom(loc, record),
             }
         }
         shared.counters.nodes_compacted.fetch_add(nodes_compacted, Ordering::Relaxed);
@@ -796,6 +803,28 @@ impl Snapshot {
     pub fn storage(&self, address: &Address, slot: &B256) -> Result<U256> {
         let target = Target::Slot { slot_key: nibbles(keccak256(slot).as_slice()) };
         slot_from(self.get(self.record.account_root, account_key(address), target)?)
+    }
+
+    /// The account if every node on its path is in the cache (no I/O);
+    /// `None` otherwise. For a caller that has other work while a read
+    /// would wait: it notes the account for a batch instead.
+    pub fn account_if_cached(&self, address: &Address) -> Result<Option<Option<Account>>> {
+        let (root, key) = (self.record.account_root, account_key(address));
+        match read::get_cached(self.shared(), &self.map, root, key, Target::Value)? {
+            Some(value) => account_from(value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The slot if every node on its path is in the cache (no I/O); see
+    /// [`account_if_cached`](Self::account_if_cached).
+    pub fn storage_if_cached(&self, address: &Address, slot: &B256) -> Result<Option<U256>> {
+        let target = Target::Slot { slot_key: nibbles(keccak256(slot).as_slice()) };
+        let (root, key) = (self.record.account_root, account_key(address));
+        match read::get_cached(self.shared(), &self.map, root, key, target)? {
+            Some(value) => slot_from(value).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Contract code by hash.

@@ -45,11 +45,15 @@
 //! * **Our own cache, O_DIRECT, fixed budget.** The page cache is bypassed;
 //!   the node cache ([`Config::cache_bytes`]) keeps a tier for inner
 //!   nodes (up to three quarters of its budget, growing with what it
-//!   holds), so streams of cold leaves cannot evict them. Bottom nodes
-//!   are kept as their on-disk
-//!   record (~1.35 KiB for a bottom branch of ten accounts, against
-//!   ~2.4 KiB decoded) and decoded on a hit, so the budget covers more of
-//!   the state.
+//!   holds), so streams of cold leaves cannot evict them. Once the cache
+//!   is half full, bottom nodes are kept as their on-disk record
+//!   (~1.35 KiB for a bottom branch of ten accounts, against ~2.4 KiB
+//!   decoded) and decoded on a hit, so the budget covers more of the
+//!   state; below that (a state that fits) they are kept decoded, and a
+//!   commit caches every node it writes, so hits cost no decoding and the
+//!   next block reads nothing back. A lookup can also be asked to stay
+//!   off the device ([`Snapshot::storage_if_cached`]): an executor with
+//!   other work notes what is not cached for a batch instead.
 //! * **Our own io_uring ring**, bounded depth (default 32), no SQPOLL. A
 //!   batch runs one state machine per key; keys waiting on the same node
 //!   share one read. A large batch can be split across threads, a ring

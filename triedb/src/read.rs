@@ -208,6 +208,22 @@ pub(crate) fn get(
     }
 }
 
+/// [`get`] without I/O: `None` when a node on the way is not cached.
+pub(crate) fn get_cached(
+    shared: &Shared,
+    map: &ChunkMap,
+    root: Option<StoredRef>,
+    key: Vec<u8>,
+    target: Target,
+) -> Result<Option<Option<Value>>> {
+    let Some(root) = root else { return Ok(Some(None)) };
+    let mut walk = Walk::new(0, key, root, target);
+    match advance(shared, map, &mut walk, None, None)? {
+        Step::Done(value) => Ok(Some(value)),
+        Step::Need(_) => Ok(None),
+    }
+}
+
 struct InFlight {
     stored: StoredRef,
     offset: u64,

@@ -218,12 +218,24 @@ impl NodeCache {
     }
 
     /// Caches a node read from disk, with its record (see
-    /// [`Node::decode_with_record`]).
+    /// [`Node::decode_with_record`]). A bottom node is kept as its record
+    /// while the cache is filling up (more of them fit), decoded while it
+    /// has room (a state that fits: a hit then costs no decoding).
     pub fn insert_read(&self, loc: Loc, node: &Arc<Node>, record: Arc<[u8]>) {
         match node.holds_leaves() {
-            true => self.insert_bottom(loc, record),
-            false => self.insert_inner(loc, Arc::clone(node)),
+            true if !self.has_room() => self.insert_bottom(loc, record),
+            _ => self.insert_node(loc, Arc::clone(node)),
         }
+    }
+
+    /// Caches a decoded node: inner nodes in the inner tier, bottom nodes
+    /// in the lower one.
+    pub fn insert_node(&self, loc: Loc, node: Arc<Node>) {
+        if !node.holds_leaves() {
+            return self.insert_inner(loc, node);
+        }
+        let weight = node_weight(&node);
+        self.lower.insert(loc.key(), CachedNode { entry: Entry::Node(node), weight });
     }
 
     /// Caches a bottom node as its record.
@@ -268,6 +280,13 @@ impl NodeCache {
             self.lower.set_capacity(self.budget - grown);
             self.upper.set_capacity(grown);
         }
+    }
+
+    /// Whether less than half the budget is in use: a commit then caches
+    /// every node it writes, not only those near a root, since keeping them
+    /// evicts nothing.
+    pub fn has_room(&self) -> bool {
+        self.weight() < self.budget / 2
     }
 
     /// Bytes held.
