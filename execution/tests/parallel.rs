@@ -473,6 +473,13 @@ fn dependent_chain_is_detected_and_matches_serial() {
     }
     assert_same(&chain, &block, ParallelConfig::new(2), 0);
     assert_same(&chain, &block, ParallelConfig { threads: 2, always_speculate: true }, 0);
+    // Over discovery, only the first transaction's run can stand (the
+    // others ran with the sender's pre-state nonce); the chain detector
+    // takes over as without it.
+    let config = ParallelConfig::new(2);
+    let (_, stats) = parallel_discovered(&chain, &block, config, 4).expect("valid block");
+    assert_eq!(stats.discovered, 1, "{stats:?}");
+    check_same(&chain, &block, config, 0, parallel_discovered(&chain, &block, config, 4));
 }
 
 /// Discovery runs find the slots only running a contract reveals (here the

@@ -31,8 +31,8 @@
 //!   The serial and the parallel executor both execute every block, in
 //!   turns, over the same pre-state, so their ratio compares the same work.
 //!   The serial executor also runs without a prefetch (over cached state
-//!   its discovery runs may cost more than they save); the speedup is over
-//!   the better of its two.
+//!   its discovery runs may cost more than they save); the speedups are
+//!   given both like for like (prefetch on) and over its faster run.
 //! * **cold**: a large population (10M fillers, 2.5M token holders) with a
 //!   cache far below the data, reopened empty and warmed with random lookups
 //!   (the inner nodes a running node would hold). Each run uses its own
