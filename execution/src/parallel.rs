@@ -51,7 +51,9 @@
 //!   costs one serial run plus the overlay's locking, not two.
 //! * **Serial fallback:** blocks before Byzantium (their receipts need a
 //!   state root per transaction), blocks of one transaction, and runs with
-//!   one thread go to the serial executor. A transaction whose speculative
+//!   one thread and no runs from discovery go to the serial executor (with
+//!   discovery's runs, one thread validates and commits them: the block is
+//!   not executed twice). A transaction whose speculative
 //!   run self-destructed an account is always run again at its turn, so no
 //!   speculative self-destruct or redeploy is ever trusted.
 //! * **Shared read cache:** pre-state reads of speculative runs are cached
@@ -218,11 +220,19 @@ where
     let header = &block.header;
     let envs = BlockEnvs::new(chain, header);
     let always = config.always_speculate;
-    let serial = if config.threads <= 1 && !always {
+    // Discovery's runs are taken first: with them, one thread validates and
+    // commits them instead of executing the block again.
+    let pre_byzantium = !envs.spec.is_enabled_in(SpecId::BYZANTIUM);
+    let runs = match pre_byzantium {
+        true => None,
+        false => state.take_speculative_runs().map(|runs| runs.for_block(block)),
+    };
+    let has_runs = runs.as_ref().is_some_and(|runs| runs.iter().any(Option::is_some));
+    let serial = if config.threads <= 1 && !always && !has_runs {
         Some(SerialReason::OneThread)
     } else if block.body.transactions.len() < 2 && !always {
         Some(SerialReason::FewTransactions)
-    } else if !envs.spec.is_enabled_in(SpecId::BYZANTIUM) {
+    } else if pre_byzantium {
         Some(SerialReason::PreByzantium)
     } else {
         None
@@ -260,10 +270,7 @@ where
         shared.commit_tx(changes);
     }
 
-    let mut discovered = match state.take_speculative_runs() {
-        Some(runs) => runs.for_block(block),
-        None => Vec::new(),
-    };
+    let mut discovered = runs.unwrap_or_default();
     discovered.resize_with(txs, || None);
     let run = Run {
         chain_id: chain.chain_id,

@@ -137,6 +137,12 @@ impl<'a> SnapshotState<'a> {
         SnapshotState { ahead: Some(ahead), ..self }
     }
 
+    /// The committed account if cached (see [`Snapshot::account_if_cached`]).
+    fn account_if_cached(&self, address: &Address) -> Option<Option<Account>> {
+        let mut ahead = self.ahead.map(|ahead| ahead.lock());
+        self.snapshot.account_if_cached(address, ahead.as_deref_mut()).ok()?
+    }
+
     fn snapshot_accounts(
         &self,
         addresses: &[Address],
@@ -176,8 +182,10 @@ impl PreState for SnapshotState<'_> {
         Ok(self.snapshot.account(&address)?.is_some_and(|acc| acc.storage_root != EMPTY_ROOT))
     }
 
-    /// From the pending diffs, or from triedb's node cache without I/O. A
-    /// read that fails is not resident (the full read will report it).
+    /// From the pending diffs, or from triedb's node cache without I/O
+    /// (keeping the nodes walked for the commit when reading ahead, as a
+    /// batch would). A read that fails is not resident (the full read will
+    /// report it).
     fn resident_account(&self, address: Address) -> Option<Option<PreAccount>> {
         match pending::account(self.pending, &address) {
             Some(None) => return Some(None),
@@ -185,16 +193,14 @@ impl PreState for SnapshotState<'_> {
                 let has_storage = match pending::has_storage(self.pending, &address) {
                     Some(known) => known,
                     None => self
-                        .snapshot
-                        .account_if_cached(&address)
-                        .ok()??
+                        .account_if_cached(&address)?
                         .is_some_and(|acc| acc.storage_root != EMPTY_ROOT),
                 };
                 return Some(Some(PreAccount { info, has_storage }));
             }
             None => {}
         }
-        let account = self.snapshot.account_if_cached(&address).ok()??;
+        let account = self.account_if_cached(&address)?;
         Some(account.map(pre_account))
     }
 
@@ -203,7 +209,8 @@ impl PreState for SnapshotState<'_> {
         if let Some(value) = pending::storage(self.pending, &address, &slot) {
             return Some(value);
         }
-        self.snapshot.storage_if_cached(&address, &slot).ok()?
+        let mut ahead = self.ahead.map(|ahead| ahead.lock());
+        self.snapshot.storage_if_cached(&address, &slot, ahead.as_deref_mut()).ok()?
     }
 }
 

@@ -323,8 +323,8 @@ fn random_conflicting_blocks_match_serial() {
         for config in configs {
             assert_same(&chain, &block, config, seed);
         }
-        for rounds in [1, 4] {
-            let config = ParallelConfig::new(2);
+        for (threads, rounds) in [(2, 1), (2, 4), (1, 4)] {
+            let config = ParallelConfig::new(threads);
             let got = parallel_discovered(&chain, &block, config, rounds);
             if let Ok((_, stats)) = &got {
                 discovered += stats.discovered;
@@ -396,6 +396,11 @@ fn conflict_free_block_is_executed_by_discovery() {
     let all = SENDERS as usize;
     assert_eq!(stats.discovered, all, "{stats:?}: every transaction ran in discovery");
     assert_eq!((stats.validated, stats.exact, stats.aborted), (all, 0, 0), "{stats:?}");
+    check_same(&chain, &block, config, 0, parallel_discovered(&chain, &block, config, 4));
+    // One thread with discovery's runs commits them (no serial fallback).
+    let config = ParallelConfig::new(1);
+    let (_, stats) = parallel_discovered(&chain, &block, config, 4).expect("valid block");
+    assert_eq!((stats.threads, stats.serial, stats.discovered), (1, None, all), "{stats:?}");
     check_same(&chain, &block, config, 0, parallel_discovered(&chain, &block, config, 4));
 }
 

@@ -807,10 +807,16 @@ impl Snapshot {
 
     /// The account if every node on its path is in the cache (no I/O);
     /// `None` otherwise. For a caller that has other work while a read
-    /// would wait: it notes the account for a batch instead.
-    pub fn account_if_cached(&self, address: &Address) -> Result<Option<Option<Account>>> {
+    /// would wait: it notes the account for a batch instead. With `ahead`,
+    /// the nodes walked are kept for the commit, as a batch would keep them.
+    pub fn account_if_cached(
+        &self,
+        address: &Address,
+        ahead: Option<&mut ReadAhead>,
+    ) -> Result<Option<Option<Account>>> {
         let (root, key) = (self.record.account_root, account_key(address));
-        match read::get_cached(self.shared(), &self.map, root, key, Target::Value)? {
+        let keeping = ahead.map(|ahead| ahead.keeping(self));
+        match read::get_cached(self.shared(), &self.map, root, key, Target::Value, keeping)? {
             Some(value) => account_from(value).map(Some),
             None => Ok(None),
         }
@@ -818,10 +824,16 @@ impl Snapshot {
 
     /// The slot if every node on its path is in the cache (no I/O); see
     /// [`account_if_cached`](Self::account_if_cached).
-    pub fn storage_if_cached(&self, address: &Address, slot: &B256) -> Result<Option<U256>> {
+    pub fn storage_if_cached(
+        &self,
+        address: &Address,
+        slot: &B256,
+        ahead: Option<&mut ReadAhead>,
+    ) -> Result<Option<U256>> {
         let target = Target::Slot { slot_key: nibbles(keccak256(slot).as_slice()) };
         let (root, key) = (self.record.account_root, account_key(address));
-        match read::get_cached(self.shared(), &self.map, root, key, target)? {
+        let keeping = ahead.map(|ahead| ahead.keeping(self));
+        match read::get_cached(self.shared(), &self.map, root, key, target, keeping)? {
             Some(value) => slot_from(value).map(Some),
             None => Ok(None),
         }

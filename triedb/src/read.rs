@@ -208,17 +208,19 @@ pub(crate) fn get(
     }
 }
 
-/// [`get`] without I/O: `None` when a node on the way is not cached.
+/// [`get`] without I/O: `None` when a node on the way is not cached. With
+/// `keep`, the nodes walked are kept there too (and found there first).
 pub(crate) fn get_cached(
     shared: &Shared,
     map: &ChunkMap,
     root: Option<StoredRef>,
     key: Vec<u8>,
     target: Target,
+    mut keep: Option<Keeping<'_>>,
 ) -> Result<Option<Option<Value>>> {
     let Some(root) = root else { return Ok(Some(None)) };
     let mut walk = Walk::new(0, key, root, target);
-    match advance(shared, map, &mut walk, None, None)? {
+    match advance(shared, map, &mut walk, None, keep.as_mut())? {
         Step::Done(value) => Ok(Some(value)),
         Step::Need(_) => Ok(None),
     }

@@ -139,6 +139,10 @@ pub(crate) struct NodeCache {
     upper_capacity: AtomicU64,
     /// Bytes inserted into the inner tier since its weight was last checked.
     upper_inserted: AtomicU64,
+    /// Less than half the budget was in use when last weighed.
+    room: AtomicBool,
+    /// Bytes inserted since `room` was last worked out.
+    inserted_since_weighed: AtomicU64,
 }
 
 /// Smallest capacity of the inner tier.
@@ -185,6 +189,8 @@ impl NodeCache {
             budget: budget_bytes,
             upper_capacity: AtomicU64::new(upper_bytes),
             upper_inserted: AtomicU64::new(0),
+            room: AtomicBool::new(true),
+            inserted_since_weighed: AtomicU64::new(0),
         }
     }
 
@@ -235,18 +241,21 @@ impl NodeCache {
             return self.insert_inner(loc, node);
         }
         let weight = node_weight(&node);
+        self.inserted(weight);
         self.lower.insert(loc.key(), CachedNode { entry: Entry::Node(node), weight });
     }
 
     /// Caches a bottom node as its record.
     pub fn insert_bottom(&self, loc: Loc, record: Arc<[u8]>) {
         let weight = record.len() as u64 + RECORD_OVERHEAD;
+        self.inserted(weight);
         self.lower.insert(loc.key(), CachedNode { entry: Entry::Record(record), weight });
     }
 
     /// Caches an inner node (read, or written by a commit).
     pub fn insert_inner(&self, loc: Loc, node: Arc<Node>) {
         let weight = node_weight(&node);
+        self.inserted(weight);
         self.grow_upper(weight);
         self.upper.insert(loc.key(), CachedNode { entry: Entry::Node(node), weight });
     }
@@ -284,9 +293,19 @@ impl NodeCache {
 
     /// Whether less than half the budget is in use: a commit then caches
     /// every node it writes, not only those near a root, since keeping them
-    /// evicts nothing.
+    /// evicts nothing. Weighing takes every shard's lock, so the answer is
+    /// worked out again once per 1/64 of the budget inserted.
     pub fn has_room(&self) -> bool {
-        self.weight() < self.budget / 2
+        self.room.load(Ordering::Relaxed)
+    }
+
+    /// Counts `bytes` inserted; weighs the cache again when enough were.
+    fn inserted(&self, bytes: u64) {
+        let since = self.inserted_since_weighed.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if since >= (self.budget / 64).max(1) {
+            self.inserted_since_weighed.store(0, Ordering::Relaxed);
+            self.room.store(self.weight() < self.budget / 2, Ordering::Relaxed);
+        }
     }
 
     /// Bytes held.
