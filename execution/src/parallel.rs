@@ -58,9 +58,7 @@
 //!   speculative self-destruct or redeploy is ever trusted.
 //! * **Shared read cache:** pre-state reads of speculative runs are cached
 //!   for the whole block, so a transaction that runs again reads nothing
-//!   from triedb twice: the first, optimistic run is its prefetch. Reads the
-//!   pre-state answers from memory ([`PreState::resident_storage`]: the
-//!   prefetch, or triedb's node cache) skip that cache and its locks.
+//!   from triedb twice: the first, optimistic run is its prefetch.
 //! * **Discovery's runs are speculative runs:** the prefetch's discovery
 //!   ([`crate::Prefetched::discover`]) runs every transaction over the
 //!   pre-state until nothing it reads is missing. That last run is what
@@ -1170,8 +1168,8 @@ impl ReadCache {
 }
 
 /// A worker's view for revm: the committed overlay, then the pre-state
-/// (what it holds in memory, else through the shared cache). While
-/// `recording`, every read is logged with the value it returned.
+/// (through the shared cache; in discovery, only what it holds in memory).
+/// While `recording`, every read is logged with the value it returned.
 struct View<'s, 'a, D> {
     shared: &'s Shared<'a, D>,
     reads: Vec<Read>,
@@ -1207,28 +1205,33 @@ impl Missing {
 const MISSING_SLOT_GUESS: U256 = U256::from_limbs([0, 0, 0, 1 << 32]);
 
 impl<D: PreState + Sync> View<'_, '_, D> {
-    /// The account in the pre-state.
+    /// The account in the pre-state: in discovery, what the pre-state holds
+    /// in memory (else noted); otherwise through the shared read cache.
     fn base_account(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
-        if let Some(known) = self.shared.base.resident_account(address) {
-            return Ok(known.map(|account| account.info));
+        let Some(missing) = &mut self.discovery else {
+            return self.shared.base_account(address);
+        };
+        match self.shared.base.resident_account(address) {
+            Some(known) => Ok(known.map(|account| account.info)),
+            None => {
+                missing.accounts.push(address);
+                Ok(None)
+            }
         }
-        if let Some(missing) = &mut self.discovery {
-            missing.accounts.push(address);
-            return Ok(None);
-        }
-        self.shared.base_account(address)
     }
 
-    /// The slot in the pre-state.
+    /// The slot in the pre-state; see [`View::base_account`].
     fn base_storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
-        if let Some(known) = self.shared.base.resident_storage(address, index) {
-            return Ok(known);
+        let Some(missing) = &mut self.discovery else {
+            return self.shared.base_storage(address, index);
+        };
+        match self.shared.base.resident_storage(address, index) {
+            Some(known) => Ok(known),
+            None => {
+                missing.slots.push((address, index));
+                Ok(MISSING_SLOT_GUESS)
+            }
         }
-        if let Some(missing) = &mut self.discovery {
-            missing.slots.push((address, index));
-            return Ok(MISSING_SLOT_GUESS);
-        }
-        self.shared.base_storage(address, index)
     }
 }
 

@@ -99,6 +99,26 @@ fn named(block: &Block<BlockTx>, senders: &[Address]) -> (Vec<Address>, BTreeSet
     (addresses.into_iter().collect(), slots)
 }
 
+/// Reads `slots` in one batch, leaving out those of accounts known absent
+/// or without storage (zero, without a read).
+fn read_slots(
+    snapshot: &impl BatchRead,
+    accounts: &HashMap<Address, Option<PreAccount>>,
+    slots: impl IntoIterator<Item = (Address, B256)>,
+) -> Result<impl Iterator<Item = ((Address, U256), U256)>, StateError> {
+    let slots: Vec<(Address, B256)> = slots
+        .into_iter()
+        .filter(|(address, _)| {
+            accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
+        })
+        .collect();
+    let values = snapshot.storage_batch(&slots)?;
+    Ok(slots
+        .into_iter()
+        .zip(values)
+        .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)))
+}
+
 impl<D: PreState> Prefetched<D> {
     /// Reads, in two batches (accounts, then slots), everything `block`
     /// names that a transaction or the block's own state changes will read,
@@ -172,20 +192,7 @@ impl<D: PreState> Prefetched<D> {
         accounts: HashMap<Address, Option<PreAccount>>,
         slots: BTreeSet<(Address, B256)>,
     ) -> Result<Self, StateError> {
-        // A slot of an account that does not exist, or has no storage, is
-        // zero without a read.
-        let slots: Vec<(Address, B256)> = slots
-            .into_iter()
-            .filter(|(address, _)| {
-                accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
-            })
-            .collect();
-        let values = snapshot.storage_batch(&slots)?;
-        let slots = slots
-            .into_iter()
-            .zip(values)
-            .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value))
-            .collect();
+        let slots = read_slots(snapshot, &accounts, slots)?.collect();
         Ok(Prefetched {
             inner,
             accounts,
@@ -244,21 +251,9 @@ impl<D: PreState> Prefetched<D> {
             let addresses: Vec<Address> = round.accounts.into_iter().collect();
             let read = snapshot.accounts_batch(&addresses)?;
             self.accounts.extend(addresses.into_iter().zip(read));
-            let slots: Vec<(Address, B256)> = round
-                .slots
-                .into_iter()
-                .filter(|(address, _)| {
-                    self.accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
-                })
-                .map(|(address, index)| (address, B256::from(index)))
-                .collect();
-            let values = snapshot.storage_batch(&slots)?;
-            self.slots.extend(
-                slots
-                    .into_iter()
-                    .zip(values)
-                    .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)),
-            );
+            let slots = round.slots.into_iter().map(|(address, index)| (address, index.into()));
+            let read = read_slots(snapshot, &self.accounts, slots)?;
+            self.slots.extend(read);
             todo = round.again;
         }
         *self.runs.get_mut() = Some(runs);

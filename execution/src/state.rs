@@ -55,8 +55,8 @@ pub trait PreState: DatabaseRef<Error = StateError> {
     fn has_storage_ref(&self, address: Address) -> Result<bool, StateError>;
 
     /// The account, if this view holds it in memory: a read that costs no
-    /// I/O, which a caller with other work to do (or a cache of its own)
-    /// reads here first. `Some(None)`: known absent. `None`: not held (ask
+    /// I/O, which a caller with other work to do (discovery) reads here
+    /// instead of waiting. `Some(None)`: known absent. `None`: not held (ask
     /// [`DatabaseRef::basic_ref`]).
     fn resident_account(&self, _address: Address) -> Option<Option<PreAccount>> {
         None
