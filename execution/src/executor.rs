@@ -382,24 +382,24 @@ pub(crate) fn receipts_root(receipts: &[ReceiptEnvelope], threads: usize, min: u
             before.max(after) + 1
         })
         .collect();
-    let mut hashes: Vec<Option<B256>> = vec![None; n];
     let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        for ((keys, depths), out) in
-            keys.chunks(chunk).zip(depths.chunks(chunk)).zip(hashes.chunks_mut(chunk))
-        {
-            scope.spawn(move || {
-                let (mut value, mut rlp) = (Vec::new(), Vec::new());
-                for (((key, index), &depth), slot) in keys.iter().zip(depths).zip(out) {
-                    value.clear();
-                    receipts[*index].encode_2718(&mut value);
-                    rlp.clear();
-                    let path = key.slice(depth..);
-                    *slot = LeafNodeRef::new(&path, &value).rlp(&mut rlp).as_hash();
-                }
-            });
-        }
-    });
+    let parts: Vec<_> = keys.chunks(chunk).zip(depths.chunks(chunk)).collect();
+    let hashes: Vec<Option<B256>> = crate::workers::map(parts, |(keys, depths)| {
+        let (mut value, mut rlp) = (Vec::new(), Vec::new());
+        keys.iter()
+            .zip(depths)
+            .map(|((key, index), &depth)| {
+                value.clear();
+                receipts[*index].encode_2718(&mut value);
+                rlp.clear();
+                let path = key.slice(depth..);
+                LeafNodeRef::new(&path, &value).rlp(&mut rlp).as_hash()
+            })
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     let mut builder = HashBuilder::default();
     for (((key, _), depth), hash) in keys.iter().zip(depths).zip(hashes) {
         // A leaf under 32 bytes is inlined in its parent, not hashed. No

@@ -79,6 +79,7 @@ mod spec;
 mod state;
 mod tx;
 mod validate;
+mod workers;
 
 pub use eip7610::CreateCollisionGuard;
 pub use error::{BlockError, SpecError, StateError, TxError};

@@ -659,20 +659,12 @@ impl Pool {
                 .map(|_| raws.by_ref().take(chunk).collect())
                 .filter(|c: &Vec<Bytes>| !c.is_empty())
                 .collect();
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = chunks
-                    .into_iter()
-                    .map(|chunk| {
-                        scope.spawn(move || {
-                            chunk.into_iter().map(|raw| self.prepare(raw)).collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
+            crate::workers::map(chunks, |chunk| {
+                chunk.into_iter().map(|raw| self.prepare(raw)).collect::<Vec<_>>()
             })
+            .into_iter()
+            .flatten()
+            .collect()
         };
         self.insert_prepared_batch(origin, prepared)
     }

@@ -155,21 +155,14 @@ impl<D: PreState> Prefetched<D> {
         }
         let (addresses, slots) = named(block, senders);
         let part = addresses.len().div_ceil(threads).max(1);
-        let resident: Vec<Option<Option<PreAccount>>> = std::thread::scope(|scope| {
-            let inner = &inner;
-            let handles: Vec<_> = addresses
-                .chunks(part)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter().map(|a| inner.resident_account(*a)).collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
+        let inner_ref = &inner;
+        let resident: Vec<Option<Option<PreAccount>>> =
+            crate::workers::map(addresses.chunks(part).collect(), |part| {
+                part.iter().map(|a| inner_ref.resident_account(*a)).collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect();
         let mut accounts: HashMap<Address, Option<PreAccount>> = HashMap::default();
         let mut missing = Vec::new();
         for (address, found) in addresses.into_iter().zip(resident) {

@@ -2,8 +2,8 @@
 //! mapping onto revm's [`TxEnv`].
 //!
 //! Senders are recovered once, outside revm, with libsecp256k1 (5x faster
-//! than k256 here, see DESIGN.md), on scoped threads when a block has enough
-//! transactions to pay for them.
+//! than k256 here, see DESIGN.md), on the calling thread's helpers
+//! ([`crate::workers`]) when a block has enough transactions to pay for them.
 
 use crate::error::TxError;
 use alloy_consensus::transaction::SignerRecoverable;
@@ -22,8 +22,8 @@ pub type BlockTx = EthereumTxEnvelope<TxEip4844>;
 /// limit; in a block, size is bounded by gas instead).
 pub const TX_BYTES_MAX: usize = 128 * 1024;
 
-/// Fewest transactions per recovery thread: below this, spawning costs
-/// more than it saves (one recovery is ~40 µs).
+/// Fewest transactions per recovery thread: below this, handing a part to
+/// a helper costs more than it saves (one recovery is ~40 µs).
 const RECOVER_TXS_PER_THREAD_MIN: usize = 16;
 
 /// Decodes one EIP-2718 transaction (typed or legacy), refusing inputs over
@@ -70,35 +70,20 @@ pub fn recover_senders(
             .collect();
     }
     let chunk = txs.len().div_ceil(threads);
-    let mut senders = vec![Address::ZERO; txs.len()];
-    let mut first_error: Option<(usize, TxError)> = None;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
-            .chunks(chunk)
-            .zip(senders.chunks_mut(chunk))
+    let parts: Vec<(usize, &[BlockTx])> =
+        txs.chunks(chunk).enumerate().map(|(c, part)| (c * chunk, part)).collect();
+    // Each part stops at its first error; the block's is the lowest index.
+    let recovered = crate::workers::map(parts, |(first, part)| {
+        part.iter()
             .enumerate()
-            .map(|(c, (txs, out))| {
-                scope.spawn(move || -> Result<(), (usize, TxError)> {
-                    for (i, (tx, slot)) in txs.iter().zip(out.iter_mut()).enumerate() {
-                        *slot = recover_sender(tx, spec).map_err(|e| (c * chunk + i, e))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for handle in handles {
-            let result = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            if let Err(e) = result
-                && first_error.as_ref().is_none_or(|(i, _)| e.0 < *i)
-            {
-                first_error = Some(e);
-            }
-        }
+            .map(|(i, tx)| recover_sender(tx, spec).map_err(|e| (first + i, e)))
+            .collect::<Result<Vec<Address>, (usize, TxError)>>()
     });
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(senders),
+    let mut senders = Vec::with_capacity(txs.len());
+    for part in recovered {
+        senders.extend(part?);
     }
+    Ok(senders)
 }
 
 /// The revm transaction environment of `tx` sent by `sender`.

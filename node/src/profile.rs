@@ -4,7 +4,8 @@
 //! A profile (`hw-profiles/*.toml`) maps the roles of [`Role`] to core
 //! sets. A role's thread calls [`Profile::pin`] when it starts; the kernel
 //! affinity mask is set to the role's cores (`sched_setaffinity`), so
-//! threads the role spawns (the parallel executor's workers) inherit it.
+//! threads the role spawns (the parallel executor's workers: the helper
+//! pool the role's thread builds on first use) inherit it.
 //! A core that does not exist on the machine is a load error, not a silent
 //! no-op.
 //!
