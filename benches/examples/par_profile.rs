@@ -2,7 +2,9 @@
 //! discovery, over cached state) and executed again and again, serial and
 //! parallel: the bench's execution phase. Discovery's runs are what the
 //! parallel executor commits, so the two are timed together.
-//! `cargo run --release -p wake-benches --example par_profile -- [erc20|transfers] [serial|parallel|both] [iters]`
+//! With `nopf`, the block runs over the snapshot alone (no load, no
+//! discovery), as the bench's cached "prefetch off" rows do.
+//! `cargo run --release -p wake-benches --example par_profile -- [erc20|transfers] [serial|parallel|both] [iters] [nopf]`
 use std::collections::BTreeMap;
 use std::time::Instant;
 use wake_benches::exec_bench::{Executor, execute};
@@ -18,6 +20,7 @@ fn main() {
     };
     let which = args.get(2).cloned().unwrap_or_else(|| "both".into());
     let iters: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(50);
+    let no_prefetch = args.get(4).is_some_and(|a| a == "nopf");
     let threads = 2;
     let plan = RunPlan { kind, blocks: 1, txs_per_block: 2000, first_sender: 0, tag: 0 };
     let population = Population::new(7, 20_000, plan.senders_needed());
@@ -42,6 +45,28 @@ fn main() {
         state.discover(&chain, block, senders, &snapshot, DISCOVERY_ROUNDS_MAX, threads).unwrap();
         state
     };
+    if no_prefetch {
+        for executor in [Executor::Serial, Executor::Parallel] {
+            if which != "both" && which != executor.name() {
+                continue;
+            }
+            let mut times: Vec<f64> = (0..iters)
+                .map(|_| {
+                    let start = Instant::now();
+                    execute(executor, &chain, block, senders, base, threads).unwrap();
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{kind:?} {} without prefetch: median {:.2} ms, best {:.2} ms",
+                executor.name(),
+                times[iters / 2],
+                times[0]
+            );
+        }
+        return;
+    }
     if which == "both" {
         // Interleaved, so both see the same machine; medians.
         let (mut ser, mut par) = (Vec::new(), Vec::new());
