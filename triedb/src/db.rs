@@ -6,7 +6,7 @@ use crate::commit::{
 use crate::io::{FileStorage, IoBackend, IoBackendChoice, ReadEngine, Storage};
 use crate::meta::{self, Meta, VersionRecord};
 use crate::node::{AccountValue, StoredRef, Value, nibbles};
-use crate::read::{self, Keeping, Kept, Target};
+use crate::read::{self, Keeping, Kept, Target, TopNodes};
 use crate::store::{ChunkMap, Shared, WriterState};
 use crate::{
     Account, AccountProof, AccountUpdate, Error, Result, StateUpdates, StorageProof, VersionInfo,
@@ -154,6 +154,8 @@ pub struct Snapshot {
     pin: Arc<Pin>,
     record: VersionRecord,
     map: Arc<ChunkMap>,
+    /// The top of this version's account trie, shared by the clones.
+    top: Arc<TopNodes>,
 }
 
 /// The nodes batch lookups walked through, kept for a later commit that
@@ -457,7 +459,15 @@ impl TrieDb {
         let root = snapshot.record.account_root;
         let depth = shared.config.io_depth;
         let keeping = Keeping { nodes: &mut kept, cache: false };
-        read::get_many(shared, &snapshot.map, root, lookups, depth, Some(keeping))?;
+        read::get_many(
+            shared,
+            &snapshot.map,
+            Some(&snapshot.top),
+            root,
+            lookups,
+            depth,
+            Some(keeping),
+        )?;
         add_us(&shared.counters.commit_prefetch_us, started);
         let reads = crate::store::thread_device_reads() - reads_before;
         shared.counters.commit_prefetch_reads.fetch_add(reads, Ordering::Relaxed);
@@ -629,7 +639,8 @@ impl TrieDb {
     /// A view of a retained version.
     pub fn snapshot(&self, version: u64) -> Result<Snapshot> {
         let (record, map) = self.inner.pin(version).ok_or(Error::UnknownVersion(version))?;
-        Ok(Snapshot { pin: Arc::new(Pin { db: Arc::clone(&self.inner), version }), record, map })
+        let pin = Arc::new(Pin { db: Arc::clone(&self.inner), version });
+        Ok(Snapshot { pin, record, map, top: Arc::new(TopNodes::new()) })
     }
 
     /// Sizes and counters.
@@ -790,19 +801,20 @@ impl Snapshot {
         &self.pin.db
     }
 
-    fn get(&self, root: Option<StoredRef>, key: Vec<u8>, target: Target) -> Result<Option<Value>> {
-        read::get(self.shared(), &self.map, root, key, target)
+    /// One lookup from the account root.
+    fn get(&self, key: Vec<u8>, target: Target) -> Result<Option<Value>> {
+        read::get(self.shared(), &self.map, Some(&self.top), self.record.account_root, key, target)
     }
 
     /// One account, read synchronously (pread on a cache miss).
     pub fn account(&self, address: &Address) -> Result<Option<Account>> {
-        account_from(self.get(self.record.account_root, account_key(address), Target::Value)?)
+        account_from(self.get(account_key(address), Target::Value)?)
     }
 
     /// One storage slot (zero when absent).
     pub fn storage(&self, address: &Address, slot: &B256) -> Result<U256> {
         let target = Target::Slot { slot_key: nibbles(keccak256(slot).as_slice()) };
-        slot_from(self.get(self.record.account_root, account_key(address), target)?)
+        slot_from(self.get(account_key(address), target)?)
     }
 
     /// The account if every node on its path is in the cache (no I/O);
@@ -816,7 +828,8 @@ impl Snapshot {
     ) -> Result<Option<Option<Account>>> {
         let (root, key) = (self.record.account_root, account_key(address));
         let keeping = ahead.map(|ahead| ahead.keeping(self));
-        match read::get_cached(self.shared(), &self.map, root, key, Target::Value, keeping)? {
+        let top = Some(&*self.top);
+        match read::get_cached(self.shared(), &self.map, top, root, key, Target::Value, keeping)? {
             Some(value) => account_from(value).map(Some),
             None => Ok(None),
         }
@@ -833,7 +846,15 @@ impl Snapshot {
         let target = Target::Slot { slot_key: nibbles(keccak256(slot).as_slice()) };
         let (root, key) = (self.record.account_root, account_key(address));
         let keeping = ahead.map(|ahead| ahead.keeping(self));
-        match read::get_cached(self.shared(), &self.map, root, key, target, keeping)? {
+        match read::get_cached(
+            self.shared(),
+            &self.map,
+            Some(&self.top),
+            root,
+            key,
+            target,
+            keeping,
+        )? {
             Some(value) => slot_from(value).map(Some),
             None => Ok(None),
         }
@@ -841,7 +862,8 @@ impl Snapshot {
 
     /// Contract code by hash.
     pub fn code(&self, code_hash: &B256) -> Result<Option<Bytes>> {
-        match self.get(self.record.code_root, nibbles(code_hash.as_slice()), Target::Value)? {
+        let (shared, key) = (self.shared(), nibbles(code_hash.as_slice()));
+        match read::get(shared, &self.map, None, self.record.code_root, key, Target::Value)? {
             None => Ok(None),
             Some(Value::Raw(code)) => Ok(Some(Bytes::copy_from_slice(&code))),
             Some(Value::Account(_)) => Err(Error::InvalidValue("account in the code trie")),
@@ -910,6 +932,7 @@ impl Snapshot {
         mut keeping: Option<Keeping<'_>>,
     ) -> Result<Vec<Option<Value>>> {
         let (shared, map, root) = (self.shared(), &*self.map, self.record.account_root);
+        let top = Some(&*self.top);
         // One read in flight gains nothing from the ring, and costs more
         // than a pread: on the 2-core VM of benches/RESULTS.md a random
         // 4 KiB O_DIRECT read takes 58 µs through io_uring at depth 1
@@ -917,12 +940,12 @@ impl Snapshot {
         if keeping.is_none() && (depth <= 1 || lookups.len() == 1) {
             return lookups
                 .into_iter()
-                .map(|(key, target)| read::get(shared, map, root, key, target))
+                .map(|(key, target)| read::get(shared, map, top, root, key, target))
                 .collect();
         }
         let threads = shared.config.batch_threads.min(lookups.len() / BATCH_PART_MIN);
         if threads <= 1 {
-            return read::get_many(shared, map, root, lookups, depth, keeping);
+            return read::get_many(shared, map, top, root, lookups, depth, keeping);
         }
         let total = lookups.len();
         let part_len = total.div_ceil(threads);
@@ -940,7 +963,7 @@ impl Snapshot {
                     scope.spawn(move || {
                         let mut kept = Kept::new();
                         let keeping = cache.map(|cache| Keeping { nodes: &mut kept, cache });
-                        let values = read::get_many(shared, map, root, part, depth, keeping)?;
+                        let values = read::get_many(shared, map, top, root, part, depth, keeping)?;
                         Ok((values, kept))
                     })
                 })
@@ -980,7 +1003,7 @@ impl Snapshot {
 
     /// Raw mode read.
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.get(self.record.account_root, nibbles(key), Target::Value)? {
+        match self.get(nibbles(key), Target::Value)? {
             None => Ok(None),
             Some(Value::Raw(bytes)) => Ok(Some(bytes.to_vec())),
             Some(Value::Account(_)) => Err(Error::InvalidValue("account in a raw trie")),
@@ -1048,6 +1071,60 @@ mod tests {
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
         std::fs::create_dir_all(&base).unwrap();
         tempfile::tempdir_in(base).unwrap()
+    }
+
+    /// A snapshot's top nodes (see [`TopNodes`]) serve its later lookups
+    /// and only its own version's: two snapshots read in turns, of versions
+    /// whose top nodes all differ, each see their own values (synchronous,
+    /// resident-only and batched lookups alike), in a cache too small to
+    /// hold the tries.
+    #[test]
+    fn top_nodes_serve_their_own_version_only() {
+        let dir = test_dir();
+        let mut config = Config::new(dir.path().join("db"));
+        config.cache_bytes = 64 << 10;
+        let db = TrieDb::open(config).unwrap();
+        let addresses: Vec<Address> =
+            (0..2000u64).map(|i| Address::from_word(keccak256(i.to_be_bytes()))).collect();
+        let balances = |version: u64| move |i: usize| U256::from(version * 1_000_000 + i as u64);
+        for version in 1..=2u64 {
+            let mut updates = StateUpdates::default();
+            for (i, address) in addresses.iter().enumerate() {
+                let info = AccountInfo {
+                    nonce: version,
+                    balance: balances(version)(i),
+                    ..Default::default()
+                };
+                let storage = BTreeMap::from([(B256::with_last_byte(1), U256::from(version))]);
+                updates
+                    .accounts
+                    .insert(*address, AccountUpdate::Set { info, wipe_storage: false, storage });
+            }
+            db.commit(version, &updates).unwrap();
+        }
+        let snapshots = [db.snapshot(1).unwrap(), db.snapshot(2).unwrap()];
+        for round in 0..2 {
+            for (i, address) in addresses.iter().enumerate() {
+                for (version, snapshot) in (1..=2u64).zip(&snapshots) {
+                    let account = snapshot.account(address).unwrap().unwrap();
+                    assert_eq!(account.balance, balances(version)(i), "round {round}");
+                    let slot = snapshot.storage(address, &B256::with_last_byte(1)).unwrap();
+                    assert_eq!(slot, U256::from(version));
+                    if let Some(Some(cached)) = snapshot.account_if_cached(address, None).unwrap() {
+                        assert_eq!(cached.nonce, version);
+                    }
+                }
+            }
+        }
+        for (version, snapshot) in (1..=2u64).zip(&snapshots) {
+            let batch = snapshot.accounts(&addresses).unwrap();
+            for (i, account) in batch.iter().enumerate() {
+                assert_eq!(account.as_ref().unwrap().balance, balances(version)(i));
+            }
+            // At least the root and its 16 children (each over a hundred
+            // accounts, so stored, never embedded in the root's record).
+            assert!(snapshot.top.held() >= 17, "version {version}: {:?}", snapshot.top.held());
+        }
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::node::{Child, Node, StoredRef, Value};
 use crate::store::{ChunkMap, Shared, decode_in_pages, page_span};
 use crate::{Error, Result};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::ops::Deref;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 /// What a lookup is after.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ struct Walk {
     depth: usize,
     child: Child,
     target: Target,
+    /// Still in the trie it started in (the one a [`TopNodes`] is of).
+    in_first_trie: bool,
     /// The pages of this walk's last read: a child written next to its
     /// parent (the bottom of a subtree is packed into one page) is decoded
     /// from them without another read.
@@ -39,7 +42,89 @@ struct Walk {
 
 impl Walk {
     fn new(index: usize, key: Vec<u8>, root: StoredRef, target: Target) -> Walk {
-        Walk { index, key, depth: 0, child: Child::Stored(root), target, page: None }
+        Walk {
+            index,
+            key,
+            depth: 0,
+            child: Child::Stored(root),
+            target,
+            in_first_trie: true,
+            page: None,
+        }
+    }
+}
+
+/// Depths of a trie whose nodes a [`TopNodes`] holds: 0 (the root), 1 and 2.
+const TOP_DEPTH: usize = 3;
+
+/// The top of one snapshot's account trie (its root and the nodes at
+/// depths 1 and 2: 273 slots), filled by the walks that pass through it.
+///
+/// Every lookup walks these nodes. Through the node cache each level is a
+/// shard lock, a hash probe and a reference count written, and both cores
+/// write the same few cache lines (the root's above all) on every lookup.
+/// Here a walk finds a top node by its path with one atomic load and
+/// borrows it, writing nothing. A slot is keyed by the walk's path, which
+/// names one node in one version of the trie, and is checked against the
+/// node's location (unique for the life of the database), so a slot
+/// can never serve a node that is not the child the walk holds. It pins
+/// at most 273 inner nodes (a few hundred KiB) for the snapshot's life.
+pub(crate) struct TopNodes {
+    slots: Box<[OnceLock<TopNode>]>,
+}
+
+/// A top node and its location key.
+type TopNode = (u64, Arc<Node>);
+
+impl TopNodes {
+    pub fn new() -> Self {
+        let slots: usize = (0..TOP_DEPTH).map(|depth| 1 << (4 * depth)).sum();
+        TopNodes { slots: (0..slots).map(|_| OnceLock::new()).collect() }
+    }
+
+    /// The slot of the node at `depth` on the path `key` (nibbles).
+    fn slot(key: &[u8], depth: usize) -> Option<usize> {
+        let nibble = |i: usize| key.get(i).map(|&n| usize::from(n)).filter(|&n| n < 16);
+        match depth {
+            0 => Some(0),
+            1 => Some(1 + nibble(0)?),
+            2 => Some(17 + nibble(0)? * 16 + nibble(1)?),
+            _ => None,
+        }
+    }
+
+    fn get(&self, slot: usize, loc_key: u64) -> Option<&Arc<Node>> {
+        let (key, node) = self.slots.get(slot)?.get()?;
+        (*key == loc_key).then_some(node)
+    }
+
+    /// Slots filled.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.slots.iter().filter(|slot| slot.get().is_some()).count()
+    }
+
+    fn offer(&self, slot: usize, loc_key: u64, node: &Arc<Node>) {
+        if let Some(cell) = self.slots.get(slot) {
+            let _ = cell.set((loc_key, Arc::clone(node)));
+        }
+    }
+}
+
+/// A node in hand: borrowed from a [`TopNodes`], or owned.
+enum Held<'t> {
+    Top(&'t Arc<Node>),
+    Own(Arc<Node>),
+}
+
+impl Deref for Held<'_> {
+    type Target = Node;
+
+    fn deref(&self) -> &Node {
+        match self {
+            Held::Top(node) => node,
+            Held::Own(node) => node,
+        }
     }
 }
 
@@ -65,57 +150,47 @@ pub(crate) struct Keeping<'k> {
 fn advance(
     shared: &Shared,
     map: &ChunkMap,
+    top: Option<&TopNodes>,
     walk: &mut Walk,
     mut given: Option<Arc<Node>>,
     mut keep: Option<&mut Keeping<'_>>,
 ) -> Result<Step> {
     loop {
-        let node = match given.take() {
-            Some(node) => node,
-            None => match &walk.child {
-                Child::Stored(stored)
-                    if let Some(node) =
-                        keep.as_deref().and_then(|k| k.nodes.get(&stored.loc.key())) =>
-                {
-                    Arc::clone(node)
-                }
-                Child::Stored(stored) => match shared.cache.get(stored.loc, walk.depth) {
-                    Some(node) => {
-                        shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
-                        node
-                    }
-                    None => {
-                        shared.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
-                        let offset = map.offset(stored.loc)?;
-                        match &walk.page {
-                            Some((buf, start))
-                                if offset >= *start
-                                    && offset + u64::from(stored.loc.len)
-                                        <= start + buf.len() as u64 =>
-                            {
-                                decode(
-                                    shared,
-                                    stored.loc,
-                                    buf,
-                                    *start,
-                                    offset,
-                                    keep.as_deref().is_some_and(|k| !k.cache),
-                                )?
-                            }
-                            _ => return Ok(Step::Need(*stored)),
-                        }
-                    }
+        // This child's slot in the top of the trie, if it has one.
+        let top_slot = match (top, &walk.child) {
+            (Some(top), Child::Stored(stored)) if walk.in_first_trie => {
+                TopNodes::slot(&walk.key, walk.depth).map(|slot| (top, slot, stored.loc.key()))
+            }
+            _ => None,
+        };
+        let held = match given.take() {
+            Some(node) => Held::Own(node),
+            None => match top_slot.and_then(|(top, slot, key)| top.get(slot, key)) {
+                Some(node) => Held::Top(node),
+                None => match node_of(shared, map, walk, keep.as_deref())? {
+                    Some(node) => Held::Own(node),
+                    None => match &walk.child {
+                        Child::Stored(stored) => return Ok(Step::Need(*stored)),
+                        _ => unreachable!("only a stored child waits for a read"),
+                    },
                 },
-                Child::Inline(rlp) => Arc::new(Node::from_inline_rlp(rlp)?),
-                Child::Embedded { body, .. } => Arc::new(body.decode()?),
-                Child::Mem(_) => unreachable!("published tries hold no in-memory nodes"),
             },
         };
+        if let (Some((top, slot, key)), Held::Own(node)) = (top_slot, &held) {
+            top.offer(slot, key, node);
+        }
         if let (Some(keep), Child::Stored(stored)) = (keep.as_deref_mut(), &walk.child) {
-            keep.nodes.insert(stored.loc.key(), Arc::clone(&node));
+            match &held {
+                Held::Own(node) => {
+                    keep.nodes.insert(stored.loc.key(), Arc::clone(node));
+                }
+                Held::Top(node) => {
+                    keep.nodes.entry(stored.loc.key()).or_insert_with(|| Arc::clone(node));
+                }
+            }
         }
         let key = &walk.key[walk.depth..];
-        let found = match &*node {
+        let found = match &*held {
             Node::Leaf { path, value } => {
                 if key != &path[..] {
                     return Ok(Step::Done(None));
@@ -152,6 +227,7 @@ fn advance(
                 walk.depth = 0;
                 walk.child = Child::Stored(storage);
                 walk.target = Target::Value;
+                walk.in_first_trie = false;
             }
             (Target::Slot { .. }, Value::Raw(_)) => {
                 return Err(Error::InvalidValue("raw value in the account trie"));
@@ -159,6 +235,46 @@ fn advance(
             (Target::Value, _) => return Ok(Step::Done(Some(found))),
         }
     }
+}
+
+/// The node `walk.child` names, from `keep`, the cache, the walk's last
+/// pages or its own inline or embedded form; `None` when it must be read.
+fn node_of(
+    shared: &Shared,
+    map: &ChunkMap,
+    walk: &Walk,
+    keep: Option<&Keeping<'_>>,
+) -> Result<Option<Arc<Node>>> {
+    Ok(Some(match &walk.child {
+        Child::Stored(stored)
+            if let Some(node) = keep.and_then(|k| k.nodes.get(&stored.loc.key())) =>
+        {
+            Arc::clone(node)
+        }
+        Child::Stored(stored) => match shared.cache.get(stored.loc, walk.depth) {
+            Some(node) => {
+                shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                node
+            }
+            None => {
+                shared.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+                let offset = map.offset(stored.loc)?;
+                match &walk.page {
+                    Some((buf, start))
+                        if offset >= *start
+                            && offset + u64::from(stored.loc.len) <= start + buf.len() as u64 =>
+                    {
+                        let uncached = keep.is_some_and(|k| !k.cache);
+                        decode(shared, stored.loc, buf, *start, offset, uncached)?
+                    }
+                    _ => return Ok(None),
+                }
+            }
+        },
+        Child::Inline(rlp) => Arc::new(Node::from_inline_rlp(rlp)?),
+        Child::Embedded { body, .. } => Arc::new(body.decode()?),
+        Child::Mem(_) => unreachable!("published tries hold no in-memory nodes"),
+    }))
 }
 
 /// Decodes a node out of the pages read, caching it unless `uncached`:
@@ -182,6 +298,7 @@ fn decode(
 pub(crate) fn get(
     shared: &Shared,
     map: &ChunkMap,
+    top: Option<&TopNodes>,
     root: Option<StoredRef>,
     key: Vec<u8>,
     target: Target,
@@ -190,7 +307,7 @@ pub(crate) fn get(
     let mut walk = Walk::new(0, key, root, target);
     let mut given = None;
     loop {
-        match advance(shared, map, &mut walk, given.take(), None)? {
+        match advance(shared, map, top, &mut walk, given.take(), None)? {
             Step::Done(value) => return Ok(value),
             Step::Need(stored) => {
                 let offset = map.offset(stored.loc)?;
@@ -213,6 +330,7 @@ pub(crate) fn get(
 pub(crate) fn get_cached(
     shared: &Shared,
     map: &ChunkMap,
+    top: Option<&TopNodes>,
     root: Option<StoredRef>,
     key: Vec<u8>,
     target: Target,
@@ -220,7 +338,7 @@ pub(crate) fn get_cached(
 ) -> Result<Option<Option<Value>>> {
     let Some(root) = root else { return Ok(Some(None)) };
     let mut walk = Walk::new(0, key, root, target);
-    match advance(shared, map, &mut walk, None, keep.as_mut())? {
+    match advance(shared, map, top, &mut walk, None, keep.as_mut())? {
         Step::Done(value) => Ok(Some(value)),
         Step::Need(_) => Ok(None),
     }
@@ -240,6 +358,7 @@ struct InFlight {
 pub(crate) fn get_many(
     shared: &Shared,
     map: &ChunkMap,
+    top: Option<&TopNodes>,
     root: Option<StoredRef>,
     lookups: Vec<(Vec<u8>, Target)>,
     depth: usize,
@@ -261,7 +380,7 @@ pub(crate) fn get_many(
             while failure.is_none()
                 && let Some((mut walk, given)) = ready.pop_front()
             {
-                match advance(shared, map, &mut walk, given, keep.as_mut()) {
+                match advance(shared, map, top, &mut walk, given, keep.as_mut()) {
                     Ok(Step::Done(value)) => results[walk.index] = value,
                     Ok(Step::Need(stored)) => match in_flight.get_mut(&stored.loc.key()) {
                         Some(read) => read.waiters.push(walk),
