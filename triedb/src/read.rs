@@ -78,19 +78,25 @@ type TopNode = (u64, Arc<Node>);
 
 impl TopNodes {
     pub fn new() -> Self {
-        let slots: usize = (0..TOP_DEPTH).map(|depth| 1 << (4 * depth)).sum();
-        TopNodes { slots: (0..slots).map(|_| OnceLock::new()).collect() }
+        TopNodes { slots: (0..Self::level_start(TOP_DEPTH)).map(|_| OnceLock::new()).collect() }
     }
 
-    /// The slot of the node at `depth` on the path `key` (nibbles).
+    /// Slots of the levels above `depth`: 16^0 + ... + 16^(depth - 1).
+    fn level_start(depth: usize) -> usize {
+        (0..depth).map(|level| 1 << (4 * level)).sum()
+    }
+
+    /// The slot of the node at `depth` on the path `key` (nibbles): its
+    /// level's first slot plus the path's first `depth` nibbles in base 16.
     fn slot(key: &[u8], depth: usize) -> Option<usize> {
-        let nibble = |i: usize| key.get(i).map(|&n| usize::from(n)).filter(|&n| n < 16);
-        match depth {
-            0 => Some(0),
-            1 => Some(1 + nibble(0)?),
-            2 => Some(17 + nibble(0)? * 16 + nibble(1)?),
-            _ => None,
+        if depth >= TOP_DEPTH {
+            return None;
         }
+        let path = key.get(..depth)?;
+        let within = path
+            .iter()
+            .try_fold(0usize, |at, &nibble| (nibble < 16).then(|| at * 16 + usize::from(nibble)))?;
+        Some(Self::level_start(depth) + within)
     }
 
     fn get(&self, slot: usize, loc_key: u64) -> Option<&Arc<Node>> {
@@ -168,11 +174,8 @@ fn advance(
             None => match top_slot.and_then(|(top, slot, key)| top.get(slot, key)) {
                 Some(node) => Held::Top(node),
                 None => match node_of(shared, map, walk, keep.as_deref())? {
-                    Some(node) => Held::Own(node),
-                    None => match &walk.child {
-                        Child::Stored(stored) => return Ok(Step::Need(*stored)),
-                        _ => unreachable!("only a stored child waits for a read"),
-                    },
+                    Ok(node) => Held::Own(node),
+                    Err(stored) => return Ok(Step::Need(stored)),
                 },
             },
         };
@@ -238,14 +241,15 @@ fn advance(
 }
 
 /// The node `walk.child` names, from `keep`, the cache, the walk's last
-/// pages or its own inline or embedded form; `None` when it must be read.
+/// pages or its own inline or embedded form; `Err` with the stored child
+/// when it must be read.
 fn node_of(
     shared: &Shared,
     map: &ChunkMap,
     walk: &Walk,
     keep: Option<&Keeping<'_>>,
-) -> Result<Option<Arc<Node>>> {
-    Ok(Some(match &walk.child {
+) -> Result<std::result::Result<Arc<Node>, StoredRef>> {
+    Ok(Ok(match &walk.child {
         Child::Stored(stored)
             if let Some(node) = keep.and_then(|k| k.nodes.get(&stored.loc.key())) =>
         {
@@ -267,7 +271,7 @@ fn node_of(
                         let uncached = keep.is_some_and(|k| !k.cache);
                         decode(shared, stored.loc, buf, *start, offset, uncached)?
                     }
-                    _ => return Ok(None),
+                    _ => return Ok(Err(*stored)),
                 }
             }
         },
@@ -554,5 +558,31 @@ pub(crate) fn proof(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every node of the top levels has a slot of its own, in range; deeper
+    /// nodes and paths with a nibble out of range have none.
+    #[test]
+    fn top_slots_are_distinct_and_in_range() {
+        let top = TopNodes::new();
+        let mut seen = std::collections::HashSet::new();
+        for depth in 0..TOP_DEPTH {
+            for path in 0..1usize << (4 * depth) {
+                let key: Vec<u8> =
+                    (0..depth).rev().map(|i| ((path >> (4 * i)) & 15) as u8).collect();
+                let slot = TopNodes::slot(&key, depth).unwrap();
+                assert!(slot < top.slots.len());
+                assert!(seen.insert(slot), "depth {depth}, path {key:?}");
+            }
+        }
+        assert_eq!(seen.len(), top.slots.len());
+        assert_eq!(TopNodes::slot(&[1, 2, 3], TOP_DEPTH), None);
+        assert_eq!(TopNodes::slot(&[1, 16], 2), None);
+        assert_eq!(TopNodes::slot(&[1], 2), None);
     }
 }

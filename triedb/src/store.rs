@@ -145,6 +145,18 @@ pub(crate) struct NodeCache {
     inserted_since_weighed: AtomicU64,
 }
 
+/// Adds `bytes` to `counter`; true, with the counter reset, once it has
+/// reached `every`. For work that weighs the cache (every shard's lock),
+/// done once per so many bytes inserted rather than on every insert.
+fn due(counter: &AtomicU64, bytes: u64, every: u64) -> bool {
+    let since = counter.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    if since < every {
+        return false;
+    }
+    counter.store(0, Ordering::Relaxed);
+    true
+}
+
 /// Smallest capacity of the inner tier.
 const UPPER_MIN_BYTES: u64 = 1 << 20;
 
@@ -271,12 +283,9 @@ impl NodeCache {
         }
         // Weighing the tier takes every shard's lock: do it once per
         // sixteenth of its capacity inserted, not on every insert.
-        let since = self.upper_inserted.fetch_add(incoming, Ordering::Relaxed) + incoming;
-        if since < capacity / 16 {
-            return;
-        }
-        self.upper_inserted.store(0, Ordering::Relaxed);
-        if self.upper.weight() * 8 < capacity * 7 {
+        if !due(&self.upper_inserted, incoming, capacity / 16)
+            || self.upper.weight() * 8 < capacity * 7
+        {
             return;
         }
         let grown = capacity.saturating_mul(2).min(upper_max);
@@ -301,9 +310,7 @@ impl NodeCache {
 
     /// Counts `bytes` inserted; weighs the cache again when enough were.
     fn inserted(&self, bytes: u64) {
-        let since = self.inserted_since_weighed.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if since >= (self.budget / 64).max(1) {
-            self.inserted_since_weighed.store(0, Ordering::Relaxed);
+        if due(&self.inserted_since_weighed, bytes, (self.budget / 64).max(1)) {
             self.room.store(self.weight() < self.budget / 2, Ordering::Relaxed);
         }
     }
