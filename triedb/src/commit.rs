@@ -170,6 +170,9 @@ pub(crate) struct CommitCtx<'a> {
     pub compact_below: u32,
     pub added_bytes: u64,
     pub removed_bytes: u64,
+    /// Location keys of the stored nodes the new version no longer refers
+    /// to (changed or moved), to evict from the cache later.
+    pub replaced: Vec<u64>,
     pub nodes_compacted: u64,
     /// Bytes of nodes compaction wrote (moved, not changed).
     pub moved_bytes: u64,
@@ -395,6 +398,7 @@ impl CommitCtx<'_> {
     fn replaced(&mut self, child: &Child) {
         if let Child::Stored(stored) = child {
             self.removed_bytes += u64::from(stored.loc.len);
+            self.replaced.push(stored.loc.key());
         }
     }
 

@@ -127,6 +127,9 @@ pub struct Stats {
     pub device_reads: u64,
     /// Nodes copied forward by compaction since open.
     pub nodes_compacted: u64,
+    /// Cached nodes dropped because recent versions no longer refer to
+    /// them (replaced by a commit a few versions back), since open.
+    pub stale_evicted: u64,
     /// Time commits spent reading ahead (the overlapped prefetch), in µs.
     pub commit_prefetch_us: u64,
     /// Time commits spent applying updates, compacting, hashing and
@@ -519,6 +522,7 @@ impl TrieDb {
             compact_below,
             added_bytes: 0,
             removed_bytes: 0,
+            replaced: Vec::new(),
             nodes_compacted: 0,
             moved_bytes: 0,
             fresh: Vec::new(),
@@ -548,7 +552,15 @@ impl TrieDb {
             ctx.writer.finish(&*shared.storage)?;
             Ok(Staged::Keep(account_root, code_root))
         });
-        let CommitCtx { added_bytes, removed_bytes, nodes_compacted, moved_bytes, fresh, .. } = ctx;
+        let CommitCtx {
+            added_bytes,
+            removed_bytes,
+            replaced,
+            nodes_compacted,
+            moved_bytes,
+            fresh,
+            ..
+        } = ctx;
         add_us(&shared.counters.commit_apply_us, started);
         let reads = crate::store::thread_device_reads() - reads_before;
         shared.counters.commit_apply_reads.fetch_add(reads, Ordering::Relaxed);
@@ -631,7 +643,15 @@ impl TrieDb {
         }
         published.map = Arc::new(ChunkMap::from_meta(&working));
         published.meta = next;
+        drop(published);
         writer.meta = working;
+        writer.stale.push_back(replaced);
+        if writer.stale.len() > crate::store::STALE_AFTER_VERSIONS
+            && let Some(stale) = writer.stale.pop_front()
+        {
+            let evicted = shared.cache.evict(&stale);
+            shared.counters.stale_evicted.fetch_add(evicted, Ordering::Relaxed);
+        }
         tracing::trace!(version, added_bytes, removed_bytes, "committed");
         Ok(record.state_root)
     }
@@ -661,6 +681,7 @@ impl TrieDb {
             cache_misses: shared.counters.cache_misses.load(Ordering::Relaxed),
             device_reads: shared.counters.device_reads.load(Ordering::Relaxed),
             nodes_compacted: shared.counters.nodes_compacted.load(Ordering::Relaxed),
+            stale_evicted: shared.counters.stale_evicted.load(Ordering::Relaxed),
             commit_prefetch_us: shared.counters.commit_prefetch_us.load(Ordering::Relaxed),
             commit_apply_us: shared.counters.commit_apply_us.load(Ordering::Relaxed),
             commit_sync_us: shared.counters.commit_sync_us.load(Ordering::Relaxed),
@@ -1073,6 +1094,24 @@ mod tests {
         tempfile::tempdir_in(base).unwrap()
     }
 
+    /// Every account of `addresses` set to nonce `version`, balance
+    /// `balance(i)` and storage slot 1 holding `version`.
+    fn every_account_set(
+        addresses: &[Address],
+        version: u64,
+        balance: impl Fn(usize) -> U256,
+    ) -> StateUpdates {
+        let mut updates = StateUpdates::default();
+        for (i, address) in addresses.iter().enumerate() {
+            let info = AccountInfo { nonce: version, balance: balance(i), ..Default::default() };
+            let storage = BTreeMap::from([(B256::with_last_byte(1), U256::from(version))]);
+            updates
+                .accounts
+                .insert(*address, AccountUpdate::Set { info, wipe_storage: false, storage });
+        }
+        updates
+    }
+
     /// A snapshot's top nodes (see [`TopNodes`]) serve its later lookups
     /// and only its own version's: two snapshots read in turns, of versions
     /// whose top nodes all differ, each see their own values (synchronous,
@@ -1088,19 +1127,7 @@ mod tests {
             (0..2000u64).map(|i| Address::from_word(keccak256(i.to_be_bytes()))).collect();
         let balances = |version: u64| move |i: usize| U256::from(version * 1_000_000 + i as u64);
         for version in 1..=2u64 {
-            let mut updates = StateUpdates::default();
-            for (i, address) in addresses.iter().enumerate() {
-                let info = AccountInfo {
-                    nonce: version,
-                    balance: balances(version)(i),
-                    ..Default::default()
-                };
-                let storage = BTreeMap::from([(B256::with_last_byte(1), U256::from(version))]);
-                updates
-                    .accounts
-                    .insert(*address, AccountUpdate::Set { info, wipe_storage: false, storage });
-            }
-            db.commit(version, &updates).unwrap();
+            db.commit(version, &every_account_set(&addresses, version, balances(version))).unwrap();
         }
         let snapshots = [db.snapshot(1).unwrap(), db.snapshot(2).unwrap()];
         for round in 0..2 {
@@ -1124,6 +1151,53 @@ mod tests {
             // At least the root and its 16 children (each over a hundred
             // accounts, so stored, never embedded in the root's record).
             assert!(snapshot.top.held() >= 17, "version {version}: {:?}", snapshot.top.held());
+        }
+    }
+
+    /// The nodes a commit replaces leave the cache once newer versions
+    /// are published, so a state that fits in the cache keeps fitting
+    /// however many blocks rewrite it; an old retained version still reads
+    /// its own values (from disk).
+    #[test]
+    fn replaced_nodes_leave_the_cache() {
+        let dir = test_dir();
+        let mut config = Config::new(dir.path().join("db"));
+        config.cache_bytes = 64 << 20;
+        let db = TrieDb::open(config).unwrap();
+        let addresses: Vec<Address> =
+            (0..3000u64).map(|i| Address::from_word(keccak256(i.to_be_bytes()))).collect();
+        let commit = |version: u64| {
+            let balance = |i: usize| U256::from(version * 10_000 + i as u64);
+            db.commit(version, &every_account_set(&addresses, version, balance)).unwrap();
+        };
+        let versions = 40u64;
+        let mut weights = Vec::new();
+        for version in 1..=versions {
+            commit(version);
+            weights.push(db.stats().cache_bytes);
+        }
+        let stats = db.stats();
+        // Every commit rewrites every node (all accounts change), so all
+        // but the last STALE_AFTER_VERSIONS commits' replaced nodes left.
+        assert!(stats.stale_evicted > 0, "{stats:?}");
+        let settled = weights[crate::store::STALE_AFTER_VERSIONS + 2];
+        let last = *weights.last().unwrap();
+        assert!(
+            last <= settled + settled / 4,
+            "the cache grew from {settled} to {last} bytes over {versions} versions of one state"
+        );
+        assert!(db.stats().cache_bytes < (64 << 20) / 2, "a state that fits keeps fitting");
+        // The oldest retained version reads its own values back, from disk.
+        let old = db.snapshot(1).unwrap();
+        let new = db.snapshot(versions).unwrap();
+        for (i, address) in addresses.iter().enumerate().step_by(7) {
+            assert_eq!(
+                old.account(address).unwrap().unwrap().balance,
+                U256::from(10_000 + i as u64)
+            );
+            assert_eq!(old.storage(address, &B256::with_last_byte(1)).unwrap(), U256::from(1));
+            let balance = U256::from(versions * 10_000 + i as u64);
+            assert_eq!(new.account(address).unwrap().unwrap().balance, balance);
         }
     }
 

@@ -7,7 +7,7 @@ use crate::meta::{DATA_OFFSET, Meta, VersionRecord};
 use crate::node::{Loc, MAX_NODE_BYTES, Node, StoredRef, node_crc, node_weight};
 use crate::{Error, Result};
 use parking_lot::{Mutex, RwLock};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -126,11 +126,20 @@ type Tier = quick_cache::sync::Cache<u64, CachedNode, NodeWeighter>;
 /// bottom branches: ~10 MiB of them) then leaves nearly all of the budget to
 /// bottom nodes instead of reserving three quarters of it for nothing. The
 /// slack is deliberate: every commit replaces the inner nodes on its paths,
-/// and the old ones stay in the tier until it is full. A tier grown by a
+/// and the old ones stay in the tier until [`evict`](Self::evict) drops
+/// them, [`STALE_AFTER_VERSIONS`] versions later. A tier grown by a
 /// quarter instead, and only on reads (10M accounts: 63 MiB held in 69 MiB,
 /// not 128), had to evict live nodes to make room for that garbage within a
 /// few blocks, and cold ERC-20 blocks went from 3.58 to 3.83 device reads
 /// a transaction (`wake bench execution --only cold-erc20-parallel`).
+///
+/// Replaced nodes are dropped by location, not left to the eviction
+/// policy: a state that fits in the budget would otherwise fill it with
+/// old versions' nodes within a few hundred blocks, look full to
+/// [`has_room`](Self::has_room), stop caching the bottom nodes commits
+/// write, and read them from the device again (the cached ERC-20 rows of
+/// `wake bench execution`: 0.11 device reads a transaction after the
+/// transfer runs had filled 1 GiB with 38 MiB of live state).
 pub(crate) struct NodeCache {
     upper: Tier,
     lower: Tier,
@@ -308,6 +317,23 @@ impl NodeCache {
         self.room.load(Ordering::Relaxed)
     }
 
+    /// Drops the nodes at `keys` (location keys), in whichever tier holds
+    /// them; returns how many were held. For nodes no recent version refers
+    /// to: without this they would stay until the tier is full, and a state
+    /// that fits would look full to [`has_room`](Self::has_room).
+    pub fn evict(&self, keys: &[u64]) -> u64 {
+        let mut held = 0;
+        for key in keys {
+            if self.upper.remove(key).is_some() || self.lower.remove(key).is_some() {
+                held += 1;
+            }
+        }
+        if held > 0 {
+            self.room.store(self.weight() < self.budget / 2, Ordering::Relaxed);
+        }
+        held
+    }
+
     /// Counts `bytes` inserted; weighs the cache again when enough were.
     fn inserted(&self, bytes: u64) {
         if due(&self.inserted_since_weighed, bytes, (self.budget / 64).max(1)) {
@@ -344,6 +370,7 @@ pub(crate) struct Counters {
     pub cache_misses: AtomicU64,
     pub device_reads: AtomicU64,
     pub nodes_compacted: AtomicU64,
+    pub stale_evicted: AtomicU64,
     pub commit_prefetch_us: AtomicU64,
     pub commit_apply_us: AtomicU64,
     pub commit_sync_us: AtomicU64,
@@ -490,7 +517,19 @@ pub(crate) struct WriterState {
     /// Physical chunks not in the map.
     pub free: Vec<u32>,
     pub buf: WriteBuf,
+    /// Location keys of the nodes each of the last commits replaced,
+    /// oldest first, to evict from the cache once no reader of a recent
+    /// version needs them (see [`STALE_AFTER_VERSIONS`]).
+    pub stale: VecDeque<Vec<u64>>,
 }
+
+/// The nodes a commit replaced leave the cache once this many newer
+/// versions are published. The newest version never refers to them, and a
+/// node's executor reads the version before the one committing (with its
+/// pending diff on top), so one would do; two leave room for a reader a
+/// version further behind (RPC at `latest` while a commit lands). Older
+/// versions stay readable: their nodes are read from disk again.
+pub(crate) const STALE_AFTER_VERSIONS: usize = 2;
 
 impl WriterState {
     pub fn new(meta: &Meta, meta_slot: u64) -> WriterState {
@@ -500,7 +539,13 @@ impl WriterState {
         }
         // Highest first, so pop() hands out low chunks first.
         let free = (0..meta.phys_chunks).rev().filter(|&p| !used[p as usize]).collect();
-        WriterState { meta: meta.clone(), meta_slot, free, buf: WriteBuf::new() }
+        WriterState {
+            meta: meta.clone(),
+            meta_slot,
+            free,
+            buf: WriteBuf::new(),
+            stale: VecDeque::new(),
+        }
     }
 }
 

@@ -265,6 +265,31 @@ pub fn execute<D: PreState + Sync>(
     }
 }
 
+/// Reads every account and token balance `blocks` touch (and the fee
+/// recipient, the token and the beacon roots contract) from `snapshot`, so
+/// that their nodes are in the cache.
+pub fn warm_up(
+    snapshot: &Snapshot,
+    population: &Population,
+    blocks: &[GeneratedBlock],
+) -> Result<()> {
+    let token = token_address();
+    let mut accounts = vec![BENEFICIARY, token, BEACON_ROOTS_ADDRESS];
+    let mut slots = Vec::new();
+    for block in blocks {
+        for (intent, sender) in block.intents.iter().zip(&block.senders) {
+            let to = population.address(intent.to);
+            accounts.extend([*sender, to]);
+            if intent.token {
+                slots.extend([(token, balance_slot(*sender)), (token, balance_slot(to))]);
+            }
+        }
+    }
+    snapshot.accounts(&accounts)?;
+    snapshot.storage_batch(&slots)?;
+    Ok(())
+}
+
 /// The runs of each state, in order. Cached: every executor on the same
 /// blocks (paired, so their ratio compares like with like). Cold: one run
 /// per executor and prefetch setting, each on its own cold accounts (a
@@ -553,22 +578,7 @@ impl<'o> StateBench<'o> {
 
     /// Reads everything `blocks` touch, so a cached run never waits on the disk.
     fn warm_up_cached(&self, blocks: &[GeneratedBlock]) -> Result<()> {
-        let snapshot = self.snapshot()?;
-        let token = token_address();
-        let mut accounts = vec![BENEFICIARY, token, BEACON_ROOTS_ADDRESS];
-        let mut slots = Vec::new();
-        for block in blocks {
-            for (intent, sender) in block.intents.iter().zip(&block.senders) {
-                let to = self.population.address(intent.to);
-                accounts.extend([*sender, to]);
-                if intent.token {
-                    slots.extend([(token, balance_slot(*sender)), (token, balance_slot(to))]);
-                }
-            }
-        }
-        snapshot.accounts(&accounts)?;
-        snapshot.storage_batch(&slots)?;
-        Ok(())
+        warm_up(&self.snapshot()?, &self.population, blocks)
     }
 
     /// Generates, runs and checks one planned run: its blocks are executed
