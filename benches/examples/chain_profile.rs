@@ -4,7 +4,7 @@
 //! the bench. Prints `ready`
 //! and waits a second before the timed loop so that `perf record -p` can
 //! attach after the setup.
-//! `cargo run --release -p wake-benches --example chain_profile -- [erc20|transfers] [blocks] [accounts] [configs, e.g. 0,1,2]`
+//! `cargo run --release -p wake-benches --example chain_profile -- [erc20|transfers|erc20-chain|transfers-chain] [blocks] [accounts] [configs, e.g. 0,1,2]`
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wake_benches::exec_bench::{Executor, execute, warm_up};
@@ -14,10 +14,8 @@ use wake_triedb::{Config, TrieDb};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let kind = match args.get(1).map(String::as_str) {
-        Some("transfers") => Kind::Transfers,
-        _ => Kind::Erc20,
-    };
+    let name = args.get(1).map_or("erc20", String::as_str);
+    let kind = *Kind::ALL.iter().find(|k| k.name() == name).expect("a workload kind");
     let blocks: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
     let accounts: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     // Which of serial off (0), parallel off (1), parallel on (2) to run.

@@ -26,6 +26,7 @@ use alloy_rlp::Decodable;
 use alloy_trie::nodes::LeafNodeRef;
 use alloy_trie::root::adjust_index_for_rlp;
 use alloy_trie::{HashBuilder, Nibbles};
+use parking_lot::Mutex;
 use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, Context};
 use revm::context_interface::block::BlobExcessGasAndPrice;
@@ -33,6 +34,7 @@ use revm::handler::SYSTEM_ADDRESS;
 use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 use revm::{ExecuteEvm, InspectEvm, MainBuilder, MainContext, SystemCallEvm};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use wake_triedb::StateUpdates;
 
 /// Most bytes of one encoded block we decode.
@@ -330,7 +332,7 @@ pub(crate) fn apply_block_rewards<D: PreState>(
 }
 
 /// Assembles a block's outcome from its receipts and diff; the receipts
-/// root is hashed on up to `threads` threads ([`receipts_root`]).
+/// root is hashed on up to `threads` threads ([`receipts_root_with`]).
 pub(crate) fn outcome(
     receipts: Vec<ReceiptEnvelope>,
     gas_used: u64,
@@ -338,34 +340,55 @@ pub(crate) fn outcome(
     updates: StateUpdates,
     threads: usize,
 ) -> BlockOutcome {
+    outcome_with(receipts, gas_used, blob_gas_used, threads, || updates)
+}
+
+/// [`outcome`], with the state diff made by `updates` on the calling thread
+/// while the helpers start on the receipts root's leaves (it then takes
+/// leaves too): the two are most of a block's tail, and neither needs the
+/// other.
+pub(crate) fn outcome_with(
+    receipts: Vec<ReceiptEnvelope>,
+    gas_used: u64,
+    blob_gas_used: u64,
+    threads: usize,
+    updates: impl FnOnce() -> StateUpdates,
+) -> BlockOutcome {
     let logs_bloom = receipts.iter().fold(Bloom::ZERO, |bloom, r| bloom | *r.logs_bloom());
-    BlockOutcome {
-        receipts_root: receipts_root(&receipts, threads, PARALLEL_RECEIPTS_MIN),
-        receipts,
-        logs_bloom,
-        gas_used,
-        blob_gas_used,
-        updates,
-    }
+    let (receipts_root, updates) =
+        receipts_root_with(&receipts, threads, PARALLEL_RECEIPTS_MIN, updates);
+    BlockOutcome { receipts_root, receipts, logs_bloom, gas_used, blob_gas_used, updates }
 }
 
 /// Blocks with fewer receipts hash their receipts root on one thread:
 /// below this, starting a thread costs about what it saves.
 const PARALLEL_RECEIPTS_MIN: usize = 128;
 
+/// Leaves a thread takes at a time in [`receipts_root_with`].
+const LEAVES_PER_CLAIM: usize = 64;
+
 /// The receipts root, as [`calculate_receipt_root`] computes it, with the
 /// leaves hashed on up to `threads` threads when there are at least `min`
-/// receipts. The leaves are nearly all of the work (each holds a whole
-/// receipt, its 256-byte bloom included, so a leaf is three to five keccak
-/// blocks where a branch is four) and each can be hashed alone once its
-/// place in the trie is known: one nibble past the longest prefix it shares
-/// with a neighbouring key (the keys, `rlp(index)`, are prefix-free). The
-/// leaf hashes then go into a [`HashBuilder`] as hashed nodes at those
-/// places, and it builds the branches above them.
-pub(crate) fn receipts_root(receipts: &[ReceiptEnvelope], threads: usize, min: usize) -> B256 {
+/// receipts, and `alongside` run first on the calling thread (the helpers
+/// start on the leaves, claimed [`LEAVES_PER_CLAIM`] at a time, and the
+/// caller takes what is left once `alongside` is done). The leaves are
+/// nearly all of the work (each holds a whole receipt, its 256-byte bloom
+/// included, so a leaf is three to five keccak blocks where a branch is
+/// four) and each can be hashed alone once its place in the trie is known:
+/// one nibble past the longest prefix it shares with a neighbouring key
+/// (the keys, `rlp(index)`, are prefix-free). The leaf hashes then go into
+/// a [`HashBuilder`] as hashed nodes at those places, and it builds the
+/// branches above them.
+pub(crate) fn receipts_root_with<T>(
+    receipts: &[ReceiptEnvelope],
+    threads: usize,
+    min: usize,
+    alongside: impl FnOnce() -> T,
+) -> (B256, T) {
     let n = receipts.len();
     if threads < 2 || n < min.max(2) {
-        return calculate_receipt_root(receipts);
+        let done = alongside();
+        return (calculate_receipt_root(receipts), done);
     }
     // Trie order is not index order: rlp(0) = 0x80 sorts after rlp(1..=127).
     let keys: Vec<(Nibbles, usize)> = (0..n)
@@ -382,33 +405,50 @@ pub(crate) fn receipts_root(receipts: &[ReceiptEnvelope], threads: usize, min: u
             before.max(after) + 1
         })
         .collect();
-    let chunk = n.div_ceil(threads);
-    let parts: Vec<_> = keys.chunks(chunk).zip(depths.chunks(chunk)).collect();
-    let hashes: Vec<Option<B256>> = crate::workers::map(parts, |(keys, depths)| {
+    let claims = n.div_ceil(LEAVES_PER_CLAIM);
+    let next = AtomicUsize::new(0);
+    let hashed: Vec<Mutex<Vec<Option<B256>>>> = (0..claims).map(|_| Mutex::default()).collect();
+    let hash_leaves = || {
         let (mut value, mut rlp) = (Vec::new(), Vec::new());
-        keys.iter()
-            .zip(depths)
-            .map(|((key, index), &depth)| {
-                value.clear();
-                receipts[*index].encode_2718(&mut value);
-                rlp.clear();
-                let path = key.slice(depth..);
-                LeafNodeRef::new(&path, &value).rlp(&mut rlp).as_hash()
-            })
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect();
+        loop {
+            let claim = next.fetch_add(1, Ordering::Relaxed);
+            if claim >= claims {
+                return;
+            }
+            let range = claim * LEAVES_PER_CLAIM..((claim + 1) * LEAVES_PER_CLAIM).min(n);
+            let hashes = keys[range.clone()]
+                .iter()
+                .zip(&depths[range])
+                .map(|((key, index), &depth)| {
+                    value.clear();
+                    receipts[*index].encode_2718(&mut value);
+                    rlp.clear();
+                    let path = key.slice(depth..);
+                    LeafNodeRef::new(&path, &value).rlp(&mut rlp).as_hash()
+                })
+                .collect();
+            *hashed[claim].lock() = hashes;
+        }
+    };
+    let done = crate::workers::join_with(
+        threads - 1,
+        || {
+            let done = alongside();
+            hash_leaves();
+            done
+        },
+        |_| hash_leaves(),
+    );
+    let hashes = hashed.into_iter().flat_map(Mutex::into_inner);
     let mut builder = HashBuilder::default();
     for (((key, _), depth), hash) in keys.iter().zip(depths).zip(hashes) {
         // A leaf under 32 bytes is inlined in its parent, not hashed. No
         // receipt is that small (its bloom alone is 256 bytes), but the
         // one-thread root stays right even for one.
-        let Some(hash) = hash else { return calculate_receipt_root(receipts) };
+        let Some(hash) = hash else { return (calculate_receipt_root(receipts), done) };
         builder.add_branch(key.slice(..depth), hash, false);
     }
-    builder.root()
+    (builder.root(), done)
 }
 
 pub(crate) fn receipt(
@@ -491,11 +531,14 @@ mod tests {
             let receipts = random_receipts(&mut rng, n);
             let expected = calculate_receipt_root(&receipts);
             for threads in [1, 2, 3, 8] {
-                assert_eq!(receipts_root(&receipts, threads, 0), expected, "{n} receipts");
+                // What runs alongside comes back, whatever the split.
+                let (root, alongside) = receipts_root_with(&receipts, threads, 0, || n * 7);
+                assert_eq!((root, alongside), (expected, n * 7), "{n} receipts");
             }
         }
         // Past 65,535 the keys grow to 0x83 xx xx xx.
         let receipts = random_receipts(&mut rng, 70_000);
-        assert_eq!(receipts_root(&receipts, 2, 0), calculate_receipt_root(&receipts));
+        let (root, ()) = receipts_root_with(&receipts, 2, 0, || ());
+        assert_eq!(root, calculate_receipt_root(&receipts));
     }
 }
