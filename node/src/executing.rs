@@ -211,6 +211,7 @@ struct TrieMetrics {
     cache_misses: Counter,
     device_reads: Counter,
     nodes_compacted: Counter,
+    stale_evicted: Counter,
     commit_prefetch_us: Counter,
     commit_apply_us: Counter,
     commit_sync_us: Counter,
@@ -241,6 +242,11 @@ impl TrieMetrics {
                 &self.device_reads,
             ),
             ("triedb_nodes_compacted", "Nodes copied forward by compaction", &self.nodes_compacted),
+            (
+                "triedb_cache_stale_evicted",
+                "Cached nodes dropped once recent versions no longer refer to them",
+                &self.stale_evicted,
+            ),
             (
                 "triedb_commit_prefetch_microseconds",
                 "Commit time reading ahead",
@@ -282,6 +288,7 @@ impl TrieMetrics {
             (&self.cache_misses, now.cache_misses, before.cache_misses),
             (&self.device_reads, now.device_reads, before.device_reads),
             (&self.nodes_compacted, now.nodes_compacted, before.nodes_compacted),
+            (&self.stale_evicted, now.stale_evicted, before.stale_evicted),
             (&self.commit_prefetch_us, now.commit_prefetch_us, before.commit_prefetch_us),
             (&self.commit_apply_us, now.commit_apply_us, before.commit_apply_us),
             (&self.commit_sync_us, now.commit_sync_us, before.commit_sync_us),
@@ -1078,6 +1085,7 @@ mod tests {
         let second = wake_triedb::Stats {
             device_reads: 25,
             nodes_compacted: 7,
+            stale_evicted: 3,
             live_bytes: 90,
             file_bytes: 4096,
             ..first
@@ -1088,6 +1096,7 @@ mod tests {
         for line in [
             "wake_triedb_device_reads_total 25",
             "wake_triedb_nodes_compacted_total 7",
+            "wake_triedb_cache_stale_evicted_total 3",
             "wake_triedb_live_bytes 90",
             "wake_triedb_file_bytes 4096",
         ] {

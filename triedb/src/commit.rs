@@ -14,11 +14,13 @@
 //! reference says whether a subtree holds such nodes, so only those subtrees
 //! are visited.
 
+use crate::db::FRESH_CACHE_DEPTH;
 use crate::io::{AlignedBuf, ReadQueue, ReadReq};
 use crate::node::{
-    AccountValue, Child, EMBED_MAX_BYTES, Loc, Node, StoredRef, Value, empty_branch, rlp_hash,
+    AccountValue, Child, EMBED_MAX_BYTES, Loc, Node, StoredRef, Value, empty_branch, node_weight,
+    rlp_hash,
 };
-use crate::store::{ChunkMap, Shared, WriterState};
+use crate::store::{ChunkMap, Shared, WriterState, record_weight};
 use crate::{AccountUpdate, Error, Result};
 use alloy_primitives::{B256, U256, keccak256};
 use std::collections::HashMap;
@@ -182,6 +184,13 @@ pub(crate) struct CommitCtx<'a> {
     pub fresh_depth: usize,
     /// Keep fresh bottom nodes decoded, not as records (the cache has room).
     pub fresh_decoded: bool,
+    /// Bytes (as the cache weighs them) of fresh nodes below the upper
+    /// levels this commit may keep: they are held until the commit is
+    /// durable, so a large commit into a cache with room must not hold more
+    /// than the cache could take.
+    pub fresh_budget: u64,
+    /// Bytes of fresh nodes kept below the upper levels so far.
+    pub fresh_bytes: u64,
     /// Segments of old chunks read for compaction.
     pub segments: HashMap<(u32, u32), AlignedBuf>,
     /// Segment buffers to read into again.
@@ -911,24 +920,35 @@ impl CommitCtx<'_> {
     }
 
     /// Keeps a node just written for the cache (see [`CommitCtx::fresh`]);
-    /// `body` is its record, when the caller has it.
+    /// `body` is its record, when the caller has it. Nodes within
+    /// [`FRESH_CACHE_DEPTH`] of a root are always kept (few, and on every
+    /// path); those below only while they fit in `fresh_budget`.
     fn keep_fresh(&mut self, loc: Loc, node: Node, body: Option<&[u8]>, depth: usize) {
         if depth >= self.fresh_depth {
             return;
         }
-        if !node.holds_leaves() || self.fresh_decoded {
-            self.fresh.push((loc, Fresh::Node(Arc::new(node))));
-            return;
-        }
-        let record: Arc<[u8]> = match body {
-            Some(body) => Arc::from(body),
-            None => {
-                let mut body = Vec::new();
-                node.encode_body(&mut body);
-                Arc::from(body)
-            }
+        let (fresh, weight) = if !node.holds_leaves() || self.fresh_decoded {
+            let weight = node_weight(&node);
+            (Fresh::Node(Arc::new(node)), weight)
+        } else {
+            let record: Arc<[u8]> = match body {
+                Some(body) => Arc::from(body),
+                None => {
+                    let mut body = Vec::new();
+                    node.encode_body(&mut body);
+                    Arc::from(body)
+                }
+            };
+            let weight = record_weight(&record);
+            (Fresh::Record(record), weight)
         };
-        self.fresh.push((loc, Fresh::Record(record)));
+        if depth >= FRESH_CACHE_DEPTH {
+            if self.fresh_bytes + weight > self.fresh_budget {
+                return;
+            }
+            self.fresh_bytes += weight;
+        }
+        self.fresh.push((loc, fresh));
     }
 }
 

@@ -103,6 +103,11 @@ enum Entry {
 /// entry and the cache's own slot.
 const RECORD_OVERHEAD: u64 = 64;
 
+/// What a bottom node kept as its record weighs in the cache.
+pub(crate) fn record_weight(record: &[u8]) -> u64 {
+    record.len() as u64 + RECORD_OVERHEAD
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct NodeWeighter;
 
@@ -268,7 +273,7 @@ impl NodeCache {
 
     /// Caches a bottom node as its record.
     pub fn insert_bottom(&self, loc: Loc, record: Arc<[u8]>) {
-        let weight = record.len() as u64 + RECORD_OVERHEAD;
+        let weight = record_weight(&record);
         self.inserted(weight);
         self.lower.insert(loc.key(), CachedNode { entry: Entry::Record(record), weight });
     }
@@ -313,6 +318,11 @@ impl NodeCache {
     /// every node it writes, not only those near a root, since keeping them
     /// evicts nothing. Weighing takes every shard's lock, so the answer is
     /// worked out again once per 1/64 of the budget inserted.
+    /// The memory budget, in bytes.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
     pub fn has_room(&self) -> bool {
         self.room.load(Ordering::Relaxed)
     }
