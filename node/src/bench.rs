@@ -150,6 +150,11 @@ pub struct TriedbArgs {
     /// (`Config::embed_subtrees`) [default: the triedb default].
     #[arg(long, value_name = "BOOL")]
     embed_subtrees: Option<bool>,
+    /// Rings (threads) each large read batch is split across (triedb's
+    /// `batch_threads`), each at depth d / N, so the reads in flight stay
+    /// the phase's depth.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    batch_threads: usize,
     /// Seed of the workload.
     #[arg(long, default_value_t = 0x77a4e)]
     seed: u64,
@@ -179,6 +184,7 @@ impl TriedbArgs {
             nomt: !self.no_nomt,
             pread_pool: self.pread_pool,
             embed_subtrees: self.embed_subtrees.unwrap_or(base.embed_subtrees),
+            batch_threads: self.batch_threads,
             seed: self.seed,
             progress: !self.no_progress,
         }

@@ -72,6 +72,11 @@ pub struct TrieDbBenchOptions {
     pub pread_pool: bool,
     /// `Config::embed_subtrees` of every database the run opens.
     pub embed_subtrees: bool,
+    /// Rings a batched read phase splits each batch across
+    /// (`Config::batch_threads`), each at depth d / N, so the reads in
+    /// flight stay d (the depth-8 batches, 256 lookups, are too small to
+    /// split and stay on one).
+    pub batch_threads: usize,
     pub seed: u64,
     /// Draw progress bars on stderr.
     pub progress: bool,
@@ -94,6 +99,7 @@ impl TrieDbBenchOptions {
             nomt: cfg!(feature = "nomt"),
             pread_pool: false,
             embed_subtrees: Config::new("").embed_subtrees,
+            batch_threads: 1,
             seed: 0x77a4e,
             progress: true,
         }
@@ -123,6 +129,9 @@ impl TrieDbBenchOptions {
         }
         if !(self.phase_secs > 0.0 && self.phase_secs.is_finite()) {
             bail!("--phase-secs must be a positive number");
+        }
+        if !(1..=8).contains(&self.batch_threads) {
+            bail!("--batch-threads must be in 1..=8");
         }
         if self.nomt && !cfg!(feature = "nomt") {
             bail!("this build has no NOMT peer (feature `nomt` of wake-benches); pass --no-nomt");
@@ -293,6 +302,7 @@ fn open_db(path: &Path, opts: &TrieDbBenchOptions, backend: IoBackendChoice) -> 
     let mut config = Config::new(path);
     config.cache_bytes = usize::try_from(opts.cache_mib << 20).unwrap_or(usize::MAX);
     config.embed_subtrees = opts.embed_subtrees;
+    config.batch_threads = opts.batch_threads;
     config.io_depth = *DEPTHS.iter().max().unwrap_or(&32);
     config.io_backend = backend;
     TrieDb::open(config).with_context(|| format!("opening {}", path.display()))
@@ -341,6 +351,7 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
         storage_slots: n.div_ceil(STORAGE_EVERY) * u64::from(SLOTS_PER_ACCOUNT),
         cache_mib: opts.cache_mib,
         embed_subtrees: opts.embed_subtrees,
+        batch_threads: opts.batch_threads,
         nproc: std::thread::available_parallelism().map_or(1, |p| p.get()),
         cpu_model: cpu_model(),
         dir: work.path.display().to_string(),

@@ -7,7 +7,9 @@
 //!   path (pread), which is cheaper than the ring at depth 1, so this and
 //!   the sync row below measure the same path;
 //! * depth d > 1: calls `Snapshot::accounts_with_depth(&batch, d)` on
-//!   batches of `BATCH_PER_DEPTH × d` random addresses; percentiles are of
+//!   batches of `BATCH_PER_DEPTH × d` random addresses (with
+//!   `--batch-threads N`, a batch triedb splits across N rings is asked for
+//!   at depth d / N, so d reads are in flight in all); percentiles are of
 //!   the *batch* wall time; the mean per-lookup latency at that depth follows
 //!   from Little's law (`d / reads_per_s`);
 //! * the sync path: each call `Snapshot::account(&a)` (pread on a miss).
@@ -25,7 +27,7 @@ use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
-use wake_triedb::{Account, Snapshot, TrieDb};
+use wake_triedb::{Account, BATCH_PART_MIN, Snapshot, TrieDb};
 
 /// At depth d > 1 a batch holds this many × d lookups.
 pub const BATCH_PER_DEPTH: usize = 32;
@@ -141,7 +143,10 @@ pub fn phase(
         let t = Instant::now();
         match mode {
             Mode::Batched { depth } => {
-                let got = snap.accounts_with_depth(&addresses, depth)?;
+                // Split across rings the way triedb splits it, each ring
+                // at its share of the depth.
+                let rings = ctx.opts.batch_threads.min(this_batch / BATCH_PART_MIN).max(1);
+                let got = snap.accounts_with_depth(&addresses, (depth / rings).max(1))?;
                 let dt = t.elapsed();
                 for (i, account) in indices.iter().zip(&got) {
                     check(*i, account.as_ref())?;

@@ -17,6 +17,9 @@ pub struct Report {
     pub storage_slots: u64,
     pub cache_mib: u64,
     pub embed_subtrees: bool,
+    /// Rings each large read batch is split across (reads in flight stay
+    /// the phase's depth).
+    pub batch_threads: usize,
     pub nproc: usize,
     pub cpu_model: String,
     pub dir: String,
@@ -272,12 +275,13 @@ impl Report {
         let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
         let _ = writeln!(
             t,
-            "wake bench triedb: {} accounts ({} with {} slots), cache {} MiB, embedded subtrees {}, {} cores ({}), backend {}, O_DIRECT {}",
+            "wake bench triedb: {} accounts ({} with {} slots), cache {} MiB, embedded subtrees {}, batches on {} ring(s), {} cores ({}), backend {}, O_DIRECT {}",
             self.accounts,
             self.storage_accounts,
             self.storage_slots,
             self.cache_mib,
             self.embed_subtrees,
+            self.batch_threads,
             self.nproc,
             self.cpu_model,
             self.io_backend,
