@@ -7,10 +7,9 @@
 //! `cargo run --release -p wake-benches --example chain_profile -- [erc20|transfers|erc20-chain|transfers-chain] [blocks] [accounts] [configs, e.g. 0,1,2]`
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use wake_benches::exec_bench::{Executor, execute, warm_up};
+use wake_benches::exec_bench::{Executor, execute, genesis_db, warm_up};
 use wake_benches::exec_workload::{ChainTip, Kind, Population, RunPlan, chain_spec, generate_run};
 use wake_execution::{DISCOVERY_ROUNDS_MAX, Prefetched, SnapshotState};
-use wake_triedb::{Config, TrieDb};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -27,14 +26,8 @@ fn main() {
     let plan = RunPlan { kind, blocks, txs_per_block: 2000, first_sender: 0, tag: 0 };
     let population = Population::new(7, accounts, plan.senders_needed());
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let mut config = Config::new(dir.path().join("p.triedb"));
-    config.cache_bytes = 1 << 30;
-    let db = TrieDb::open(config).unwrap();
-    let mut version = 0;
-    for (v, updates) in population.genesis_batches(50_000, threads).enumerate() {
-        version = v as u64;
-        db.commit(version, &updates).unwrap();
-    }
+    let path = dir.path().join("p.triedb");
+    let (db, mut version) = genesis_db(&path, &population, 1 << 30, 50_000, threads).unwrap();
     let chain = chain_spec();
     let generated = generate_run(&population, &plan, &mut ChainTip::genesis(7), threads);
     // As the bench does: every account and slot the blocks touch is read

@@ -7,10 +7,9 @@
 //! `cargo run --release -p wake-benches --example par_profile -- [erc20|transfers] [serial|parallel|both] [iters] [nopf]`
 use std::collections::BTreeMap;
 use std::time::Instant;
-use wake_benches::exec_bench::{Executor, execute};
+use wake_benches::exec_bench::{Executor, execute, genesis_db};
 use wake_benches::exec_workload::{ChainTip, Kind, Population, RunPlan, chain_spec, generate_run};
 use wake_execution::{DISCOVERY_ROUNDS_MAX, Prefetched, SnapshotState};
-use wake_triedb::{Config, TrieDb};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -25,14 +24,8 @@ fn main() {
     let plan = RunPlan { kind, blocks: 1, txs_per_block: 2000, first_sender: 0, tag: 0 };
     let population = Population::new(7, 20_000, plan.senders_needed());
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let mut config = Config::new(dir.path().join("p.triedb"));
-    config.cache_bytes = 256 << 20;
-    let db = TrieDb::open(config).unwrap();
-    let mut version = 0;
-    for (v, updates) in population.genesis_batches(20_000, threads).enumerate() {
-        version = v as u64;
-        db.commit(version, &updates).unwrap();
-    }
+    let path = dir.path().join("p.triedb");
+    let (db, version) = genesis_db(&path, &population, 256 << 20, 20_000, threads).unwrap();
     let snapshot = db.snapshot(version).unwrap();
     let hashes = BTreeMap::new();
     let base = SnapshotState::new(&snapshot, &hashes);

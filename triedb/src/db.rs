@@ -1102,6 +1102,17 @@ mod tests {
         tempfile::tempdir_in(base).unwrap()
     }
 
+    /// A fresh database with a `cache_bytes` cache, and `n` addresses
+    /// spread over the key space.
+    fn db_and_addresses(cache_bytes: usize, n: u64) -> (tempfile::TempDir, TrieDb, Vec<Address>) {
+        let dir = test_dir();
+        let mut config = Config::new(dir.path().join("db"));
+        config.cache_bytes = cache_bytes;
+        let db = TrieDb::open(config).unwrap();
+        let addresses = (0..n).map(|i| Address::from_word(keccak256(i.to_be_bytes()))).collect();
+        (dir, db, addresses)
+    }
+
     /// Every account of `addresses` set to nonce `version`, balance
     /// `balance(i)` and storage slot 1 holding `version`.
     fn every_account_set(
@@ -1127,12 +1138,7 @@ mod tests {
     /// hold the tries.
     #[test]
     fn top_nodes_serve_their_own_version_only() {
-        let dir = test_dir();
-        let mut config = Config::new(dir.path().join("db"));
-        config.cache_bytes = 64 << 10;
-        let db = TrieDb::open(config).unwrap();
-        let addresses: Vec<Address> =
-            (0..2000u64).map(|i| Address::from_word(keccak256(i.to_be_bytes()))).collect();
+        let (_dir, db, addresses) = db_and_addresses(64 << 10, 2000);
         let balances = |version: u64| move |i: usize| U256::from(version * 1_000_000 + i as u64);
         for version in 1..=2u64 {
             db.commit(version, &every_account_set(&addresses, version, balances(version))).unwrap();
@@ -1168,12 +1174,7 @@ mod tests {
     /// its own values (from disk).
     #[test]
     fn replaced_nodes_leave_the_cache() {
-        let dir = test_dir();
-        let mut config = Config::new(dir.path().join("db"));
-        config.cache_bytes = 64 << 20;
-        let db = TrieDb::open(config).unwrap();
-        let addresses: Vec<Address> =
-            (0..3000u64).map(|i| Address::from_word(keccak256(i.to_be_bytes()))).collect();
+        let (_dir, db, addresses) = db_and_addresses(64 << 20, 3000);
         let commit = |version: u64| {
             let balance = |i: usize| U256::from(version * 10_000 + i as u64);
             db.commit(version, &every_account_set(&addresses, version, balance)).unwrap();

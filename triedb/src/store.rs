@@ -314,17 +314,23 @@ impl NodeCache {
         }
     }
 
-    /// Whether less than half the budget is in use: a commit then caches
-    /// every node it writes, not only those near a root, since keeping them
-    /// evicts nothing. Weighing takes every shard's lock, so the answer is
-    /// worked out again once per 1/64 of the budget inserted.
     /// The memory budget, in bytes.
     pub fn budget(&self) -> u64 {
         self.budget
     }
 
+    /// Whether less than half the budget is in use: a commit then caches
+    /// every node it writes, not only those near a root, since keeping them
+    /// evicts nothing. Weighing takes every shard's lock, so the answer is
+    /// worked out again once per 1/64 of the budget inserted, and after an
+    /// eviction.
     pub fn has_room(&self) -> bool {
         self.room.load(Ordering::Relaxed)
+    }
+
+    /// Works [`has_room`](Self::has_room)'s answer out again.
+    fn reweigh(&self) {
+        self.room.store(self.weight() < self.budget / 2, Ordering::Relaxed);
     }
 
     /// Drops the nodes at `keys` (location keys), in whichever tier holds
@@ -339,7 +345,7 @@ impl NodeCache {
             }
         }
         if held > 0 {
-            self.room.store(self.weight() < self.budget / 2, Ordering::Relaxed);
+            self.reweigh();
         }
         held
     }
@@ -347,7 +353,7 @@ impl NodeCache {
     /// Counts `bytes` inserted; weighs the cache again when enough were.
     fn inserted(&self, bytes: u64) {
         if due(&self.inserted_since_weighed, bytes, (self.budget / 64).max(1)) {
-            self.room.store(self.weight() < self.budget / 2, Ordering::Relaxed);
+            self.reweigh();
         }
     }
 

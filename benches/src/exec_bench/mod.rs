@@ -265,6 +265,28 @@ pub fn execute<D: PreState + Sync>(
     }
 }
 
+/// Opens a database at `path` with a `cache_bytes` cache and commits
+/// `population`'s genesis into it, `batch` accounts a version, on `threads`
+/// threads; returns it with its newest version. For the profiling examples
+/// (the bench's own load shows progress and counts its time).
+pub fn genesis_db(
+    path: &Path,
+    population: &Population,
+    cache_bytes: usize,
+    batch: u64,
+    threads: usize,
+) -> Result<(TrieDb, u64)> {
+    let mut config = Config::new(path);
+    config.cache_bytes = cache_bytes;
+    let db = TrieDb::open(config)?;
+    let mut version = 0;
+    for (v, updates) in population.genesis_batches(batch, threads).enumerate() {
+        version = v as u64;
+        db.commit(version, &updates)?;
+    }
+    Ok((db, version))
+}
+
 /// Reads every account and token balance `blocks` touch (and the fee
 /// recipient, the token and the beacon roots contract) from `snapshot`, so
 /// that their nodes are in the cache.
