@@ -2,8 +2,10 @@
 //! between runs: the load (minutes at 10M accounts) is done once, and each
 //! run reopens it cold, warms the cache as the benchmark does, and measures
 //! depth 1 and depth 32 with the cache's make-up (inner and bottom tiers).
+//! A depth written `s32` streams its lookups (`Snapshot::accounts_streamed`)
+//! instead of batching them; `r32` reads the raw file at depth 32 instead.
 //!
-//! `cargo run --release -p wake-benches --example cache_probe -- DIR [accounts] [cache MiB] [secs] [depths, e.g. 1,32]`
+//! `cargo run --release -p wake-benches --example cache_probe -- DIR [accounts] [cache MiB] [secs] [depths, e.g. 1,32,s32]`
 use alloy_primitives::Address;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -46,18 +48,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut batch = |count: usize| -> Vec<Address> {
         (0..count).map(|_| workload.address(rng.random_range(0..n))).collect()
     };
-    let warm = run(&db, &snap, &mut batch, 32, Limit::Lookups(500_000))?;
+    let warm = run(&db, &snap, &mut batch, 32, false, Limit::Lookups(500_000))?;
     report("warm-up d32", &db, warm);
-    let depths: Vec<usize> = match args.next() {
-        Some(list) => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
+    let depths: Vec<String> = match args.next() {
+        Some(list) => list.split(',').map(String::from).collect(),
         None => {
-            raw_pread(&path, secs)?;
-            vec![1, 32, 1]
+            raw_reads(&path, None, secs)?;
+            vec!["1".into(), "32".into(), "1".into()]
         }
     };
     for depth in depths {
-        let r = run(&db, &snap, &mut batch, depth, Limit::Time(Duration::from_secs(secs)))?;
-        report(&format!("depth {depth}"), &db, r);
+        let limit = Limit::Time(Duration::from_secs(secs));
+        if let Some(depth) = depth.strip_prefix('r') {
+            raw_reads(&path, Some(depth.parse()?), secs)?;
+            continue;
+        }
+        let (streamed, depth) = match depth.strip_prefix('s') {
+            Some(depth) => (true, depth.parse()?),
+            None => (false, depth.parse()?),
+        };
+        let r = run(&db, &snap, &mut batch, depth, streamed, limit)?;
+        report(&format!("depth {depth}{}", if streamed { "s" } else { "" }), &db, r);
     }
     Ok(())
 }
@@ -79,28 +90,41 @@ fn run(
     snap: &Snapshot,
     batch: &mut impl FnMut(usize) -> Vec<Address>,
     depth: usize,
+    streamed: bool,
     limit: Limit,
 ) -> Result<Run, Box<dyn std::error::Error>> {
     let reads = db.stats().device_reads;
     let cpu = process_cpu();
     let start = Instant::now();
     let mut lookups = 0;
+    let mut missing = 0u64;
+    let more = |lookups: u64| match limit {
+        Limit::Lookups(max) => lookups < max,
+        Limit::Time(max) => start.elapsed() < max,
+    };
+    if streamed {
+        let mut drawn = 0;
+        let addresses = std::iter::from_fn(|| {
+            drawn += 1;
+            more(drawn - 1).then(|| batch(1)[0])
+        });
+        snap.accounts_streamed(addresses, depth, |_, account| {
+            lookups += 1;
+            missing += u64::from(account.is_none());
+        })?;
+    }
     let per_call = if depth == 1 { 1 } else { 32 * depth };
-    loop {
-        match limit {
-            Limit::Lookups(max) if lookups >= max => break,
-            Limit::Time(max) if start.elapsed() >= max => break,
-            _ => {}
-        }
+    while !streamed && more(lookups) {
         let addresses = batch(per_call);
         let got = match depth {
             1 => vec![snap.account(&addresses[0])?],
             _ => snap.accounts_with_depth(&addresses, depth)?,
         };
-        if got.iter().any(Option::is_none) {
-            return Err("a loaded account was not found".into());
-        }
+        missing += got.iter().filter(|a| a.is_none()).count() as u64;
         lookups += per_call as u64;
+    }
+    if missing > 0 {
+        return Err(format!("{missing} loaded accounts were not found").into());
     }
     Ok(Run {
         lookups,
@@ -127,15 +151,25 @@ fn report(what: &str, db: &TrieDb, r: Run) {
     );
 }
 
-/// Random 4 KiB O_DIRECT preads of the same file, one at a time (the
-/// benchmark's raw baseline).
-fn raw_pread(path: &std::path::Path, secs: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let raw = RawDevice::open(path, 1)?;
+/// Random 4 KiB O_DIRECT reads of the same file: with `depth`, through
+/// io_uring with that many in flight; without, preads one at a time (the
+/// benchmark's raw baselines).
+fn raw_reads(
+    path: &std::path::Path,
+    depth: Option<usize>,
+    secs: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let raw = RawDevice::open(path, depth.unwrap_or(1))?;
+    let (time, bar) = (Duration::from_secs(secs), indicatif::ProgressBar::hidden());
     let cpu = process_cpu();
-    let r = raw.pread(Duration::from_secs(secs), 7, &indicatif::ProgressBar::hidden())?;
+    let r = match depth {
+        Some(depth) => raw.queued(depth, time, 7, &bar)?,
+        None => raw.pread(time, 7, &bar)?,
+    };
     let cpu = process_cpu() - cpu;
+    let what = depth.map_or("raw pread".to_string(), |d| format!("raw depth {d}"));
     println!(
-        "raw pread    {:>8.0} reads/s    {:5.1} µs CPU/read",
+        "{what:12} {:>8.0} reads/s    {:5.1} µs CPU/read",
         r.reads_per_s(),
         cpu.as_secs_f64() * 1e6 / r.reads as f64
     );

@@ -934,6 +934,36 @@ impl Snapshot {
         self.accounts_keeping(addresses, depth, None)
     }
 
+    /// Account lookups pulled from `addresses` as read slots free up, with
+    /// `depth` reads in flight until the addresses run out. `found(i,
+    /// account)` gets the `i`-th address's account as soon as it is known,
+    /// in no set order.
+    ///
+    /// For a long or open-ended run of keys (a scan, a prefetcher, the
+    /// benchmark): a batch's queue drains at its end, and its slowest read
+    /// holds the batch, while a stream keeps the device at `depth`
+    /// throughout. A stream runs on one ring ([`Config::batch_threads`]
+    /// does not apply).
+    pub fn accounts_streamed(
+        &self,
+        addresses: impl IntoIterator<Item = Address>,
+        depth: usize,
+        mut found: impl FnMut(usize, Option<Account>),
+    ) -> Result<()> {
+        let (shared, map, root) = (self.shared(), &*self.map, self.record.account_root);
+        let lookups = addresses.into_iter().map(|a| (account_key(&a), Target::Value));
+        let mut invalid = None;
+        read::get_stream(shared, map, Some(&*self.top), root, lookups, depth, None, |i, value| {
+            match account_from(value) {
+                Ok(account) => found(i, account),
+                Err(err) => {
+                    invalid.get_or_insert(err);
+                }
+            }
+        })?;
+        invalid.map_or(Ok(()), Err)
+    }
+
     /// Many storage slots at once, reads overlapped.
     pub fn storage_batch(&self, keys: &[(Address, B256)]) -> Result<Vec<U256>> {
         self.storage_keeping(keys, None)
@@ -1129,6 +1159,55 @@ mod tests {
                 .insert(*address, AccountUpdate::Set { info, wipe_storage: false, storage });
         }
         updates
+    }
+
+    /// A stream of lookups gives each index the account a single lookup
+    /// gives, once each, at every depth: present and absent addresses,
+    /// repeats (walks that share a read in flight), through a cache far
+    /// smaller than the trie so that the nodes come from the device (each
+    /// stream on a fresh snapshot, with no top nodes held). An empty stream
+    /// gives nothing, and an empty trie nothing but `None`.
+    #[test]
+    fn streamed_lookups_read_what_single_lookups_read() {
+        let (_dir, db, mut addresses) = db_and_addresses(64 << 10, 3000);
+        db.commit(1, &every_account_set(&addresses, 1, |i| U256::from(i))).unwrap();
+        let snapshot = db.snapshot(1).unwrap();
+        let absent =
+            (0..300u64).map(|i| Address::from_word(keccak256(((i + 1) << 40).to_be_bytes())));
+        addresses.extend(absent);
+        addresses.extend_from_within(..500);
+        let want: Vec<Option<Account>> =
+            addresses.iter().map(|a| snapshot.account(a).unwrap()).collect();
+        assert_eq!(want.iter().filter(|a| a.is_some()).count(), 3500);
+        for depth in [1, 4, 32, 32] {
+            let mut got = vec![None; addresses.len()];
+            let mut seen = vec![false; addresses.len()];
+            let reads = db.stats().device_reads;
+            // A fresh snapshot each time: nothing held at the top.
+            db.snapshot(1)
+                .unwrap()
+                .accounts_streamed(addresses.iter().copied(), depth, |i, account| {
+                    assert!(!std::mem::replace(&mut seen[i], true), "index {i} twice");
+                    got[i] = account;
+                })
+                .unwrap();
+            assert!(seen.iter().all(|s| *s), "depth {depth}: an index never answered");
+            assert_eq!(got, want, "depth {depth}");
+            assert!(db.stats().device_reads > reads + 10, "depth {depth}: no reads");
+        }
+        let mut calls = 0;
+        snapshot.accounts_streamed(std::iter::empty(), 32, |_, _| calls += 1).unwrap();
+        assert_eq!(calls, 0);
+        let (_dir, empty, _) = db_and_addresses(64 << 10, 0);
+        empty.commit(1, &StateUpdates::default()).unwrap();
+        let mut nones = 0;
+        let stream = addresses.iter().copied();
+        empty
+            .snapshot(1)
+            .unwrap()
+            .accounts_streamed(stream, 8, |_, a| nones += usize::from(a.is_none()))
+            .unwrap();
+        assert_eq!(nones, addresses.len());
     }
 
     /// A snapshot's top nodes (see [`TopNodes`]) serve its later lookups

@@ -52,7 +52,7 @@
 //!   state; below that (a state that fits) they are kept decoded, and a
 //!   commit caches every node it writes, so hits cost no decoding and the
 //!   next block reads nothing back. Each snapshot keeps the top of its
-//!   account trie (the root and depths 1 and 2, as lookups pass them):
+//!   account trie (the root and depths 1 to 3, as lookups pass them):
 //!   a lookup borrows those nodes without the cache's locks and reference
 //!   counts. A lookup can also be asked to stay
 //!   off the device ([`Snapshot::storage_if_cached`]): an executor with

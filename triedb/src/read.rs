@@ -54,11 +54,15 @@ impl Walk {
     }
 }
 
-/// Depths of a trie whose nodes a [`TopNodes`] holds: 0 (the root), 1 and 2.
-const TOP_DEPTH: usize = 3;
+/// Depths of a trie whose nodes a [`TopNodes`] holds: 0 (the root) to 3.
+const TOP_DEPTH: usize = 4;
+
+/// Slots of the levels a [`TopNodes`] allocates up front (depths 0 to 2);
+/// the last level's 4,096 slots come with its first node.
+const EAGER_SLOTS: usize = 1 + 16 + 256;
 
 /// The top of one snapshot's account trie (its root and the nodes at
-/// depths 1 and 2: 273 slots), filled by the walks that pass through it.
+/// depths 1 to 3: 4,369 slots), filled by the walks that pass through it.
 ///
 /// Every lookup walks these nodes. Through the node cache each level is a
 /// shard lock, a hash probe and a reference count written, and both cores
@@ -68,9 +72,17 @@ const TOP_DEPTH: usize = 3;
 /// names one node in one version of the trie, and is checked against the
 /// node's location (unique for the life of the database), so a slot
 /// can never serve a node that is not the child the walk holds. It pins
-/// at most 273 inner nodes (a few hundred KiB) for the snapshot's life.
+/// at most 4,369 inner nodes (~6 MiB, nodes the cache's inner tier holds
+/// anyway while they are current) for the snapshot's life. Depth 3 was
+/// added for cold lookups at 10M accounts (depths 0–4 inner, 5 the
+/// bottom): it takes one of the two cache probes a lookup made before its
+/// read (benches/RESULTS.md). Its slots (~100 KiB) are allocated on first
+/// use, so a snapshot taken for one RPC call costs only the upper levels.
 pub(crate) struct TopNodes {
-    slots: Box<[OnceLock<TopNode>]>,
+    /// Depths 0 to 2.
+    upper: Box<[OnceLock<TopNode>]>,
+    /// Depth 3.
+    deep: OnceLock<Box<[OnceLock<TopNode>]>>,
 }
 
 /// A top node and its location key.
@@ -78,7 +90,10 @@ type TopNode = (u64, Arc<Node>);
 
 impl TopNodes {
     pub fn new() -> Self {
-        TopNodes { slots: (0..Self::level_start(TOP_DEPTH)).map(|_| OnceLock::new()).collect() }
+        TopNodes {
+            upper: (0..EAGER_SLOTS).map(|_| OnceLock::new()).collect(),
+            deep: OnceLock::new(),
+        }
     }
 
     /// Slots of the levels above `depth`: 16^0 + ... + 16^(depth - 1).
@@ -99,19 +114,38 @@ impl TopNodes {
         Some(Self::level_start(depth) + within)
     }
 
+    /// The cell of `slot`, if its level is allocated.
+    fn cell(&self, slot: usize) -> Option<&OnceLock<TopNode>> {
+        match slot.checked_sub(EAGER_SLOTS) {
+            None => self.upper.get(slot),
+            Some(at) => self.deep.get()?.get(at),
+        }
+    }
+
     fn get(&self, slot: usize, loc_key: u64) -> Option<&Arc<Node>> {
-        let (key, node) = self.slots.get(slot)?.get()?;
+        let (key, node) = self.cell(slot)?.get()?;
         (*key == loc_key).then_some(node)
     }
 
     /// Slots filled.
     #[cfg(test)]
     pub fn held(&self) -> usize {
-        self.slots.iter().filter(|slot| slot.get().is_some()).count()
+        let deep = self.deep.get().map_or(&[][..], |deep| &deep[..]);
+        self.upper.iter().chain(deep).filter(|slot| slot.get().is_some()).count()
     }
 
     fn offer(&self, slot: usize, loc_key: u64, node: &Arc<Node>) {
-        if let Some(cell) = self.slots.get(slot) {
+        let cell = match slot.checked_sub(EAGER_SLOTS) {
+            None => self.upper.get(slot),
+            Some(at) => self
+                .deep
+                .get_or_init(|| {
+                    let len = Self::level_start(TOP_DEPTH) - EAGER_SLOTS;
+                    (0..len).map(|_| OnceLock::new()).collect()
+                })
+                .get(at),
+        };
+        if let Some(cell) = cell {
             let _ = cell.set((loc_key, Arc::clone(node)));
         }
     }
@@ -366,46 +400,102 @@ pub(crate) fn get_many(
     root: Option<StoredRef>,
     lookups: Vec<(Vec<u8>, Target)>,
     depth: usize,
-    mut keep: Option<Keeping<'_>>,
+    keep: Option<Keeping<'_>>,
 ) -> Result<Vec<Option<Value>>> {
     let mut results = vec![None; lookups.len()];
-    let Some(root) = root else { return Ok(results) };
-    let mut ready: VecDeque<(Walk, Option<Arc<Node>>)> = lookups
-        .into_iter()
-        .enumerate()
-        .map(|(index, (key, target))| (Walk::new(index, key, root, target), None))
-        .collect();
+    get_stream(shared, map, top, root, lookups.into_iter(), depth, keep, |index, value| {
+        results[index] = value;
+    })?;
+    Ok(results)
+}
+
+/// Walks started per read the queue can take: a walk that joins a read
+/// already in flight (its node shared with another key's path) takes no
+/// slot of the queue, so the walks in progress are bounded separately.
+const WALKS_PER_DEPTH: usize = 8;
+
+/// Lookups pulled from `lookups` as the queue has room, each result handed
+/// to `sink` with its index in the stream as soon as it is known (in no
+/// particular order), with up to `depth` reads in flight throughout.
+///
+/// A fixed batch drains at its end: its last reads run with the queue
+/// emptying, and the slowest of them (a device's p99.9 is ten times its
+/// median) holds the whole batch. A stream starts the next lookup the
+/// moment a read slot frees, so the device sees `depth` reads until the
+/// iterator ends. At most `WALKS_PER_DEPTH × depth` walks are in progress.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn get_stream(
+    shared: &Shared,
+    map: &ChunkMap,
+    top: Option<&TopNodes>,
+    root: Option<StoredRef>,
+    lookups: impl Iterator<Item = (Vec<u8>, Target)>,
+    depth: usize,
+    mut keep: Option<Keeping<'_>>,
+    mut sink: impl FnMut(usize, Option<Value>),
+) -> Result<()> {
+    let Some(root) = root else {
+        lookups.enumerate().for_each(|(index, _)| sink(index, None));
+        return Ok(());
+    };
+    let mut lookups = lookups.enumerate();
+    let walks_max = depth.max(1).saturating_mul(WALKS_PER_DEPTH);
+    let mut ready: VecDeque<(Walk, Option<Arc<Node>>)> = VecDeque::new();
     shared.engine.with_queue(depth, |queue: &mut dyn ReadQueue| {
         let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
         // Walks whose read could not be queued yet (queue full).
         let mut blocked: VecDeque<(Walk, StoredRef)> = VecDeque::new();
         let mut failure: Option<Error> = None;
+        // Walks started and not finished.
+        let mut walking = 0usize;
+        let mut drained = false;
         loop {
-            while failure.is_none()
-                && let Some((mut walk, given)) = ready.pop_front()
-            {
-                match advance(shared, map, top, &mut walk, given, keep.as_mut()) {
-                    Ok(Step::Done(value)) => results[walk.index] = value,
-                    Ok(Step::Need(stored)) => match in_flight.get_mut(&stored.loc.key()) {
-                        Some(read) => read.waiters.push(walk),
-                        None => blocked.push_back((walk, stored)),
-                    },
-                    Err(err) => failure = Some(err),
-                }
-            }
-            while failure.is_none() && queue.in_flight() < queue.depth() {
-                let Some((walk, stored)) = blocked.pop_front() else { break };
-                let key = stored.loc.key();
-                if let Some(read) = in_flight.get_mut(&key) {
-                    read.waiters.push(walk);
-                    continue;
-                }
-                match submit_read(shared, map, queue, stored) {
-                    Ok((offset, start)) => {
-                        let read = InFlight { stored, offset, start, waiters: vec![walk] };
-                        in_flight.insert(key, read);
+            // Resume the walks whose reads finished, then queue reads, and
+            // start new walks while the queue has room for their reads.
+            loop {
+                while failure.is_none()
+                    && let Some((mut walk, given)) = ready.pop_front()
+                {
+                    match advance(shared, map, top, &mut walk, given, keep.as_mut()) {
+                        Ok(Step::Done(value)) => {
+                            walking -= 1;
+                            sink(walk.index, value);
+                        }
+                        Ok(Step::Need(stored)) => match in_flight.get_mut(&stored.loc.key()) {
+                            Some(read) => read.waiters.push(walk),
+                            None => blocked.push_back((walk, stored)),
+                        },
+                        Err(err) => failure = Some(err),
                     }
-                    Err(err) => failure = Some(err),
+                }
+                while failure.is_none() && queue.in_flight() < queue.depth() {
+                    let Some((walk, stored)) = blocked.pop_front() else { break };
+                    let key = stored.loc.key();
+                    if let Some(read) = in_flight.get_mut(&key) {
+                        read.waiters.push(walk);
+                        continue;
+                    }
+                    match submit_read(shared, map, queue, stored) {
+                        Ok((offset, start)) => {
+                            let read = InFlight { stored, offset, start, waiters: vec![walk] };
+                            in_flight.insert(key, read);
+                        }
+                        Err(err) => failure = Some(err),
+                    }
+                }
+                if failure.is_some()
+                    || drained
+                    || queue.in_flight() >= queue.depth()
+                    || walking >= walks_max
+                {
+                    break;
+                }
+                match lookups.next() {
+                    Some((index, (key, target))) => {
+                        walking += 1;
+                        ready.push_back((Walk::new(index, key, root, target), None));
+                    }
+                    None => drained = true,
                 }
             }
             if queue.in_flight() == 0 {
@@ -435,12 +525,11 @@ pub(crate) fn get_many(
         match failure {
             Some(err) => Err(err),
             None => {
-                debug_assert!(blocked.is_empty() && ready.is_empty());
+                debug_assert!(blocked.is_empty() && ready.is_empty() && walking == 0);
                 Ok(())
             }
         }
-    })?;
-    Ok(results)
+    })
 }
 
 /// Queues the read of the pages holding `stored` (token: its location
@@ -565,22 +654,34 @@ pub(crate) fn proof(
 mod tests {
     use super::*;
 
-    /// Every node of the top levels has a slot of its own, in range; deeper
-    /// nodes and paths with a nibble out of range have none.
+    /// Every node of the top levels has a slot of its own, in range, that
+    /// keeps what is offered to it (the lazily allocated deepest level
+    /// too); deeper nodes and paths with a nibble out of range have none.
     #[test]
     fn top_slots_are_distinct_and_in_range() {
         let top = TopNodes::new();
+        assert_eq!(EAGER_SLOTS, TopNodes::level_start(TOP_DEPTH - 1));
+        let slots = TopNodes::level_start(TOP_DEPTH);
         let mut seen = std::collections::HashSet::new();
         for depth in 0..TOP_DEPTH {
             for path in 0..1usize << (4 * depth) {
                 let key: Vec<u8> =
                     (0..depth).rev().map(|i| ((path >> (4 * i)) & 15) as u8).collect();
                 let slot = TopNodes::slot(&key, depth).unwrap();
-                assert!(slot < top.slots.len());
+                assert!(slot < slots);
                 assert!(seen.insert(slot), "depth {depth}, path {key:?}");
             }
         }
-        assert_eq!(seen.len(), top.slots.len());
+        assert_eq!(seen.len(), slots);
+        assert_eq!(top.held(), 0);
+        let node = Arc::new(Node::Leaf { path: vec![1], value: Value::Raw(Box::new([7])) });
+        for slot in [0, EAGER_SLOTS - 1, EAGER_SLOTS, slots - 1] {
+            assert!(top.get(slot, 40 + slot as u64).is_none());
+            top.offer(slot, 40 + slot as u64, &node);
+            assert!(Arc::ptr_eq(top.get(slot, 40 + slot as u64).unwrap(), &node), "slot {slot}");
+            assert!(top.get(slot, 41 + slot as u64).is_none(), "slot {slot}: another location");
+        }
+        assert_eq!(top.held(), 4);
         assert_eq!(TopNodes::slot(&[1, 2, 3], TOP_DEPTH), None);
         assert_eq!(TopNodes::slot(&[1, 16], 2), None);
         assert_eq!(TopNodes::slot(&[1], 2), None);

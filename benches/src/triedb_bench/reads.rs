@@ -6,17 +6,23 @@
 //!   triedb serves a batch with one read in flight through its synchronous
 //!   path (pread), which is cheaper than the ring at depth 1, so this and
 //!   the sync row below measure the same path;
-//! * depth d > 1: calls `Snapshot::accounts_with_depth(&batch, d)` on
-//!   batches of `BATCH_PER_DEPTH × d` random addresses (with
-//!   `--batch-threads N`, a batch triedb splits across N rings is asked for
-//!   at depth d / N, so d reads are in flight in all); percentiles are of
-//!   the *batch* wall time; the mean per-lookup latency at that depth follows
-//!   from Little's law (`d / reads_per_s`);
+//! * depth d > 1, streamed: one call of `Snapshot::accounts_streamed` for
+//!   the whole phase, its addresses drawn as triedb pulls them, so d reads
+//!   stay in flight throughout, as the raw baseline and NOMT's d threads
+//!   keep theirs; percentiles are per lookup, from the moment triedb pulls
+//!   its address to the moment it hands back the account;
+//! * depth d > 1, batched: calls `Snapshot::accounts_with_depth(&batch, d)`
+//!   on batches of `BATCH_PER_DEPTH × d` random addresses, the API a block's
+//!   prefetch uses (with `--batch-threads N`, a batch triedb splits across
+//!   N rings is asked for at depth d / N, so d reads are in flight in all);
+//!   each batch ends with its queue draining, and percentiles are of the
+//!   *batch* wall time;
 //! * the sync path: each call `Snapshot::account(&a)` (pread on a miss).
 //!
 //! Throughput is lookups divided by the summed wall time of those calls.
-//! Addresses are drawn (and hashed) outside the timed calls, and every
-//! result is checked against the workload before it counts.
+//! Addresses are drawn (and hashed) outside the timed calls, except in a
+//! stream, where drawing them is part of the call. Every result is checked
+//! against the workload before it counts.
 
 use super::Ctx;
 use crate::stats::{Percentiles, Samples};
@@ -26,6 +32,8 @@ use anyhow::{Result, bail};
 use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use wake_triedb::{Account, BATCH_PART_MIN, Snapshot, TrieDb};
 
@@ -73,6 +81,8 @@ pub fn check(i: u64, got: Option<&Account>) -> Result<()> {
 pub enum Mode {
     /// `accounts_with_depth(batch, depth)`.
     Batched { depth: usize },
+    /// One `accounts_streamed(.., depth, ..)` for the whole phase.
+    Streamed { depth: usize },
     /// `account(a)`, one at a time (the synchronous pread path).
     Sync,
 }
@@ -80,7 +90,7 @@ pub enum Mode {
 impl Mode {
     fn batch_len(&self) -> usize {
         match *self {
-            Mode::Batched { depth: 1 } | Mode::Sync => 1,
+            Mode::Batched { depth: 1 } | Mode::Sync | Mode::Streamed { .. } => 1,
             Mode::Batched { depth } => BATCH_PER_DEPTH * depth,
         }
     }
@@ -109,6 +119,9 @@ pub fn phase(
         Until::Time(d) => (d, None),
         Until::Lookups(n) => (Duration::MAX, Some(n)),
     };
+    if let Mode::Streamed { depth } = mode {
+        return streamed(ctx, db, snap, depth, bar, (duration, max_lookups), rng_tag);
+    }
     let n = ctx.opts.accounts;
     let batch = mode.batch_len();
     let mut rng = StdRng::seed_from_u64(ctx.opts.seed ^ rng_tag);
@@ -154,7 +167,7 @@ pub fn phase(
                 samples.push(dt);
                 busy += dt;
             }
-            Mode::Sync => {
+            Mode::Sync | Mode::Streamed { .. } => {
                 let got = snap.account(&addresses[0])?;
                 let dt = t.elapsed();
                 check(indices[0], got.as_ref())?;
@@ -179,4 +192,77 @@ pub fn phase(
         if lookups == 0 { 0.0 } else { device_reads as f64 / lookups as f64 }
     ));
     Ok(ReadResult { lookups, busy, latency: samples.summary(), device_reads })
+}
+
+/// A streamed phase (see the module doc): one call, addresses drawn as
+/// triedb pulls them, until `duration` has passed or `max_lookups` were
+/// drawn.
+fn streamed(
+    ctx: &Ctx,
+    db: &TrieDb,
+    snap: &Snapshot,
+    depth: usize,
+    bar: &ProgressBar,
+    (duration, max_lookups): (Duration, Option<u64>),
+    rng_tag: u64,
+) -> Result<ReadResult> {
+    let n = ctx.opts.accounts;
+    let mut rng = StdRng::seed_from_u64(ctx.opts.seed ^ rng_tag);
+    // Lookups in progress: their account number and when they were pulled.
+    let pending: RefCell<HashMap<usize, (u64, Instant)>> = RefCell::new(HashMap::new());
+    let mut samples = Samples::with_capacity(1 << 20);
+    let mut wrong: Option<anyhow::Error> = None;
+    let reads_before = db.stats().device_reads;
+    let start = Instant::now();
+    let mut last_draw = start;
+    let mut drawn = 0u64;
+    let addresses = std::iter::from_fn(|| {
+        let now = Instant::now();
+        let done = match max_lookups {
+            Some(max) => drawn >= max,
+            None => now - start >= duration,
+        };
+        if done {
+            return None;
+        }
+        let i = rng.random_range(0..n);
+        pending.borrow_mut().insert(drawn as usize, (i, now));
+        drawn += 1;
+        Some(ctx.workload.address(i))
+    });
+    let mut answered = 0u64;
+    snap.accounts_streamed(addresses, depth, |index, account| {
+        let Some((i, pulled)) = pending.borrow_mut().remove(&index) else {
+            wrong.get_or_insert_with(|| anyhow::anyhow!("lookup {index} answered twice"));
+            return;
+        };
+        let now = Instant::now();
+        samples.push(now - pulled);
+        if let Err(err) = check(i, account.as_ref()) {
+            wrong.get_or_insert(err);
+        }
+        answered += 1;
+        if now - last_draw >= Duration::from_millis(200) {
+            last_draw = now;
+            match max_lookups {
+                Some(_) => bar.set_position(answered),
+                None => bar.set_position((now - start).as_millis() as u64),
+            }
+            bar.set_message(format!("{:.0} lookups/s", per_s(answered, now - start)));
+        }
+    })?;
+    let busy = start.elapsed();
+    if let Some(err) = wrong {
+        return Err(err);
+    }
+    if !pending.borrow().is_empty() {
+        bail!("{} streamed lookups were never answered", pending.borrow().len());
+    }
+    let device_reads = db.stats().device_reads - reads_before;
+    bar.finish_with_message(format!(
+        "{:.0} lookups/s, {:.2} device reads/lookup",
+        per_s(answered, busy),
+        if answered == 0 { 0.0 } else { device_reads as f64 / answered as f64 }
+    ));
+    Ok(ReadResult { lookups: answered, busy, latency: samples.summary(), device_reads })
 }
