@@ -306,13 +306,13 @@ impl Report {
         let _ = writeln!(t);
         let _ = writeln!(
             t,
-            "{:<34} {:>12} {:>10} {:>10} {:>10}",
+            "{:<38} {:>12} {:>10} {:>10} {:>10}",
             "cold reads (random accounts)", "reads/s", "p50 µs", "p99 µs", "p99.9 µs"
         );
         let row = |t: &mut String, name: &str, rate: f64, p: &Percentiles| {
             let _ = writeln!(
                 t,
-                "{:<34} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
+                "{:<38} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
                 name, rate, p.p50_us, p.p99_us, p.p999_us
             );
         };
@@ -374,19 +374,19 @@ impl Report {
             row(&mut t, "NOMT 1 thread (per read)", rate, p);
         }
         if let Some(rate) = self.nomt_reads_per_s_threads8 {
-            let _ = writeln!(t, "{:<34} {:>12.0}", "NOMT 8 threads", rate);
+            let _ = writeln!(t, "{:<38} {:>12.0}", "NOMT 8 threads", rate);
         }
         if let Some(rate) = self.nomt_reads_per_s_threads32 {
-            let _ = writeln!(t, "{:<34} {:>12.0}", "NOMT 32 threads", rate);
+            let _ = writeln!(t, "{:<38} {:>12.0}", "NOMT 32 threads", rate);
         }
         if let (Some(pread), Some(d32)) =
             (self.raw_pread_reads_per_s_at_nomt, self.raw_reads_per_s_depth32_at_nomt)
         {
-            let _ = writeln!(t, "{:<34} {:>12.0}", "raw pread, right after NOMT", pread);
-            let _ = writeln!(t, "{:<34} {:>12.0}", "raw depth 32, right after NOMT", d32);
+            let _ = writeln!(t, "{:<38} {:>12.0}", "raw pread, right after NOMT", pread);
+            let _ = writeln!(t, "{:<38} {:>12.0}", "raw depth 32, right after NOMT", d32);
         }
         if let Some(rate) = self.pread_pool_reads_per_s_depth32 {
-            let _ = writeln!(t, "{:<34} {:>12.0}", "triedb pread pool depth 32", rate);
+            let _ = writeln!(t, "{:<38} {:>12.0}", "triedb pread pool depth 32", rate);
         }
         let _ = writeln!(
             t,
@@ -403,12 +403,12 @@ impl Report {
         let _ = writeln!(t);
         let _ = writeln!(
             t,
-            "{:<34} {:>12} {:>10} {:>10} {:>10}",
+            "{:<38} {:>12} {:>10} {:>10} {:>10}",
             "commits (durable)", "updates/s", "ms/block", "p50 ms", "p99 ms"
         );
         let _ = writeln!(
             t,
-            "{:<34} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
+            "{:<38} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
             format!(
                 "triedb {} × {} (+{} slots)",
                 self.blocks, self.block_updates, self.storage_updates_per_block
@@ -423,7 +423,7 @@ impl Report {
         {
             let _ = writeln!(
                 t,
-                "{:<34} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
+                "{:<38} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
                 "NOMT, same blocks",
                 rate,
                 ms,
