@@ -16,7 +16,9 @@
 //! * [`Snapshot`]: reads of one version: [`Snapshot::account`],
 //!   [`Snapshot::storage`], [`Snapshot::code`] (synchronous), the batched
 //!   [`Snapshot::accounts`] / [`Snapshot::storage_batch`] (many reads in
-//!   flight at once), and EIP-1186 proofs ([`Snapshot::proof`]).
+//!   flight at once), the streamed [`Snapshot::accounts_streamed`] (keys
+//!   pulled from an iterator as read slots free, so the queue never drains
+//!   between batches), and EIP-1186 proofs ([`Snapshot::proof`]).
 //! * [`ReadAhead`]: the nodes a block's batched reads walked
 //!   ([`Snapshot::accounts_ahead`], [`Snapshot::storage_batch_ahead`]),
 //!   handed to that block's commit ([`TrieDb::commit_ahead`]) so it reads
@@ -59,7 +61,8 @@
 //!   other work notes what is not cached for a batch instead.
 //! * **Our own io_uring ring**, bounded depth (default 32), no SQPOLL. A
 //!   batch runs one state machine per key; keys waiting on the same node
-//!   share one read. A large batch can be split across threads, a ring
+//!   share one read. Queued reads enter the kernel two at a time at depth
+//!   32 (a sixteenth of the depth), or when nothing else is ready. A large batch can be split across threads, a ring
 //!   each ([`Config::batch_threads`], default 1), for devices faster than
 //!   one thread can walk and decode for.
 //! * **Compaction by chunk floor.** Each reference records the lowest chunk
