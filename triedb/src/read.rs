@@ -439,15 +439,16 @@ pub(crate) fn get_stream(
         return Ok(());
     };
     let mut lookups = lookups.enumerate();
-    let walks_max = depth.max(1).saturating_mul(WALKS_PER_DEPTH);
     let mut ready: VecDeque<(Walk, Option<Arc<Node>>)> = VecDeque::new();
     shared.engine.with_queue(depth, |queue: &mut dyn ReadQueue| {
         let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
         // Walks whose read could not be queued yet (queue full).
         let mut blocked: VecDeque<(Walk, StoredRef)> = VecDeque::new();
         let mut failure: Option<Error> = None;
-        // Walks started and not finished.
+        // Walks started and not finished, and how many may be (the queue's
+        // depth is the one asked for, bounded by the engine's).
         let mut walking = 0usize;
+        let walks_max = queue.depth().saturating_mul(WALKS_PER_DEPTH);
         let mut drained = false;
         loop {
             // Resume the walks whose reads finished, then queue reads, and
