@@ -266,3 +266,70 @@ fn streamed(
     ));
     Ok(ReadResult { lookups: answered, busy, latency: samples.summary(), device_reads })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Ctx, TrieDbBenchOptions};
+    use super::*;
+    use crate::progress::Bars;
+    use crate::workload::{Workload, load_updates};
+    use wake_triedb::Config;
+
+    /// A database of the workload's first `n` accounts under `seed`, with a
+    /// cache far smaller than it, and a context that draws from them.
+    fn setup(n: u64, seed: u64) -> (tempfile::TempDir, TrieDb, Ctx) {
+        let dir = tempfile::Builder::new().prefix("wake-reads-").tempdir_in("../target").unwrap();
+        let mut config = Config::new(dir.path().join("db"));
+        config.cache_bytes = 256 << 10;
+        let db = TrieDb::open(config).unwrap();
+        db.commit(1, &load_updates(&Workload::new(seed), 0..n)).unwrap();
+        let opts = TrieDbBenchOptions { accounts: n, seed, ..TrieDbBenchOptions::quick() };
+        let ctx = Ctx { workload: Workload::new(seed), opts, bars: Bars { enabled: false } };
+        (dir, db, ctx)
+    }
+
+    /// Every mode counts what it looked up, one latency sample per call
+    /// (per lookup when streamed), and the device reads it caused; a
+    /// stream stops at its lookup count exactly.
+    #[test]
+    fn phases_count_lookups_latencies_and_reads() {
+        // Enough accounts that a trie's bottom is below the top nodes a
+        // snapshot keeps; each mode on a fresh snapshot.
+        let (_dir, db, ctx) = setup(100_000, 3);
+        let bar = ProgressBar::hidden();
+        for (mode, calls) in [
+            (Mode::Streamed { depth: 8 }, 3_000),
+            (Mode::Batched { depth: 8 }, 3_000usize.div_ceil(BATCH_PER_DEPTH * 8)),
+            (Mode::Sync, 3_000),
+        ] {
+            let snap = db.snapshot(1).unwrap();
+            let r = phase(&ctx, &db, &snap, mode, &bar, Until::Lookups(3_000), 1).unwrap();
+            assert_eq!(r.lookups, 3_000, "{mode:?}");
+            assert_eq!(r.latency.count, calls as u64, "{mode:?}");
+            assert!(r.device_reads > 0, "{mode:?}: nothing read from the device");
+            assert!(r.reads_per_s() > 0.0, "{mode:?}");
+        }
+        let timed = Until::Time(Duration::from_millis(50));
+        let snap = db.snapshot(1).unwrap();
+        let r = phase(&ctx, &db, &snap, Mode::Streamed { depth: 32 }, &bar, timed, 2).unwrap();
+        assert!(r.lookups > 0 && r.latency.count == r.lookups);
+    }
+
+    /// A lookup that does not find what the workload loaded fails the
+    /// phase, streamed or batched: the checks are live. The same phase
+    /// passes on the database the workload loaded and fails on one another
+    /// seed loaded (its accounts sit at other addresses).
+    #[test]
+    fn phases_fail_on_wrong_accounts() {
+        let (_dir, db, ctx) = setup(2_000, 3);
+        let snap = db.snapshot(1).unwrap();
+        let bar = ProgressBar::hidden();
+        let (_other_dir, other, _) = setup(2_000, 4);
+        let other_snap = other.snapshot(1).unwrap();
+        for mode in [Mode::Streamed { depth: 8 }, Mode::Batched { depth: 8 }] {
+            assert!(phase(&ctx, &db, &snap, mode, &bar, Until::Lookups(500), 1).is_ok());
+            let err = phase(&ctx, &other, &other_snap, mode, &bar, Until::Lookups(500), 1);
+            assert!(err.is_err(), "{mode:?}: the other workload's state passed the checks");
+        }
+    }
+}
