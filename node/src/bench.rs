@@ -152,7 +152,8 @@ pub struct TriedbArgs {
     embed_subtrees: Option<bool>,
     /// Rings (threads) each large read batch is split across (triedb's
     /// `batch_threads`), each at depth d / N, so the reads in flight stay
-    /// the phase's depth.
+    /// the phase's depth: the warm-up and the batched depth-32 row (the
+    /// streamed phases run on one ring).
     #[arg(long, value_name = "N", default_value_t = 1)]
     batch_threads: usize,
     /// Seed of the workload.

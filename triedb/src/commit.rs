@@ -23,6 +23,7 @@ use crate::node::{
 use crate::store::{ChunkMap, Shared, WriterState, record_weight};
 use crate::{AccountUpdate, Error, Result};
 use alloy_primitives::{B256, U256, keccak256};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -927,27 +928,30 @@ impl CommitCtx<'_> {
         if depth >= self.fresh_depth {
             return;
         }
-        let (fresh, weight) = if !node.holds_leaves() || self.fresh_decoded {
-            let weight = node_weight(&node);
-            (Fresh::Node(Arc::new(node)), weight)
-        } else {
-            let record: Arc<[u8]> = match body {
-                Some(body) => Arc::from(body),
-                None => {
-                    let mut body = Vec::new();
-                    node.encode_body(&mut body);
-                    Arc::from(body)
-                }
-            };
-            let weight = record_weight(&record);
-            (Fresh::Record(record), weight)
-        };
+        // Bottom nodes are kept as their record unless the cache has room.
+        let record: Option<Cow<'_, [u8]>> =
+            (node.holds_leaves() && !self.fresh_decoded).then(|| {
+                body.map_or_else(
+                    || {
+                        let mut body = Vec::new();
+                        node.encode_body(&mut body);
+                        Cow::Owned(body)
+                    },
+                    Cow::Borrowed,
+                )
+            });
+        let weight = record.as_deref().map_or_else(|| node_weight(&node), record_weight);
+        // Weighed before anything is copied: a node over the budget is dropped.
         if depth >= FRESH_CACHE_DEPTH {
             if self.fresh_bytes + weight > self.fresh_budget {
                 return;
             }
             self.fresh_bytes += weight;
         }
+        let fresh = match record {
+            Some(record) => Fresh::Record(Arc::from(&*record)),
+            None => Fresh::Node(Arc::new(node)),
+        };
         self.fresh.push((loc, fresh));
     }
 }

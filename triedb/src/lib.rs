@@ -62,9 +62,10 @@
 //! * **Our own io_uring ring**, bounded depth (default 32), no SQPOLL. A
 //!   batch runs one state machine per key; keys waiting on the same node
 //!   share one read. Queued reads enter the kernel two at a time at depth
-//!   32 (a sixteenth of the depth), or when nothing else is ready. A large batch can be split across threads, a ring
-//!   each ([`Config::batch_threads`], default 1), for devices faster than
-//!   one thread can walk and decode for.
+//!   32 (a sixteenth of the depth), or when nothing else is ready. A large
+//!   batch can be split across threads, a ring each
+//!   ([`Config::batch_threads`], default 1), for devices faster than one
+//!   thread can walk and decode for.
 //! * **Compaction by chunk floor.** Each reference records the lowest chunk
 //!   its subtree touches (`min_chunk`). When the chunks between the
 //!   compaction floor and the head hold more than twice the live data, the

@@ -135,17 +135,12 @@ impl TopNodes {
     }
 
     fn offer(&self, slot: usize, loc_key: u64, node: &Arc<Node>) {
-        let cell = match slot.checked_sub(EAGER_SLOTS) {
-            None => self.upper.get(slot),
-            Some(at) => self
-                .deep
-                .get_or_init(|| {
-                    let len = Self::level_start(TOP_DEPTH) - EAGER_SLOTS;
-                    (0..len).map(|_| OnceLock::new()).collect()
-                })
-                .get(at),
-        };
-        if let Some(cell) = cell {
+        if slot >= EAGER_SLOTS {
+            self.deep.get_or_init(|| {
+                (EAGER_SLOTS..Self::level_start(TOP_DEPTH)).map(|_| OnceLock::new()).collect()
+            });
+        }
+        if let Some(cell) = self.cell(slot) {
             let _ = cell.set((loc_key, Arc::clone(node)));
         }
     }

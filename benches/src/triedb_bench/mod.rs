@@ -72,10 +72,10 @@ pub struct TrieDbBenchOptions {
     pub pread_pool: bool,
     /// `Config::embed_subtrees` of every database the run opens.
     pub embed_subtrees: bool,
-    /// Rings a batched read phase splits each batch across
-    /// (`Config::batch_threads`), each at depth d / N, so the reads in
-    /// flight stay d (the depth-8 batches, 256 lookups, are too small to
-    /// split and stay on one).
+    /// Rings the batched read phases (the warm-up and the batched depth-32
+    /// row) split each batch across (`Config::batch_threads`), each at
+    /// depth d / N, so the reads in flight stay d. The streamed phases run
+    /// on one ring.
     pub batch_threads: usize,
     pub seed: u64,
     /// Draw progress bars on stderr.

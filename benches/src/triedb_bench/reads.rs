@@ -154,44 +154,67 @@ pub fn phase(
             addresses.push(ctx.workload.address(i));
         }
         let t = Instant::now();
-        match mode {
+        let got = match mode {
             Mode::Batched { depth } => {
                 // Split across rings the way triedb splits it, each ring
                 // at its share of the depth.
                 let rings = ctx.opts.batch_threads.min(this_batch / BATCH_PART_MIN).max(1);
-                let got = snap.accounts_with_depth(&addresses, (depth / rings).max(1))?;
-                let dt = t.elapsed();
-                for (i, account) in indices.iter().zip(&got) {
-                    check(*i, account.as_ref())?;
-                }
-                samples.push(dt);
-                busy += dt;
+                snap.accounts_with_depth(&addresses, (depth / rings).max(1))?
             }
-            Mode::Sync | Mode::Streamed { .. } => {
-                let got = snap.account(&addresses[0])?;
-                let dt = t.elapsed();
-                check(indices[0], got.as_ref())?;
-                samples.push(dt);
-                busy += dt;
-            }
+            // A stream returned above.
+            Mode::Sync | Mode::Streamed { .. } => vec![snap.account(&addresses[0])?],
+        };
+        let dt = t.elapsed();
+        for (i, account) in indices.iter().zip(&got) {
+            check(*i, account.as_ref())?;
         }
+        samples.push(dt);
+        busy += dt;
         lookups += this_batch as u64;
         if last_draw.elapsed() >= Duration::from_millis(200) {
             last_draw = Instant::now();
-            match max_lookups {
-                Some(_) => bar.set_position(lookups),
-                None => bar.set_position(start.elapsed().as_millis() as u64),
-            }
-            bar.set_message(format!("{:.0} lookups/s", per_s(lookups, busy)));
+            draw(bar, max_lookups, lookups, start.elapsed(), busy);
         }
     }
-    let device_reads = db.stats().device_reads - reads_before;
+    Ok(finish(db, bar, reads_before, lookups, busy, samples))
+}
+
+/// Moves a phase's bar: lookups done, or milliseconds of a timed phase.
+fn draw(
+    bar: &ProgressBar,
+    max_lookups: Option<u64>,
+    lookups: u64,
+    elapsed: Duration,
+    busy: Duration,
+) {
+    match max_lookups {
+        Some(_) => bar.set_position(lookups),
+        None => bar.set_position(elapsed.as_millis() as u64),
+    }
+    bar.set_message(format!("{:.0} lookups/s", per_s(lookups, busy)));
+}
+
+/// Closes a phase's bar and gathers its result.
+fn finish(
+    db: &TrieDb,
+    bar: &ProgressBar,
+    reads_before: u64,
+    lookups: u64,
+    busy: Duration,
+    mut samples: Samples,
+) -> ReadResult {
+    let result = ReadResult {
+        lookups,
+        busy,
+        latency: samples.summary(),
+        device_reads: db.stats().device_reads - reads_before,
+    };
     bar.finish_with_message(format!(
         "{:.0} lookups/s, {:.2} device reads/lookup",
-        per_s(lookups, busy),
-        if lookups == 0 { 0.0 } else { device_reads as f64 / lookups as f64 }
+        result.reads_per_s(),
+        result.device_reads_per_lookup()
     ));
-    Ok(ReadResult { lookups, busy, latency: samples.summary(), device_reads })
+    result
 }
 
 /// A streamed phase (see the module doc): one call, addresses drawn as
@@ -244,11 +267,7 @@ fn streamed(
         answered += 1;
         if now - last_draw >= Duration::from_millis(200) {
             last_draw = now;
-            match max_lookups {
-                Some(_) => bar.set_position(answered),
-                None => bar.set_position((now - start).as_millis() as u64),
-            }
-            bar.set_message(format!("{:.0} lookups/s", per_s(answered, now - start)));
+            draw(bar, max_lookups, answered, now - start, now - start);
         }
     })?;
     let busy = start.elapsed();
@@ -258,13 +277,7 @@ fn streamed(
     if !pending.borrow().is_empty() {
         bail!("{} streamed lookups were never answered", pending.borrow().len());
     }
-    let device_reads = db.stats().device_reads - reads_before;
-    bar.finish_with_message(format!(
-        "{:.0} lookups/s, {:.2} device reads/lookup",
-        per_s(answered, busy),
-        if answered == 0 { 0.0 } else { device_reads as f64 / answered as f64 }
-    ));
-    Ok(ReadResult { lookups: answered, busy, latency: samples.summary(), device_reads })
+    Ok(finish(db, bar, reads_before, answered, busy, samples))
 }
 
 #[cfg(test)]
