@@ -115,7 +115,7 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use wake_triedb::AccountInfo;
+use wake_triedb::{AccountInfo, KECCAK_EMPTY};
 
 /// Transactions run in order, one at a time, after the chain detector
 /// fires; doubled each time it fires again right after a span (up to
@@ -386,20 +386,29 @@ pub struct SpeculativeRuns {
     runs: Vec<Option<(B256, Speculated)>>,
 }
 
-/// The environment discovery runs in: the block's, without the nonce
-/// check, so that each run sees the pre-state and a sender's later
-/// transactions still run (and reveal their reads).
-pub(crate) struct DiscoveryEnv {
+/// What discovery runs: `block`'s transactions sent by `senders`, on
+/// `threads` threads, in the block's environment without the nonce check,
+/// so that each run sees the pre-state and a sender's later transactions
+/// still run (and reveal their reads).
+pub(crate) struct DiscoveryEnv<'b> {
     envs: BlockEnvs,
     cfg: CfgEnv,
+    block: &'b Block<BlockTx>,
+    senders: &'b [Address],
+    threads: usize,
 }
 
-impl DiscoveryEnv {
-    pub(crate) fn new(chain: &ChainSpec, block: &Block<BlockTx>) -> Self {
+impl<'b> DiscoveryEnv<'b> {
+    pub(crate) fn new(
+        chain: &ChainSpec,
+        block: &'b Block<BlockTx>,
+        senders: &'b [Address],
+        threads: usize,
+    ) -> Self {
         let envs = BlockEnvs::new(chain, &block.header);
         let mut cfg = envs.cfg.clone();
         cfg.disable_nonce_check = true;
-        DiscoveryEnv { envs, cfg }
+        DiscoveryEnv { envs, cfg, block, senders, threads }
     }
 }
 
@@ -435,16 +444,15 @@ impl SpeculativeRuns {
     /// to run again; what it missed is returned for loading.
     pub(crate) fn discover_round<D: PreState + Sync>(
         &mut self,
-        env: &DiscoveryEnv,
-        block: &Block<BlockTx>,
-        senders: &[Address],
+        env: &DiscoveryEnv<'_>,
         base: &D,
         todo: &[usize],
-        threads: usize,
+        guess: Guess,
     ) -> Result<Round, StateError> {
         if todo.is_empty() {
             return Ok(Round::default());
         }
+        let (block, senders, threads) = (env.block, env.senders, env.threads);
         let shared = Shared {
             base,
             committed: RwLock::new(BlockState::new(base)),
@@ -467,6 +475,7 @@ impl SpeculativeRuns {
                 for &index in part {
                     let view = &mut evm.ctx.journaled_state.database;
                     view.discovery = Some(Missing::default());
+                    view.guessed_sender = (guess == Guess::Senders).then_some(senders[index]);
                     let mut run = speculate(&mut evm, &txs[index], senders[index]);
                     let view = &mut evm.ctx.journaled_state.database;
                     let missing = view.discovery.take().unwrap_or_default();
@@ -634,6 +643,7 @@ fn worker_evm<'s, 'a, D: PreState + Sync>(
             recording: false,
             codes: HashMap::default(),
             discovery: None,
+            guessed_sender: None,
         })
         .with_block(envs.block.clone())
         .with_cfg(cfg)
@@ -1186,6 +1196,9 @@ struct View<'s, 'a, D> {
     /// Set for discovery runs: the pre-state is read only where it is
     /// resident, and what is not is noted here instead of read.
     discovery: Option<Missing>,
+    /// In a discovery run, the sender to answer with [`SENDER_GUESS`]
+    /// when it is not loaded (see [`Guess::Senders`]).
+    guessed_sender: Option<Address>,
 }
 
 /// What a discovery run read that the prefetch has not loaded.
@@ -1211,6 +1224,28 @@ impl Missing {
 /// guess decides only what is loaded, never a result.
 const MISSING_SLOT_GUESS: U256 = U256::from_limbs([0, 0, 0, 1 << 32]);
 
+/// What a guessing discovery run reads for its own sender when it is not
+/// loaded: an account without code that can pay (2^224 wei; the nonce is
+/// not checked in discovery). Read as absent, the sender could not pay
+/// and the run would stop before the call that reveals the slots. Such a
+/// run is never kept either.
+const SENDER_GUESS: AccountInfo = AccountInfo {
+    nonce: 0,
+    balance: U256::from_limbs([0, 0, 0, 1 << 32]),
+    code_hash: KECCAK_EMPTY,
+};
+
+/// How a discovery round answers an account it has not loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Guess {
+    /// As absent.
+    Absent,
+    /// A transaction's own sender as [`SENDER_GUESS`], others as absent: a
+    /// round before the senders are read reveals the slots the calls touch,
+    /// so senders and slots can be read in one batch.
+    Senders,
+}
+
 impl<D: PreState + Sync> View<'_, '_, D> {
     /// The account in the pre-state: in discovery, what the pre-state holds
     /// in memory (else noted); otherwise through the shared read cache.
@@ -1222,7 +1257,7 @@ impl<D: PreState + Sync> View<'_, '_, D> {
             Some(known) => Ok(known.map(|account| account.info)),
             None => {
                 missing.accounts.push(address);
-                Ok(None)
+                Ok((self.guessed_sender == Some(address)).then_some(SENDER_GUESS))
             }
         }
     }

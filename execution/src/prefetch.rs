@@ -28,7 +28,7 @@
 //! conflict-free block is then executed once, during the prefetch.
 
 use crate::error::StateError;
-use crate::parallel::{DiscoveryEnv, SpeculativeRuns};
+use crate::parallel::{DiscoveryEnv, Guess, SpeculativeRuns};
 use crate::spec::ChainSpec;
 use crate::state::{BatchRead, PreAccount, PreState, to_revm};
 use crate::tx::BlockTx;
@@ -119,6 +119,39 @@ fn read_slots(
         .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)))
 }
 
+/// The accounts of `addresses` that `inner` holds in memory (looked up on
+/// `threads` threads, without I/O), and the others, to read. On one thread
+/// none: a walk of the cached levels before the batch would cost a cold
+/// account twice.
+fn resident_accounts<D: PreState + Sync>(
+    inner: &D,
+    addresses: Vec<Address>,
+    threads: usize,
+) -> (HashMap<Address, Option<PreAccount>>, Vec<Address>) {
+    if threads <= 1 {
+        return (HashMap::default(), addresses);
+    }
+    let part = addresses.len().div_ceil(threads.max(1)).max(1);
+    let resident: Vec<Option<Option<PreAccount>>> =
+        crate::workers::map(addresses.chunks(part).collect(), |part| {
+            part.iter().map(|a| inner.resident_account(*a)).collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut accounts: HashMap<Address, Option<PreAccount>> = HashMap::default();
+    let mut missing = Vec::new();
+    for (address, found) in addresses.into_iter().zip(resident) {
+        match found {
+            Some(account) => {
+                accounts.insert(address, account);
+            }
+            None => missing.push(address),
+        }
+    }
+    (accounts, missing)
+}
+
 impl<D: PreState> Prefetched<D> {
     /// Reads, in two batches (accounts, then slots), everything `block`
     /// names that a transaction or the block's own state changes will read,
@@ -154,28 +187,88 @@ impl<D: PreState> Prefetched<D> {
             return Self::load(inner, snapshot, block, senders);
         }
         let (addresses, slots) = named(block, senders);
-        let part = addresses.len().div_ceil(threads).max(1);
-        let inner_ref = &inner;
-        let resident: Vec<Option<Option<PreAccount>>> =
-            crate::workers::map(addresses.chunks(part).collect(), |part| {
-                part.iter().map(|a| inner_ref.resident_account(*a)).collect::<Vec<_>>()
-            })
-            .into_iter()
-            .flatten()
-            .collect();
-        let mut accounts: HashMap<Address, Option<PreAccount>> = HashMap::default();
-        let mut missing = Vec::new();
-        for (address, found) in addresses.into_iter().zip(resident) {
-            match found {
-                Some(account) => {
-                    accounts.insert(address, account);
-                }
-                None => missing.push(address),
-            }
-        }
+        let (mut accounts, missing) = resident_accounts(&inner, addresses, threads);
         let read = snapshot.accounts_batch(&missing)?;
         accounts.extend(missing.into_iter().zip(read));
         Self::load_slots(inner, snapshot, accounts, slots)
+    }
+
+    /// The whole prefetch of `block`: [`load_on`](Self::load_on) and
+    /// [`discover`](Self::discover) with one batch fewer. The accounts the
+    /// transactions call or pay (what decides which code runs) are read
+    /// first, then a discovery round runs every transaction with its sender
+    /// guessed where it is not loaded (an account that can pay), revealing
+    /// the slots the calls touch; the senders and those slots are then read
+    /// in one batch, and discovery goes on as in `discover` (the guessed
+    /// runs are never kept: each runs again over what was read). Where
+    /// discovery finds slots to read (contract calls), that saves a batch;
+    /// in a block of plain transfers it costs one, and the first batch of
+    /// `load_on` would read senders and recipients together, so
+    /// `rounds == 0` is `load_on` alone.
+    pub fn fetch(
+        inner: D,
+        snapshot: &impl BatchRead,
+        chain: &ChainSpec,
+        block: &Block<BlockTx>,
+        senders: &[Address],
+        rounds: usize,
+        threads: usize,
+    ) -> Result<Self, StateError>
+    where
+        D: Sync,
+    {
+        if rounds == 0 {
+            return Self::load_on(inner, snapshot, block, senders, threads);
+        }
+        let (addresses, named_slots) = named(block, senders);
+        let signers: std::collections::HashSet<Address> = senders.iter().copied().collect();
+        let (signing, called): (Vec<Address>, Vec<Address>) =
+            addresses.into_iter().partition(|address| signers.contains(address));
+        let (mut accounts, missing) = resident_accounts(&inner, called, threads);
+        accounts.extend(missing.iter().copied().zip(snapshot.accounts_batch(&missing)?));
+        let mut this = Prefetched {
+            inner,
+            accounts,
+            slots: HashMap::default(),
+            codes: HashMap::default(),
+            rounds: 0,
+            runs: Mutex::new(None),
+        };
+        let env = DiscoveryEnv::new(chain, block, senders, threads);
+        let mut runs = SpeculativeRuns::new(block);
+        let all: Vec<usize> = (0..block.body.transactions.len()).collect();
+        let round = runs.discover_round(&env, &this, &all, Guess::Senders)?;
+        this.codes.extend(round.codes);
+        for (slot, value) in round.slots_read {
+            this.slots.entry(slot).or_insert(value);
+        }
+        let found = !round.accounts.is_empty() || !round.slots.is_empty();
+        // Senders and what the round found, in one batch with the slots.
+        let mut wanted: BTreeSet<Address> = signing.into_iter().collect();
+        wanted.extend(round.accounts);
+        let wanted = wanted.into_iter().filter(|a| !this.accounts.contains_key(a)).collect();
+        let (resident, missing) = resident_accounts(&this.inner, wanted, threads);
+        this.accounts.extend(resident);
+        let slots: Vec<(Address, B256)> = named_slots
+            .into_iter()
+            .chain(round.slots.into_iter().map(|(address, index)| (address, index.into())))
+            .filter(|(address, _)| {
+                this.accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
+            })
+            .collect();
+        let (read_accounts, values) = snapshot.read_batch(&missing, &slots)?;
+        this.accounts.extend(missing.into_iter().zip(read_accounts));
+        this.slots.extend(
+            slots
+                .into_iter()
+                .zip(values)
+                .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)),
+        );
+        if found {
+            this.rounds += 1;
+        }
+        this.discover_from(&env, runs, round.again, snapshot, rounds - 1)?;
+        Ok(this)
     }
 
     /// Reads the named slots of accounts that have storage, in one batch.
@@ -225,14 +318,30 @@ impl<D: PreState> Prefetched<D> {
     where
         D: Sync,
     {
-        let env = DiscoveryEnv::new(chain, block);
-        let mut runs = SpeculativeRuns::new(block);
-        let mut todo: Vec<usize> = (0..block.body.transactions.len()).collect();
+        let env = DiscoveryEnv::new(chain, block, senders, threads);
+        let runs = SpeculativeRuns::new(block);
+        let todo: Vec<usize> = (0..block.body.transactions.len()).collect();
+        self.discover_from(&env, runs, todo, snapshot, rounds)
+    }
+
+    /// The rounds of [`discover`](Self::discover), from transactions `todo`
+    /// with the runs `runs` kept so far.
+    fn discover_from(
+        &mut self,
+        env: &DiscoveryEnv<'_>,
+        mut runs: SpeculativeRuns,
+        mut todo: Vec<usize>,
+        snapshot: &impl BatchRead,
+        rounds: usize,
+    ) -> Result<(), StateError>
+    where
+        D: Sync,
+    {
         for _ in 0..rounds.min(DISCOVERY_ROUNDS_MAX) {
             if todo.is_empty() {
                 break;
             }
-            let round = runs.discover_round(&env, block, senders, &*self, &todo, threads)?;
+            let round = runs.discover_round(env, &*self, &todo, Guess::Absent)?;
             self.codes.extend(round.codes);
             for (slot, value) in round.slots_read {
                 self.slots.entry(slot).or_insert(value);

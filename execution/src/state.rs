@@ -159,6 +159,20 @@ impl<'a> SnapshotState<'a> {
         }
     }
 
+    /// Accounts and slots of the snapshot in one batch (see
+    /// [`Snapshot::read_batch`]), kept for the commit when reading ahead.
+    fn snapshot_both(
+        &self,
+        addresses: &[Address],
+        slots: &[(Address, B256)],
+    ) -> Result<(Vec<Option<PreAccount>>, Vec<U256>), StateError> {
+        let (accounts, values) = match self.ahead {
+            Some(ahead) => self.snapshot.read_batch_ahead(addresses, slots, &mut ahead.lock())?,
+            None => Snapshot::read_batch(self.snapshot, addresses, slots)?,
+        };
+        Ok((accounts.into_iter().map(|a| a.map(pre_account)).collect(), values))
+    }
+
     /// `snapshot` with `pending` (oldest first, the first one of the
     /// version right after the snapshot's) applied on top.
     pub fn with_pending(
@@ -265,6 +279,15 @@ pub trait BatchRead {
     fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError>;
     /// The slots (unhashed keys), in order.
     fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError>;
+    /// Both at once. triedb overrides this with one batch, so that the
+    /// device sees one stream of reads; by default, two batches.
+    fn read_batch(
+        &self,
+        addresses: &[Address],
+        slots: &[(Address, B256)],
+    ) -> Result<(Vec<Option<PreAccount>>, Vec<U256>), StateError> {
+        Ok((self.accounts_batch(addresses)?, self.storage_batch(slots)?))
+    }
 }
 
 fn pre_account(account: Account) -> PreAccount {
@@ -279,14 +302,67 @@ impl BatchRead for Snapshot {
     fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
         Ok(Snapshot::storage_batch(self, slots)?)
     }
+
+    fn read_batch(
+        &self,
+        addresses: &[Address],
+        slots: &[(Address, B256)],
+    ) -> Result<(Vec<Option<PreAccount>>, Vec<U256>), StateError> {
+        let (accounts, values) = Snapshot::read_batch(self, addresses, slots)?;
+        Ok((accounts.into_iter().map(|a| a.map(pre_account)).collect(), values))
+    }
 }
 
 /// The pending diffs answer what they name; the rest is one batch of the
 /// snapshot.
 impl BatchRead for SnapshotState<'_> {
     fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError> {
+        let (mut out, missing) = self.pending_accounts(addresses)?;
+        let wanted: Vec<Address> = missing.iter().map(|&i| addresses[i]).collect();
+        for (i, account) in missing.into_iter().zip(self.snapshot_accounts(&wanted)?) {
+            out[i] = account;
+        }
+        Ok(out)
+    }
+
+    fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
+        let (mut out, missing) = self.pending_slots(slots);
+        let wanted: Vec<(Address, B256)> = missing.iter().map(|&i| slots[i]).collect();
+        for (i, value) in missing.into_iter().zip(self.snapshot_slots(&wanted)?) {
+            out[i] = value;
+        }
+        Ok(out)
+    }
+
+    fn read_batch(
+        &self,
+        addresses: &[Address],
+        slots: &[(Address, B256)],
+    ) -> Result<(Vec<Option<PreAccount>>, Vec<U256>), StateError> {
+        let (mut accounts, missing_accounts) = self.pending_accounts(addresses)?;
+        let (mut values, missing_slots) = self.pending_slots(slots);
+        let wanted_accounts: Vec<Address> =
+            missing_accounts.iter().map(|&i| addresses[i]).collect();
+        let wanted_slots: Vec<(Address, B256)> = missing_slots.iter().map(|&i| slots[i]).collect();
+        let (read_accounts, read_values) = self.snapshot_both(&wanted_accounts, &wanted_slots)?;
+        for (i, account) in missing_accounts.into_iter().zip(read_accounts) {
+            accounts[i] = account;
+        }
+        for (i, value) in missing_slots.into_iter().zip(read_values) {
+            values[i] = value;
+        }
+        Ok((accounts, values))
+    }
+}
+
+impl SnapshotState<'_> {
+    /// The accounts the pending diffs answer, and the indices of the rest.
+    fn pending_accounts(
+        &self,
+        addresses: &[Address],
+    ) -> Result<(Vec<Option<PreAccount>>, Vec<usize>), StateError> {
         if self.pending.is_empty() {
-            return self.snapshot_accounts(addresses);
+            return Ok((vec![None; addresses.len()], (0..addresses.len()).collect()));
         }
         let mut out = vec![None; addresses.len()];
         let mut missing = Vec::new();
@@ -303,18 +379,15 @@ impl BatchRead for SnapshotState<'_> {
                 None => missing.push(i),
             }
         }
-        let wanted: Vec<Address> = missing.iter().map(|&i| addresses[i]).collect();
-        for (i, account) in missing.into_iter().zip(self.snapshot_accounts(&wanted)?) {
-            out[i] = account;
-        }
-        Ok(out)
+        Ok((out, missing))
     }
 
-    fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
-        if self.pending.is_empty() {
-            return self.snapshot_slots(slots);
-        }
+    /// The slots the pending diffs answer, and the indices of the rest.
+    fn pending_slots(&self, slots: &[(Address, B256)]) -> (Vec<U256>, Vec<usize>) {
         let mut out = vec![U256::ZERO; slots.len()];
+        if self.pending.is_empty() {
+            return (out, (0..slots.len()).collect());
+        }
         let mut missing = Vec::new();
         for (i, (address, slot)) in slots.iter().enumerate() {
             match pending::storage(self.pending, address, slot) {
@@ -322,11 +395,7 @@ impl BatchRead for SnapshotState<'_> {
                 None => missing.push(i),
             }
         }
-        let wanted: Vec<(Address, B256)> = missing.iter().map(|&i| slots[i]).collect();
-        for (i, value) in missing.into_iter().zip(self.snapshot_slots(&wanted)?) {
-            out[i] = value;
-        }
-        Ok(out)
+        (out, missing)
     }
 }
 

@@ -22,8 +22,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use wake_execution::{
-    BlockError, BlockOutcome, BlockTx, ChainSpec, ParallelConfig, ParallelStats, Prefetched,
-    SnapshotState, SpecId, execute_block, execute_block_parallel_with, recover_senders,
+    BlockError, BlockOutcome, BlockTx, ChainSpec, ParallelConfig, ParallelStats, PreState,
+    Prefetched, SnapshotState, SpecId, execute_block, execute_block_parallel_with, recover_senders,
 };
 use wake_triedb::{AccountInfo, AccountUpdate, Config, KECCAK_EMPTY, StateUpdates, TrieDb};
 
@@ -499,7 +499,60 @@ fn discovery_prefetch_finds_contract_slots_and_changes_nothing() {
     }
 }
 
-fn discovery_finds_contract_slots(chain: &Chain, cold: bool) {
+/// `Prefetched::fetch` (the senders guessed in a first round, then read
+/// with the slots it reveals in one batch) loads what `load` + `discover`
+/// load, in one round on a cold state, and leaves every transaction's
+/// final run for the executor; results match serial without a prefetch.
+#[test]
+fn fetch_guesses_senders_and_changes_nothing() {
+    for cold in [true, false] {
+        let chain = if cold { reopened(chain()) } else { chain() };
+        let (keys, block, senders) = counter_calls(&chain);
+        let spec = ChainSpec::single(CHAIN_ID, SpecId::CANCUN);
+        let snapshot = chain.db.snapshot(0).expect("snapshot");
+        let hashes = BTreeMap::new();
+        let fetch = || {
+            let view = SnapshotState::new(&snapshot, &hashes);
+            Prefetched::fetch(view, &snapshot, &spec, &block, &senders, 3, 2).expect("fetch")
+        };
+        let fetched = fetch();
+        let stats = fetched.stats();
+        // After the fetch, which must find the state cold.
+        let mut reference =
+            Prefetched::load(SnapshotState::new(&snapshot, &hashes), &snapshot, &block, &senders)
+                .expect("load");
+        reference.discover(&spec, &block, &senders, &snapshot, 3, 2).expect("discover");
+        assert!(stats.accounts >= SENDERS as usize, "cold {cold}: {stats:?}");
+        assert_eq!(stats.slots, reference.stats().slots, "cold {cold}: {stats:?}");
+        assert_eq!(stats.discovery_rounds, usize::from(cold), "cold {cold}: {stats:?}");
+        let before = chain.db.stats();
+        for (s, key) in keys.iter().chain([&B256::ZERO]).enumerate() {
+            let index = U256::from_be_bytes(key.0);
+            revm::database::DatabaseRef::storage_ref(&fetched, COUNTER, index).expect("slot");
+            revm::database::DatabaseRef::basic_ref(&fetched, senders[s]).expect("sender");
+        }
+        let after = chain.db.stats();
+        assert_eq!(after.cache_hits + after.cache_misses, before.cache_hits + before.cache_misses);
+        let runs = fetched.take_speculative_runs().expect("discovery's runs");
+        assert_eq!(runs.len(), SENDERS as usize, "cold {cold}: a final run per transaction");
+
+        let expected = serial(&chain, &block).expect("valid block");
+        let fetched = fetch();
+        let (got, _) =
+            execute_block_parallel_with(&spec, &block, &senders, &fetched, ParallelConfig::new(2))
+                .expect("parallel over the prefetch");
+        assert_eq!(got.receipts, expected.receipts);
+        assert_eq!(got.updates, expected.updates);
+        let got = execute_block(&spec, &block, &senders, fetch()).expect("serial over it");
+        assert_eq!(got.receipts, expected.receipts);
+        assert_eq!(got.updates, expected.updates);
+    }
+}
+
+/// A block in which each sender calls the counter once, with one of the
+/// returned keys as calldata (the counter reads `slot[calldata]` and slot
+/// 0), and its senders.
+fn counter_calls(chain: &Chain) -> ([B256; 3], Block<BlockTx>, Vec<Address>) {
     let keys = [B256::with_last_byte(5), B256::with_last_byte(6), B256::with_last_byte(7)];
     let txs = (0..SENDERS as usize)
         .map(|s| {
@@ -508,8 +561,13 @@ fn discovery_finds_contract_slots(chain: &Chain, cold: bool) {
         })
         .collect();
     let block = block_of(Address::repeat_byte(0xee), txs);
-    let spec = ChainSpec::single(CHAIN_ID, SpecId::CANCUN);
     let senders = recover_senders(&block.body.transactions, SpecId::CANCUN, 1).expect("senders");
+    (keys, block, senders)
+}
+
+fn discovery_finds_contract_slots(chain: &Chain, cold: bool) {
+    let (keys, block, senders) = counter_calls(chain);
+    let spec = ChainSpec::single(CHAIN_ID, SpecId::CANCUN);
     let snapshot = chain.db.snapshot(0).expect("snapshot");
     let hashes = BTreeMap::new();
     let view = SnapshotState::new(&snapshot, &hashes);

@@ -4,11 +4,13 @@
 //!
 //! What one timed block costs (each part timed on its own):
 //! 1. **recover**: [`recover_senders`] on `threads` threads (libsecp256k1);
-//! 2. **prefetch** (when on): [`Prefetched::load`], the block's accounts and
-//!    access-list slots read in one overlapped triedb batch, then
-//!    [`Prefetched::discover`], which runs the transactions over what is
-//!    loaded and batch-reads what they reveal (the ERC-20 balance slots),
-//!    up to [`DISCOVERY_ROUNDS_MAX`] rounds, on `threads` threads;
+//! 2. **prefetch** (when on): [`Prefetched::fetch`]: the accounts the
+//!    transactions call or pay, read in one overlapped triedb batch; a
+//!    discovery round over them with each sender guessed, revealing what
+//!    the calls read (the ERC-20 balance slots); the senders and those slots
+//!    in one batch; then discovery rounds over what is loaded, batch-reading
+//!    what they reveal, up to [`DISCOVERY_ROUNDS_MAX`] rounds in all, on
+//!    `threads` threads;
 //! 3. **execute**: the executor over the pre-state view ([`SnapshotState`],
 //!    or [`Prefetched`] in front of it);
 //! 4. **commit**: `TrieDb::commit` of the block's diff, durable (fdatasync)
@@ -434,12 +436,15 @@ pub fn run_exec_bench(opts: &ExecBenchOptions) -> Result<ExecReport> {
     Ok(report)
 }
 
-/// Device traffic counters at one instant ([`StateBench::device_counts`]).
+/// Device traffic and commit timers at one instant ([`StateBench::device_counts`]).
 #[derive(Clone, Copy)]
 struct DeviceCounts {
     reads: u64,
     commit_reads: u64,
+    commit_apply_reads: u64,
     written_bytes: u64,
+    /// triedb's commit timers (µs): read-ahead, apply, sync.
+    commit_us: [u64; 3],
 }
 
 impl DeviceCounts {
@@ -447,7 +452,12 @@ impl DeviceCounts {
     fn record_since(self, before: DeviceCounts, result: &mut RunResult) {
         result.device_reads = self.reads - before.reads;
         result.commit_device_reads = self.commit_reads - before.commit_reads;
+        result.commit_apply_device_reads = self.commit_apply_reads - before.commit_apply_reads;
         result.written_bytes = self.written_bytes.saturating_sub(before.written_bytes);
+        let ms = |k: usize| self.commit_us[k].saturating_sub(before.commit_us[k]) as f64 / 1e3;
+        result.commit_prefetch_ms = ms(0);
+        result.commit_apply_ms = ms(1);
+        result.commit_sync_ms = ms(2);
     }
 }
 
@@ -550,13 +560,16 @@ impl<'o> StateBench<'o> {
     }
 
     /// Device traffic so far: triedb's reads since open (all, and the
-    /// commits'), and the bytes this process wrote to storage.
+    /// commits'), the bytes this process wrote to storage, and triedb's
+    /// commit timers.
     fn device_counts(&self) -> DeviceCounts {
         let stats = self.db.stats();
         DeviceCounts {
             reads: stats.device_reads,
             commit_reads: stats.commit_prefetch_reads + stats.commit_apply_reads,
+            commit_apply_reads: stats.commit_apply_reads,
             written_bytes: storage_bytes().map_or(0, |(_, written)| written),
+            commit_us: [stats.commit_prefetch_us, stats.commit_apply_us, stats.commit_sync_us],
         }
     }
 
@@ -670,13 +683,12 @@ impl<'o> StateBench<'o> {
                 let start = Instant::now();
                 let ((run, stats), prefetch) = if spec.prefetch {
                     let prefetch_threads = executor.prefetch_threads(threads);
-                    let mut state =
-                        Prefetched::load_on(base, &reading, block, &senders, prefetch_threads)?;
-                    state.discover(
+                    let state = Prefetched::fetch(
+                        base,
+                        &reading,
                         &self.chain,
                         block,
                         &senders,
-                        &reading,
                         DISCOVERY_ROUNDS_MAX,
                         prefetch_threads,
                     )?;
@@ -827,12 +839,12 @@ impl<'o> StateBench<'o> {
 
             let start = Instant::now();
             let discovery_threads = executor.prefetch_threads(threads);
-            let mut state = Prefetched::load_on(base, &base, block, &senders, discovery_threads)?;
-            state.discover(
+            let state = Prefetched::fetch(
+                base,
+                &base,
                 &self.chain,
                 block,
                 &senders,
-                &base,
                 DISCOVERY_ROUNDS_MAX,
                 discovery_threads,
             )?;

@@ -61,9 +61,18 @@ pub struct RunResult {
     /// Of `device_reads`, those of the commits (their read-ahead of the
     /// paths they rewrite, and compaction).
     pub commit_device_reads: u64,
+    /// Of `commit_device_reads`, those made while applying the diff (one
+    /// at a time), not in the commits' batched read-ahead.
+    pub commit_apply_device_reads: u64,
     /// Bytes the process wrote to storage during the run (`/proc/self/io`:
     /// the commits' nodes, compaction and metadata).
     pub written_bytes: u64,
+    /// Of the commits' time, triedb's own split (its counters): reading
+    /// ahead the paths they rewrite, applying the diff (updating, hashing,
+    /// compacting and writing nodes), and the two syncs.
+    pub commit_prefetch_ms: f64,
+    pub commit_apply_ms: f64,
+    pub commit_sync_ms: f64,
     /// State root after the run's last block.
     pub last_root: B256,
     /// Parallel executor, summed over the blocks: transactions run ahead
@@ -107,7 +116,11 @@ impl Default for RunResult {
             device_reads: 0,
             device_reads_per_tx: 0.0,
             commit_device_reads: 0,
+            commit_apply_device_reads: 0,
             written_bytes: 0,
+            commit_prefetch_ms: 0.0,
+            commit_apply_ms: 0.0,
+            commit_sync_ms: 0.0,
             last_root: B256::ZERO,
             speculative: 0,
             validated: 0,
@@ -547,6 +560,27 @@ impl ExecReport {
                 r.aborted,
                 r.chain_detected,
                 r.serial_fallback_blocks
+            );
+        }
+        for r in &self.runs {
+            let per_block = |ms: f64| ms / r.blocks.max(1) as f64;
+            let _ = writeln!(
+                t,
+                "commit {} {} {} {}: per block {:.1} ms read-ahead, {:.1} ms apply ({:.0} device \
+                 reads of {:.0}), {:.1} ms sync",
+                r.state.name(),
+                r.workload.name(),
+                r.executor.name(),
+                match (r.pipelined, r.prefetch) {
+                    (true, _) => "pipelined",
+                    (false, true) => "prefetch on",
+                    (false, false) => "prefetch off",
+                },
+                per_block(r.commit_prefetch_ms),
+                per_block(r.commit_apply_ms),
+                per_block(r.commit_apply_device_reads as f64),
+                per_block(r.commit_device_reads as f64),
+                per_block(r.commit_sync_ms),
             );
         }
         let _ = writeln!(t);
