@@ -99,7 +99,7 @@ pub use pool::{
     AccountSource, AccountState, Admitted, BlockLimits, Pool, PoolConfig, PoolError, PoolHead,
     PooledTx, TxOrigin,
 };
-pub use prefetch::{DISCOVERY_ROUNDS_MAX, PrefetchStats, Prefetched};
+pub use prefetch::{CALLED_SHARE_MAX, DISCOVERY_ROUNDS_MAX, PrefetchStats, Prefetched};
 pub use spec::{ChainSpec, ForkActivation, GENESIS_JSON_BYTES_MAX, Genesis, GenesisAccount};
 pub use state::{
     BatchRead, BlockHashes, BlockState, CollisionState, PreAccount, PreState, SnapshotState,

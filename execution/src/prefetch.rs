@@ -66,6 +66,10 @@ pub struct PrefetchStats {
     pub discovery_rounds: usize,
 }
 
+/// [`Prefetched::fetch`] reads the called accounts ahead of the senders
+/// only while they are at most one per this many senders.
+pub const CALLED_SHARE_MAX: usize = 4;
+
 /// Most discovery rounds [`Prefetched::discover`] runs.
 pub const DISCOVERY_ROUNDS_MAX: usize = 4;
 
@@ -97,6 +101,18 @@ fn named(block: &Block<BlockTx>, senders: &[Address]) -> (Vec<Address>, BTreeSet
         }
     }
     (addresses.into_iter().collect(), slots)
+}
+
+/// [`named`], the accounts split into those that sign a transaction and
+/// the others (called, paid or named in access lists).
+fn named_split(
+    block: &Block<BlockTx>,
+    senders: &[Address],
+) -> (Vec<Address>, Vec<Address>, BTreeSet<(Address, B256)>) {
+    let (addresses, slots) = named(block, senders);
+    let signers: std::collections::HashSet<Address> = senders.iter().copied().collect();
+    let (signing, called) = addresses.into_iter().partition(|address| signers.contains(address));
+    (signing, called, slots)
 }
 
 /// Reads `slots` in one batch, leaving out those of accounts known absent
@@ -201,10 +217,11 @@ impl<D: PreState> Prefetched<D> {
     /// the slots the calls touch; the senders and those slots are then read
     /// in one batch, and discovery goes on as in `discover` (the guessed
     /// runs are never kept: each runs again over what was read). Where
-    /// discovery finds slots to read (contract calls), that saves a batch;
-    /// in a block of plain transfers it costs one, and the first batch of
-    /// `load_on` would read senders and recipients together, so
-    /// `rounds == 0` is `load_on` alone.
+    /// discovery finds slots to read (contract calls), that saves a batch.
+    /// The first batch is a round trip of its own, worth it only while it
+    /// is short: where the block calls or pays more than one account per
+    /// [`CALLED_SHARE_MAX`] senders (plain transfers to many recipients),
+    /// and with `rounds == 0`, this is `load_on` + `discover`.
     pub fn fetch(
         inner: D,
         snapshot: &impl BatchRead,
@@ -217,13 +234,30 @@ impl<D: PreState> Prefetched<D> {
     where
         D: Sync,
     {
-        if rounds == 0 {
-            return Self::load_on(inner, snapshot, block, senders, threads);
+        let (signing, called, _) = named_split(block, senders);
+        if rounds > 0 && called.len() * CALLED_SHARE_MAX <= signing.len() {
+            return Self::fetch_guessing(inner, snapshot, chain, block, senders, rounds, threads);
         }
-        let (addresses, named_slots) = named(block, senders);
-        let signers: std::collections::HashSet<Address> = senders.iter().copied().collect();
-        let (signing, called): (Vec<Address>, Vec<Address>) =
-            addresses.into_iter().partition(|address| signers.contains(address));
+        let mut this = Self::load_on(inner, snapshot, block, senders, threads)?;
+        this.discover(chain, block, senders, snapshot, rounds, threads)?;
+        Ok(this)
+    }
+
+    /// [`fetch`](Self::fetch) with the guessing round, whatever the block
+    /// (at least one round).
+    pub fn fetch_guessing(
+        inner: D,
+        snapshot: &impl BatchRead,
+        chain: &ChainSpec,
+        block: &Block<BlockTx>,
+        senders: &[Address],
+        rounds: usize,
+        threads: usize,
+    ) -> Result<Self, StateError>
+    where
+        D: Sync,
+    {
+        let (signing, called, named_slots) = named_split(block, senders);
         let (mut accounts, missing) = resident_accounts(&inner, called, threads);
         accounts.extend(missing.iter().copied().zip(snapshot.accounts_batch(&missing)?));
         let mut this = Prefetched {
@@ -267,7 +301,7 @@ impl<D: PreState> Prefetched<D> {
         if found {
             this.rounds += 1;
         }
-        this.discover_from(&env, runs, round.again, snapshot, rounds - 1)?;
+        this.discover_from(&env, runs, round.again, snapshot, rounds.saturating_sub(1))?;
         Ok(this)
     }
 

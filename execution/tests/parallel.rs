@@ -499,10 +499,12 @@ fn discovery_prefetch_finds_contract_slots_and_changes_nothing() {
     }
 }
 
-/// `Prefetched::fetch` (the senders guessed in a first round, then read
-/// with the slots it reveals in one batch) loads what `load` + `discover`
-/// load, in one round on a cold state, and leaves every transaction's
-/// final run for the executor; results match serial without a prefetch.
+/// `Prefetched::fetch_guessing` (the senders guessed in a first round,
+/// then read with the slots it reveals in one batch) loads what `load` +
+/// `discover` load, in one round on a cold state, and leaves every
+/// transaction's final run for the executor; results over it, and over
+/// `fetch` (which does not guess for so few senders), match serial
+/// without a prefetch.
 #[test]
 fn fetch_guesses_senders_and_changes_nothing() {
     for cold in [true, false] {
@@ -512,6 +514,13 @@ fn fetch_guesses_senders_and_changes_nothing() {
         let snapshot = chain.db.snapshot(0).expect("snapshot");
         let hashes = BTreeMap::new();
         let fetch = || {
+            let view = SnapshotState::new(&snapshot, &hashes);
+            Prefetched::fetch_guessing(view, &snapshot, &spec, &block, &senders, 3, 2)
+                .expect("fetch")
+        };
+        // 3 accounts called or paid (counter, fee recipient, beacon roots)
+        // against 8 senders: `fetch` itself does not guess for this block.
+        let plain = || {
             let view = SnapshotState::new(&snapshot, &hashes);
             Prefetched::fetch(view, &snapshot, &spec, &block, &senders, 3, 2).expect("fetch")
         };
@@ -544,6 +553,13 @@ fn fetch_guesses_senders_and_changes_nothing() {
         assert_eq!(got.receipts, expected.receipts);
         assert_eq!(got.updates, expected.updates);
         let got = execute_block(&spec, &block, &senders, fetch()).expect("serial over it");
+        assert_eq!(got.receipts, expected.receipts);
+        assert_eq!(got.updates, expected.updates);
+        let plain = plain();
+        assert_eq!(plain.stats().slots, stats.slots);
+        let (got, _) =
+            execute_block_parallel_with(&spec, &block, &senders, &plain, ParallelConfig::new(2))
+                .expect("parallel over the plain fetch");
         assert_eq!(got.receipts, expected.receipts);
         assert_eq!(got.updates, expected.updates);
     }

@@ -22,9 +22,9 @@ use crate::node::{
 };
 use crate::store::{ChunkMap, Shared, WriterState, record_weight};
 use crate::{AccountUpdate, Error, Result};
+use alloy_primitives::map::HashMap;
 use alloy_primitives::{B256, U256, keccak256};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What one update does to the value under its key.
@@ -281,7 +281,7 @@ impl CommitCtx<'_> {
                 self.seal_below(child, 0, WAVE_KEEP_DEPTH)?;
             }
         }
-        self.prefetched = crate::read::Kept::new();
+        self.prefetched = crate::read::Kept::default();
         self.finish_root(current)
     }
 

@@ -11,8 +11,8 @@ use crate::store::{ChunkMap, Shared, WriterState};
 use crate::{
     Account, AccountProof, AccountUpdate, Error, Result, StateUpdates, StorageProof, VersionInfo,
 };
+use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -327,7 +327,7 @@ impl TrieDb {
     /// Applies one block's state diff as `version` and returns the new state
     /// root. Durable when it returns. On error the previous version is intact.
     pub fn commit(&self, version: u64, updates: &StateUpdates) -> Result<B256> {
-        self.commit_keeping(version, updates, Keep::Always, Kept::new())
+        self.commit_keeping(version, updates, Keep::Always, Kept::default())
     }
 
     /// [`commit`](Self::commit), walking the nodes `ahead` holds instead of
@@ -342,7 +342,7 @@ impl TrieDb {
         // Another database's locations mean nothing here.
         let nodes = match pins.iter().all(|pin| Arc::ptr_eq(&pin.db, &self.inner)) {
             true => nodes,
-            false => Kept::new(),
+            false => Kept::default(),
         };
         let root = self.commit_keeping(version, updates, Keep::Always, nodes);
         // The versions the nodes came from stay pinned until here.
@@ -360,7 +360,7 @@ impl TrieDb {
         updates: &StateUpdates,
         expected: B256,
     ) -> Result<B256> {
-        self.commit_keeping(version, updates, Keep::IfRoot(expected), Kept::new())
+        self.commit_keeping(version, updates, Keep::IfRoot(expected), Kept::default())
     }
 
     /// The state root the newest version would have with `updates` applied.
@@ -370,7 +370,7 @@ impl TrieDb {
         let next = self.latest().map_or(Some(1), |latest| latest.version.checked_add(1));
         let version =
             next.ok_or(Error::VersionNotIncreasing { new: u64::MAX, latest: u64::MAX })?;
-        self.commit_keeping(version, updates, Keep::Never, Kept::new())
+        self.commit_keeping(version, updates, Keep::Never, Kept::default())
     }
 
     /// `ahead`: nodes read for this commit already (see [`ReadAhead`]).
@@ -412,14 +412,14 @@ impl TrieDb {
         // compacts and writes its own subtree, so about 1/256 of the
         // commit's nodes is in memory at a time. The cost is one rewrite of
         // a top-level node per wave.
-        self.commit_with(version, Kept::new(), keep, |ctx, base| {
+        self.commit_with(version, Kept::default(), keep, |ctx, base| {
             let waves = accounts
                 .chunk_by(|a, b| a.0[0] == b.0[0])
                 .map(|wave| to_nibble_ops(wave.iter().copied()));
             let account_root =
                 ctx.update_root_in_waves(base.and_then(|b| b.account_root), waves, |ctx, wave| {
-                    ctx.prefetched = Kept::new();
-                    ctx.prefetched = self.prefetch(pinned.as_ref(), wave, Kept::new())?;
+                    ctx.prefetched = Kept::default();
+                    ctx.prefetched = self.prefetch(pinned.as_ref(), wave, Kept::default())?;
                     Ok(())
                 })?;
             let code_root = ctx.update_root(base.and_then(|b| b.code_root), &codes)?;
@@ -436,7 +436,7 @@ impl TrieDb {
             map.insert(nibbles(key), RawOp(value.as_deref()));
         }
         let ops: Vec<_> = map.into_iter().collect();
-        self.commit_with(version, Kept::new(), Keep::Always, |ctx, base| {
+        self.commit_with(version, Kept::default(), Keep::Always, |ctx, base| {
             let root = ctx.update_root(base.and_then(|b| b.account_root), &ops)?;
             Ok((root, base.and_then(|b| b.code_root)))
         })
@@ -540,7 +540,7 @@ impl TrieDb {
             fresh_decoded: room,
             fresh_budget: shared.cache.budget() / FRESH_BUDGET_DIVISOR,
             fresh_bytes: 0,
-            segments: HashMap::new(),
+            segments: HashMap::default(),
             spare_segments: Vec::new(),
             scratch: Vec::new(),
             prefetched,
@@ -1076,7 +1076,7 @@ impl Snapshot {
                 .into_iter()
                 .map(|part| {
                     scope.spawn(move || {
-                        let mut kept = Kept::new();
+                        let mut kept = Kept::default();
                         let keeping = cache.map(|cache| Keeping { nodes: &mut kept, cache });
                         let values = read::get_many(shared, map, top, root, part, depth, keeping)?;
                         Ok((values, kept))

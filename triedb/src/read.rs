@@ -12,7 +12,8 @@ use crate::io::{AlignedBuf, ReadQueue, ReadReq};
 use crate::node::{Child, Node, StoredRef, Value};
 use crate::store::{ChunkMap, Shared, decode_in_pages, page_span};
 use crate::{Error, Result};
-use std::collections::{HashMap, VecDeque};
+use alloy_primitives::map::HashMap;
+use std::collections::VecDeque;
 use std::ops::Deref;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -436,7 +437,7 @@ pub(crate) fn get_stream(
     let mut lookups = lookups.enumerate();
     let mut ready: VecDeque<(Walk, Option<Arc<Node>>)> = VecDeque::new();
     shared.engine.with_queue(depth, |queue: &mut dyn ReadQueue| {
-        let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
+        let mut in_flight: HashMap<u64, InFlight> = HashMap::default();
         // Walks whose read could not be queued yet (queue full).
         let mut blocked: VecDeque<(Walk, StoredRef)> = VecDeque::new();
         let mut failure: Option<Error> = None;
@@ -557,7 +558,7 @@ pub(crate) fn read_nodes(
     let mut pending = refs.iter();
     shared.engine.with_queue(depth, |queue: &mut dyn ReadQueue| {
         // (ref, offset of the node, offset of its first page)
-        let mut in_flight: HashMap<u64, (StoredRef, u64, u64)> = HashMap::new();
+        let mut in_flight: HashMap<u64, (StoredRef, u64, u64)> = HashMap::default();
         let mut failure: Option<Error> = None;
         loop {
             while failure.is_none() && queue.in_flight() < queue.depth() {
