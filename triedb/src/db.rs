@@ -1304,8 +1304,9 @@ mod tests {
     /// A snapshot's top nodes (see [`TopNodes`]) serve its later lookups
     /// and only its own version's: two snapshots read in turns, of versions
     /// whose top nodes all differ, each see their own values (synchronous,
-    /// resident-only and batched lookups alike), in a cache too small to
-    /// hold the tries.
+    /// resident-only and batched lookups alike; slots through the storage
+    /// roots the snapshot remembers), in a cache too small to hold the
+    /// tries.
     #[test]
     fn top_nodes_serve_their_own_version_only() {
         let (_dir, db, addresses) = db_and_addresses(64 << 10, 2000);
@@ -1335,6 +1336,10 @@ mod tests {
             // At least the root and its 16 children (each over a hundred
             // accounts, so stored, never embedded in the root's record).
             assert!(snapshot.top.held() >= 17, "version {version}: {:?}", snapshot.top.held());
+            // The storage roots of the first 1,024 accounts whose slots were
+            // read (their later slot lookups started there, and read their
+            // own version's values above).
+            assert_eq!(snapshot.top.storage_roots_held(), 1024);
         }
     }
 

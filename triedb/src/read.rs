@@ -79,11 +79,34 @@ const EAGER_SLOTS: usize = 1 + 16 + 256;
 /// bottom): it takes one of the two cache probes a lookup made before its
 /// read (benches/RESULTS.md). Its slots (~100 KiB) are allocated on first
 /// use, so a snapshot taken for one RPC call costs only the upper levels.
+///
+/// It also remembers the storage roots of the accounts its slot lookups
+/// went through ([`STORAGE_ROOTS_MAX`] at most): the next slot of the same
+/// account starts in its storage trie, without the account's walk (a key
+/// hash and five to seven node probes). An ERC-20 block reads thousands of
+/// slots of one account.
 pub(crate) struct TopNodes {
     /// Depths 0 to 2.
     upper: Box<[OnceLock<TopNode>]>,
     /// Depth 3.
     deep: OnceLock<Box<[OnceLock<TopNode>]>>,
+    /// Storage roots by account key (packed nibbles).
+    storage_roots: parking_lot::RwLock<HashMap<[u8; 32], StoredRef>>,
+}
+
+/// Most storage roots a [`TopNodes`] remembers (~80 bytes each).
+const STORAGE_ROOTS_MAX: usize = 1024;
+
+/// A 64-nibble key packed into bytes.
+fn packed(key: &[u8]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if key.len() != 64 {
+        return None;
+    }
+    for (byte, pair) in out.iter_mut().zip(key.chunks_exact(2)) {
+        *byte = (pair[0] << 4) | (pair[1] & 0x0f);
+    }
+    Some(out)
 }
 
 /// A top node and its location key.
@@ -94,6 +117,24 @@ impl TopNodes {
         TopNodes {
             upper: (0..EAGER_SLOTS).map(|_| OnceLock::new()).collect(),
             deep: OnceLock::new(),
+            storage_roots: parking_lot::RwLock::new(HashMap::default()),
+        }
+    }
+
+    /// The storage root of the account under `account_key`, if a walk
+    /// of this snapshot has passed through it.
+    fn storage_root(&self, account_key: &[u8]) -> Option<StoredRef> {
+        self.storage_roots.read().get(&packed(account_key)?).copied()
+    }
+
+    fn offer_storage_root(&self, account_key: &[u8], root: StoredRef) {
+        let Some(key) = packed(account_key) else { return };
+        if self.storage_roots.read().contains_key(&key) {
+            return;
+        }
+        let mut roots = self.storage_roots.write();
+        if roots.len() < STORAGE_ROOTS_MAX {
+            roots.insert(key, root);
         }
     }
 
@@ -133,6 +174,12 @@ impl TopNodes {
     pub fn held(&self) -> usize {
         let deep = self.deep.get().map_or(&[][..], |deep| &deep[..]);
         self.upper.iter().chain(deep).filter(|slot| slot.get().is_some()).count()
+    }
+
+    /// Storage roots remembered.
+    #[cfg(test)]
+    pub fn storage_roots_held(&self) -> usize {
+        self.storage_roots.read().len()
     }
 
     fn offer(&self, slot: usize, loc_key: u64, node: &Arc<Node>) {
@@ -191,6 +238,18 @@ fn advance(
     mut given: Option<Arc<Node>>,
     mut keep: Option<&mut Keeping<'_>>,
 ) -> Result<Step> {
+    // A slot of an account whose storage root this snapshot knows starts
+    // in its storage trie.
+    if let (Some(top), None, Target::Slot { slot_key }) = (top, &given, &walk.target)
+        && walk.in_first_trie
+        && walk.depth == 0
+        && let Some(storage) = top.storage_root(&walk.key)
+    {
+        walk.key = slot_key.clone();
+        walk.child = Child::Stored(storage);
+        walk.target = Target::Value;
+        walk.in_first_trie = false;
+    }
     loop {
         // This child's slot in the top of the trie, if it has one.
         let top_slot = match (top, &walk.child) {
@@ -256,6 +315,11 @@ fn advance(
         match (&walk.target, &found) {
             (Target::Slot { slot_key }, Value::Account(account)) => {
                 let Some(storage) = account.storage else { return Ok(Step::Done(None)) };
+                if let Some(top) = top
+                    && walk.in_first_trie
+                {
+                    top.offer_storage_root(&walk.key, storage);
+                }
                 walk.key = slot_key.clone();
                 walk.depth = 0;
                 walk.child = Child::Stored(storage);
