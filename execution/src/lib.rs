@@ -17,7 +17,9 @@
 //!    the transactions over what is loaded to find (and batch-read) the
 //!    slots only running them reveals. Each transaction's last discovery
 //!    run is a run over the pre-state, kept for the parallel executor
-//!    ([`SpeculativeRuns`]).
+//!    ([`SpeculativeRuns`]). [`Prefetched::fetch`] does both with one batch
+//!    fewer where the transactions call contracts: a first round with the
+//!    senders guessed reveals the slots, read together with the senders.
 //! 5. [`execute_block`]: the serial reference executor. revm runs each
 //!    transaction over a [`BlockState`] overlay on a [`SnapshotState`]
 //!    (the parent's triedb version); beacon-root system call (EIP-4788),

@@ -16,11 +16,15 @@
 //! * [`Snapshot`]: reads of one version: [`Snapshot::account`],
 //!   [`Snapshot::storage`], [`Snapshot::code`] (synchronous), the batched
 //!   [`Snapshot::accounts`] / [`Snapshot::storage_batch`] (many reads in
-//!   flight at once), the streamed [`Snapshot::accounts_streamed`] (keys
-//!   pulled from an iterator as read slots free, so the queue never drains
-//!   between batches), and EIP-1186 proofs ([`Snapshot::proof`]).
+//!   flight at once), both as one batch ([`Snapshot::read_batch`]), the
+//!   streamed [`Snapshot::accounts_streamed`] (keys pulled from an iterator
+//!   as read slots free, so the queue never drains between batches), and
+//!   EIP-1186 proofs ([`Snapshot::proof`]). A snapshot keeps the top of its
+//!   account trie and the storage roots its slot lookups passed, so later
+//!   lookups skip those levels.
 //! * [`ReadAhead`]: the nodes a block's batched reads walked
-//!   ([`Snapshot::accounts_ahead`], [`Snapshot::storage_batch_ahead`]),
+//!   ([`Snapshot::accounts_ahead`], [`Snapshot::storage_batch_ahead`],
+//!   [`Snapshot::read_batch_ahead`]),
 //!   handed to that block's commit ([`TrieDb::commit_ahead`]) so it reads
 //!   none of them again, whatever the cache evicted in between. It pins
 //!   the versions it read, which is what makes a node found by location
