@@ -393,9 +393,9 @@ pub struct SpeculativeRuns {
 pub(crate) struct DiscoveryEnv<'b> {
     envs: BlockEnvs,
     cfg: CfgEnv,
-    block: &'b Block<BlockTx>,
-    senders: &'b [Address],
-    threads: usize,
+    pub(crate) block: &'b Block<BlockTx>,
+    pub(crate) senders: &'b [Address],
+    pub(crate) threads: usize,
 }
 
 impl<'b> DiscoveryEnv<'b> {

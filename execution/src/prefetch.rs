@@ -103,16 +103,20 @@ fn named(block: &Block<BlockTx>, senders: &[Address]) -> (Vec<Address>, BTreeSet
     (addresses.into_iter().collect(), slots)
 }
 
-/// [`named`], the accounts split into those that sign a transaction and
-/// the others (called, paid or named in access lists).
-fn named_split(
-    block: &Block<BlockTx>,
-    senders: &[Address],
-) -> (Vec<Address>, Vec<Address>, BTreeSet<(Address, B256)>) {
+/// What `block` names ([`named`]), its accounts split by whether they
+/// sign a transaction.
+struct Named {
+    signing: Vec<Address>,
+    /// Called, paid or named in access lists, and not signing.
+    called: Vec<Address>,
+    slots: BTreeSet<(Address, B256)>,
+}
+
+fn named_split(block: &Block<BlockTx>, senders: &[Address]) -> Named {
     let (addresses, slots) = named(block, senders);
     let signers: std::collections::HashSet<Address> = senders.iter().copied().collect();
     let (signing, called) = addresses.into_iter().partition(|address| signers.contains(address));
-    (signing, called, slots)
+    Named { signing, called, slots }
 }
 
 /// Reads `slots` in one batch, leaving out those of accounts known absent
@@ -147,7 +151,7 @@ fn resident_accounts<D: PreState + Sync>(
     if threads <= 1 {
         return (HashMap::default(), addresses);
     }
-    let part = addresses.len().div_ceil(threads.max(1)).max(1);
+    let part = addresses.len().div_ceil(threads).max(1);
     let resident: Vec<Option<Option<PreAccount>>> =
         crate::workers::map(addresses.chunks(part).collect(), |part| {
             part.iter().map(|a| inner.resident_account(*a)).collect::<Vec<_>>()
@@ -199,9 +203,6 @@ impl<D: PreState> Prefetched<D> {
     where
         D: Sync,
     {
-        if threads <= 1 {
-            return Self::load(inner, snapshot, block, senders);
-        }
         let (addresses, slots) = named(block, senders);
         let (mut accounts, missing) = resident_accounts(&inner, addresses, threads);
         let read = snapshot.accounts_batch(&missing)?;
@@ -234,9 +235,10 @@ impl<D: PreState> Prefetched<D> {
     where
         D: Sync,
     {
-        let (signing, called, _) = named_split(block, senders);
-        if rounds > 0 && called.len() * CALLED_SHARE_MAX <= signing.len() {
-            return Self::fetch_guessing(inner, snapshot, chain, block, senders, rounds, threads);
+        let named = named_split(block, senders);
+        if rounds > 0 && named.called.len() * CALLED_SHARE_MAX <= named.signing.len() {
+            let env = DiscoveryEnv::new(chain, block, senders, threads);
+            return Self::guessing(inner, snapshot, &env, named, rounds);
         }
         let mut this = Self::load_on(inner, snapshot, block, senders, threads)?;
         this.discover(chain, block, senders, snapshot, rounds, threads)?;
@@ -257,7 +259,24 @@ impl<D: PreState> Prefetched<D> {
     where
         D: Sync,
     {
-        let (signing, called, named_slots) = named_split(block, senders);
+        let env = DiscoveryEnv::new(chain, block, senders, threads);
+        Self::guessing(inner, snapshot, &env, named_split(block, senders), rounds)
+    }
+
+    /// The guessing prefetch of [`fetch`](Self::fetch), of what `named`
+    /// holds (`env`'s block), with `rounds` discovery rounds in all.
+    fn guessing(
+        inner: D,
+        snapshot: &impl BatchRead,
+        env: &DiscoveryEnv<'_>,
+        named: Named,
+        rounds: usize,
+    ) -> Result<Self, StateError>
+    where
+        D: Sync,
+    {
+        let Named { signing, called, slots: named_slots } = named;
+        let threads = env.threads;
         let (mut accounts, missing) = resident_accounts(&inner, called, threads);
         accounts.extend(missing.iter().copied().zip(snapshot.accounts_batch(&missing)?));
         let mut this = Prefetched {
@@ -268,10 +287,9 @@ impl<D: PreState> Prefetched<D> {
             rounds: 0,
             runs: Mutex::new(None),
         };
-        let env = DiscoveryEnv::new(chain, block, senders, threads);
-        let mut runs = SpeculativeRuns::new(block);
-        let all: Vec<usize> = (0..block.body.transactions.len()).collect();
-        let round = runs.discover_round(&env, &this, &all, Guess::Senders)?;
+        let mut runs = SpeculativeRuns::new(env.block);
+        let all: Vec<usize> = (0..env.block.body.transactions.len()).collect();
+        let round = runs.discover_round(env, &this, &all, Guess::Senders)?;
         this.codes.extend(round.codes);
         for (slot, value) in round.slots_read {
             this.slots.entry(slot).or_insert(value);
@@ -301,7 +319,7 @@ impl<D: PreState> Prefetched<D> {
         if found {
             this.rounds += 1;
         }
-        this.discover_from(&env, runs, round.again, snapshot, rounds.saturating_sub(1))?;
+        this.discover_from(env, runs, round.again, snapshot, rounds.saturating_sub(1))?;
         Ok(this)
     }
 

@@ -317,6 +317,9 @@ impl BatchRead for Snapshot {
 /// snapshot.
 impl BatchRead for SnapshotState<'_> {
     fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError> {
+        if self.pending.is_empty() {
+            return self.snapshot_accounts(addresses);
+        }
         let (mut out, missing) = self.pending_accounts(addresses)?;
         let wanted: Vec<Address> = missing.iter().map(|&i| addresses[i]).collect();
         for (i, account) in missing.into_iter().zip(self.snapshot_accounts(&wanted)?) {
@@ -326,6 +329,9 @@ impl BatchRead for SnapshotState<'_> {
     }
 
     fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
+        if self.pending.is_empty() {
+            return self.snapshot_slots(slots);
+        }
         let (mut out, missing) = self.pending_slots(slots);
         let wanted: Vec<(Address, B256)> = missing.iter().map(|&i| slots[i]).collect();
         for (i, value) in missing.into_iter().zip(self.snapshot_slots(&wanted)?) {
@@ -339,6 +345,9 @@ impl BatchRead for SnapshotState<'_> {
         addresses: &[Address],
         slots: &[(Address, B256)],
     ) -> Result<(Vec<Option<PreAccount>>, Vec<U256>), StateError> {
+        if self.pending.is_empty() {
+            return self.snapshot_both(addresses, slots);
+        }
         let (mut accounts, missing_accounts) = self.pending_accounts(addresses)?;
         let (mut values, missing_slots) = self.pending_slots(slots);
         let wanted_accounts: Vec<Address> =
@@ -361,9 +370,6 @@ impl SnapshotState<'_> {
         &self,
         addresses: &[Address],
     ) -> Result<(Vec<Option<PreAccount>>, Vec<usize>), StateError> {
-        if self.pending.is_empty() {
-            return Ok((vec![None; addresses.len()], (0..addresses.len()).collect()));
-        }
         let mut out = vec![None; addresses.len()];
         let mut missing = Vec::new();
         for (i, address) in addresses.iter().enumerate() {
@@ -385,9 +391,6 @@ impl SnapshotState<'_> {
     /// The slots the pending diffs answer, and the indices of the rest.
     fn pending_slots(&self, slots: &[(Address, B256)]) -> (Vec<U256>, Vec<usize>) {
         let mut out = vec![U256::ZERO; slots.len()];
-        if self.pending.is_empty() {
-            return (out, (0..slots.len()).collect());
-        }
         let mut missing = Vec::new();
         for (i, (address, slot)) in slots.iter().enumerate() {
             match pending::storage(self.pending, address, slot) {
