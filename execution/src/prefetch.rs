@@ -40,6 +40,7 @@ use revm::bytecode::Bytecode;
 use revm::database::DatabaseRef;
 use revm::state::AccountInfo as RevmAccountInfo;
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 /// Slots of the EIP-4788 ring buffer (timestamps, then roots).
 const HISTORY_BUFFER_LENGTH: u64 = 8191;
@@ -213,19 +214,21 @@ impl<D: PreState> Prefetched<D> {
     /// The whole prefetch of `block`: [`load_on`](Self::load_on) and
     /// [`discover`](Self::discover) with one batch fewer. The accounts the
     /// transactions call or pay (what decides which code runs) are read
-    /// first, then a discovery round runs every transaction with its sender
-    /// guessed where it is not loaded (an account that can pay), revealing
-    /// the slots the calls touch; the senders and those slots are then read
-    /// in one batch, and discovery goes on as in `discover` (the guessed
-    /// runs are never kept: each runs again over what was read). Where
-    /// discovery finds slots to read (contract calls), that saves a batch.
+    /// first; then the senders' batch goes to the device while a discovery
+    /// round runs every transaction with its sender guessed where it is not
+    /// loaded (an account that can pay), revealing the slots the calls
+    /// touch, and those slots are read beside the senders' tail. Discovery
+    /// then goes on as in `discover` (the guessed runs are never kept: each
+    /// runs again over what was read). Where discovery finds slots to read
+    /// (contract calls), that saves a batch, and the round costs no time of
+    /// its own while the senders' reads last.
     /// The first batch is a round trip of its own, worth it only while it
     /// is short: where the block calls or pays more than one account per
     /// [`CALLED_SHARE_MAX`] senders (plain transfers to many recipients),
     /// and with `rounds == 0`, this is `load_on` + `discover`.
     pub fn fetch(
         inner: D,
-        snapshot: &impl BatchRead,
+        snapshot: &(impl BatchRead + Sync),
         chain: &ChainSpec,
         block: &Block<BlockTx>,
         senders: &[Address],
@@ -249,7 +252,7 @@ impl<D: PreState> Prefetched<D> {
     /// (at least one round).
     pub fn fetch_guessing(
         inner: D,
-        snapshot: &impl BatchRead,
+        snapshot: &(impl BatchRead + Sync),
         chain: &ChainSpec,
         block: &Block<BlockTx>,
         senders: &[Address],
@@ -265,9 +268,16 @@ impl<D: PreState> Prefetched<D> {
 
     /// The guessing prefetch of [`fetch`](Self::fetch), of what `named`
     /// holds (`env`'s block), with `rounds` discovery rounds in all.
+    ///
+    /// The senders are known before any run, so their batch goes to the
+    /// device first, on a helper ([`workers::beside`](crate::workers::beside)),
+    /// while this thread runs the guessed round and then reads what the
+    /// round revealed: the device is busy from the start, and the round's
+    /// computation hides behind the senders' reads instead of standing
+    /// between two batches.
     fn guessing(
         inner: D,
-        snapshot: &impl BatchRead,
+        snapshot: &(impl BatchRead + Sync),
         env: &DiscoveryEnv<'_>,
         named: Named,
         rounds: usize,
@@ -277,6 +287,7 @@ impl<D: PreState> Prefetched<D> {
     {
         let Named { signing, called, slots: named_slots } = named;
         let threads = env.threads;
+        let started = Instant::now();
         let (mut accounts, missing) = resident_accounts(&inner, called, threads);
         accounts.extend(missing.iter().copied().zip(snapshot.accounts_batch(&missing)?));
         let mut this = Prefetched {
@@ -287,39 +298,69 @@ impl<D: PreState> Prefetched<D> {
             rounds: 0,
             runs: Mutex::new(None),
         };
+        // Senders already loaded (a sender that is also called) stay out;
+        // those the cache holds are answered there by the batch itself.
+        let senders: Vec<Address> =
+            signing.into_iter().filter(|a| !this.accounts.contains_key(a)).collect();
         let mut runs = SpeculativeRuns::new(env.block);
         let all: Vec<usize> = (0..env.block.body.transactions.len()).collect();
-        let round = runs.discover_round(env, &this, &all, Guess::Senders)?;
+        let called_read = Instant::now();
+        let mut guessed = called_read;
+        let (read_senders, revealed) = crate::workers::beside(
+            || snapshot.accounts_batch(&senders),
+            || -> Result<_, StateError> {
+                let round = runs.discover_round(env, &this, &all, Guess::Senders)?;
+                guessed = Instant::now();
+                // What the round found beyond the senders, with the slots,
+                // in one batch beside the senders' tail.
+                let others: Vec<Address> = round
+                    .accounts
+                    .iter()
+                    .filter(|a| {
+                        !this.accounts.contains_key(*a) && senders.binary_search(*a).is_err()
+                    })
+                    .copied()
+                    .collect();
+                let slots: Vec<(Address, B256)> = named_slots
+                    .iter()
+                    .copied()
+                    .chain(round.slots.iter().map(|&(address, index)| (address, index.into())))
+                    .filter(|(address, _)| {
+                        this.accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
+                    })
+                    .collect();
+                let (read_others, values) = snapshot.read_batch(&others, &slots)?;
+                Ok((round, others, read_others, slots, values))
+            },
+        );
+        let read = Instant::now();
+        let (round, others, read_others, slots, values) = revealed?;
+        this.accounts.extend(senders.into_iter().zip(read_senders?));
+        this.accounts.extend(others.into_iter().zip(read_others));
         this.codes.extend(round.codes);
         for (slot, value) in round.slots_read {
             this.slots.entry(slot).or_insert(value);
         }
-        let found = !round.accounts.is_empty() || !round.slots.is_empty();
-        // Senders and what the round found, in one batch with the slots.
-        let mut wanted: BTreeSet<Address> = signing.into_iter().collect();
-        wanted.extend(round.accounts);
-        let wanted = wanted.into_iter().filter(|a| !this.accounts.contains_key(a)).collect();
-        let (resident, missing) = resident_accounts(&this.inner, wanted, threads);
-        this.accounts.extend(resident);
-        let slots: Vec<(Address, B256)> = named_slots
-            .into_iter()
-            .chain(round.slots.into_iter().map(|(address, index)| (address, index.into())))
-            .filter(|(address, _)| {
-                this.accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
-            })
-            .collect();
-        let (read_accounts, values) = snapshot.read_batch(&missing, &slots)?;
-        this.accounts.extend(missing.into_iter().zip(read_accounts));
         this.slots.extend(
             slots
                 .into_iter()
                 .zip(values)
                 .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)),
         );
-        if found {
+        if !round.accounts.is_empty() || !round.slots.is_empty() {
             this.rounds += 1;
         }
+        let again = round.again.len();
         this.discover_from(env, runs, round.again, snapshot, rounds.saturating_sub(1))?;
+        let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
+        tracing::trace!(
+            called_ms = ms(started, called_read),
+            guessed_round_ms = ms(called_read, guessed),
+            reads_after_round_ms = ms(guessed, read),
+            later_rounds_ms = ms(read, Instant::now()),
+            again,
+            "guessing prefetch"
+        );
         Ok(this)
     }
 

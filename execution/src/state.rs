@@ -113,6 +113,20 @@ pub(crate) fn bytecode(code: Bytes) -> Bytecode {
     }
 }
 
+/// Runs `batch` keeping its nodes apart, then adds them to `ahead`: the
+/// lock is held only for the merge, so batches and cache probes that run
+/// beside this one (a prefetch reads its senders while it discovers) never
+/// wait for it.
+fn keeping_apart<T>(
+    ahead: &Mutex<ReadAhead>,
+    batch: impl FnOnce(&mut ReadAhead) -> wake_triedb::Result<T>,
+) -> wake_triedb::Result<T> {
+    let mut kept = ReadAhead::new();
+    let out = batch(&mut kept)?;
+    ahead.lock().absorb(kept);
+    Ok(out)
+}
+
 /// A read-only view of one triedb version, for revm, with the diffs of
 /// blocks executed after it but not yet committed on top (none by default;
 /// see [`crate::pending`]).
@@ -148,13 +162,15 @@ impl<'a> SnapshotState<'a> {
         addresses: &[Address],
     ) -> Result<Vec<Option<PreAccount>>, StateError> {
         let Some(ahead) = self.ahead else { return self.snapshot.accounts_batch(addresses) };
-        let read = self.snapshot.accounts_ahead(addresses, &mut ahead.lock())?;
+        let read = keeping_apart(ahead, |kept| self.snapshot.accounts_ahead(addresses, kept))?;
         Ok(read.into_iter().map(|account| account.map(pre_account)).collect())
     }
 
     fn snapshot_slots(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
         match self.ahead {
-            Some(ahead) => Ok(self.snapshot.storage_batch_ahead(slots, &mut ahead.lock())?),
+            Some(ahead) => {
+                Ok(keeping_apart(ahead, |kept| self.snapshot.storage_batch_ahead(slots, kept))?)
+            }
             None => BatchRead::storage_batch(self.snapshot, slots),
         }
     }
@@ -167,7 +183,9 @@ impl<'a> SnapshotState<'a> {
         slots: &[(Address, B256)],
     ) -> Result<(Vec<Option<PreAccount>>, Vec<U256>), StateError> {
         let (accounts, values) = match self.ahead {
-            Some(ahead) => self.snapshot.read_batch_ahead(addresses, slots, &mut ahead.lock())?,
+            Some(ahead) => {
+                keeping_apart(ahead, |kept| self.snapshot.read_batch_ahead(addresses, slots, kept))?
+            }
             None => Snapshot::read_batch(self.snapshot, addresses, slots)?,
         };
         Ok((accounts.into_iter().map(|a| a.map(pre_account)).collect(), values))

@@ -28,6 +28,35 @@ use std::sync::Arc;
 thread_local! {
     /// This thread's helpers, built on first use.
     static HELPERS: RefCell<Option<Arc<rayon::ThreadPool>>> = const { RefCell::new(None) };
+    /// This thread's one helper for work beside its own (see [`beside`]),
+    /// built on first use.
+    static BESIDE: RefCell<Option<Arc<rayon::ThreadPool>>> = const { RefCell::new(None) };
+}
+
+/// Runs `background` on a helper of its own while `on_caller` runs on this
+/// thread, and returns both once both have returned. `on_caller` may split
+/// its work with [`map`] or [`join_with`]: their helpers are another pool,
+/// so neither part waits for the other to start. For I/O beside
+/// computation (a prefetch reads its senders while it discovers which
+/// slots to read). Without a helper, `background` runs first, then
+/// `on_caller`, on this thread. A panic in either is resumed here.
+pub(crate) fn beside<A: Send, B>(
+    background: impl FnOnce() -> A + Send,
+    on_caller: impl FnOnce() -> B,
+) -> (A, B) {
+    let Some(pool) = own_pool(&BESIDE, 1, "b") else {
+        let done = background();
+        return (done, on_caller());
+    };
+    let mut done = None;
+    let on_caller_done = pool.in_place_scope(|scope| {
+        let done = &mut done;
+        scope.spawn(move |_| *done = Some(background()));
+        on_caller()
+    });
+    // `in_place_scope` returns only after its spawned job ran (or resumes
+    // its panic).
+    (done.expect("the scope waits for its job"), on_caller_done)
 }
 
 /// Runs `on_caller` on this thread while `on_helper(1..=helpers)` run on
@@ -78,13 +107,23 @@ pub(crate) fn map<T: Send, R: Send>(parts: Vec<T>, f: impl Fn(T) -> R + Sync) ->
 
 /// This thread's pool with at least `helpers` threads.
 fn pool(helpers: usize) -> Option<Arc<rayon::ThreadPool>> {
-    HELPERS.with(|cell| {
+    own_pool(&HELPERS, helpers, "h")
+}
+
+/// The pool in `key` for this thread, grown to at least `helpers` threads
+/// (named after this thread, with `tag`).
+fn own_pool(
+    key: &'static std::thread::LocalKey<RefCell<Option<Arc<rayon::ThreadPool>>>>,
+    helpers: usize,
+    tag: &'static str,
+) -> Option<Arc<rayon::ThreadPool>> {
+    key.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.as_ref().is_none_or(|pool| pool.current_num_threads() < helpers) {
             let base = std::thread::current().name().unwrap_or("wake").to_owned();
             let built = rayon::ThreadPoolBuilder::new()
                 .num_threads(helpers)
-                .thread_name(move |i| format!("{base}-h{}", i + 1))
+                .thread_name(move |i| format!("{base}-{tag}{}", i + 1))
                 .build();
             match built {
                 Ok(pool) => *cell = Some(Arc::new(pool)),
@@ -137,6 +176,38 @@ mod tests {
         let helpers = helpers.into_inner().unwrap();
         assert!(!helpers.is_empty() && helpers.len() <= 3, "{} helper threads", helpers.len());
         assert!(!helpers.contains(&caller));
+    }
+
+    #[test]
+    fn beside_runs_both_and_the_caller_keeps_its_helpers() {
+        let caller = std::thread::current().id();
+        for _ in 0..10 {
+            // The background part waits until the caller's own split has
+            // run on its helpers: were they one pool, this would not end.
+            let (started, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
+            let (background, sums) = beside(
+                || {
+                    while finished.load(Ordering::Acquire) == 0 {
+                        std::thread::yield_now();
+                    }
+                    std::thread::current().id()
+                },
+                || {
+                    let sums = map(vec![vec![1u64, 2], vec![3, 4]], |part| {
+                        started.fetch_add(1, Ordering::Relaxed);
+                        part.iter().sum::<u64>()
+                    });
+                    finished.store(1, Ordering::Release);
+                    sums
+                },
+            );
+            assert_ne!(background, caller, "the background part has a thread of its own");
+            assert_eq!(sums, vec![3, 7]);
+            assert_eq!(started.load(Ordering::Relaxed), 2);
+        }
+        let caught = std::panic::catch_unwind(|| beside(|| panic!("background failed"), || 1));
+        assert!(caught.is_err());
+        assert_eq!(beside(|| 2, || 3), (2, 3));
     }
 
     #[test]

@@ -193,6 +193,21 @@ impl ReadAhead {
         self.nodes.is_empty()
     }
 
+    /// Takes in what `other` kept: batches that run at the same time keep
+    /// apart, so that none waits for another to finish, and join here.
+    pub fn absorb(&mut self, other: ReadAhead) {
+        if self.nodes.is_empty() {
+            self.nodes = other.nodes;
+        } else {
+            self.nodes.extend(other.nodes);
+        }
+        for pin in other.pins {
+            if !self.pins.iter().any(|held| Arc::ptr_eq(held, &pin)) {
+                self.pins.push(pin);
+            }
+        }
+    }
+
     /// Where a batch over `snapshot` keeps its nodes (pinning its version).
     fn keeping(&mut self, snapshot: &Snapshot) -> Keeping<'_> {
         if !self.pins.iter().any(|pin| Arc::ptr_eq(pin, &snapshot.pin)) {
@@ -1399,7 +1414,9 @@ mod tests {
     /// give the oracle's roots, including when the read-ahead came from
     /// the version before the parent (a pipelined prefetch) with so small
     /// a history and cache that chunks are reused and nodes evicted
-    /// meanwhile; read over the parent, the commit reads nothing again.
+    /// meanwhile; read over the parent, the commit reads nothing again,
+    /// also where the slots' batch kept its nodes apart and they were
+    /// absorbed ([`ReadAhead::absorb`]).
     #[test]
     fn read_ahead_commits_match_the_oracle_and_read_nothing_again() {
         let dir = test_dir();
@@ -1468,7 +1485,14 @@ mod tests {
             let addresses: Vec<Address> = updates.accounts.keys().copied().collect();
             let mut ahead = ReadAhead::new();
             read_over.accounts_ahead(&addresses, &mut ahead).unwrap();
-            read_over.storage_batch_ahead(&slots, &mut ahead).unwrap();
+            if version % 3 == 0 {
+                // Kept apart (batches run beside each other), then joined.
+                let mut apart = ReadAhead::new();
+                read_over.storage_batch_ahead(&slots, &mut apart).unwrap();
+                ahead.absorb(apart);
+            } else {
+                read_over.storage_batch_ahead(&slots, &mut ahead).unwrap();
+            }
             assert!(!ahead.is_empty());
             let over_parent = read_over.version() == version - 1;
             drop((read_over, parent));
