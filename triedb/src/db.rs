@@ -213,7 +213,7 @@ impl ReadAhead {
         if !self.pins.iter().any(|pin| Arc::ptr_eq(pin, &snapshot.pin)) {
             self.pins.push(Arc::clone(&snapshot.pin));
         }
-        Keeping { nodes: &mut self.nodes, cache: true }
+        Keeping { nodes: &mut self.nodes, cache: true, nodes_only: false }
     }
 }
 
@@ -482,7 +482,7 @@ impl TrieDb {
         }
         let root = snapshot.record.account_root;
         let depth = shared.config.io_depth;
-        let keeping = Keeping { nodes: &mut kept, cache: false };
+        let keeping = Keeping { nodes: &mut kept, cache: false, nodes_only: true };
         read::get_many(
             shared,
             &snapshot.map,
@@ -1092,7 +1092,11 @@ impl Snapshot {
                 .map(|part| {
                     scope.spawn(move || {
                         let mut kept = Kept::default();
-                        let keeping = cache.map(|cache| Keeping { nodes: &mut kept, cache });
+                        let keeping = cache.map(|cache| Keeping {
+                            nodes: &mut kept,
+                            cache,
+                            nodes_only: false,
+                        });
                         let values = read::get_many(shared, map, top, root, part, depth, keeping)?;
                         Ok((values, kept))
                     })
@@ -1442,7 +1446,7 @@ mod tests {
         }
         db.commit(1, &genesis).unwrap();
         let mut stale: Option<Snapshot> = None;
-        let mut without_reads = 0;
+        let (mut without_reads, mut apply_checked) = (0, 0);
         for version in 2..=60u64 {
             let mut updates = StateUpdates::default();
             let mut slots = Vec::new();
@@ -1496,16 +1500,24 @@ mod tests {
             assert!(!ahead.is_empty());
             let over_parent = read_over.version() == version - 1;
             drop((read_over, parent));
-            let before = db.stats().commit_prefetch_reads;
+            let before = db.stats();
             let root = db.commit_ahead(version, &updates, ahead).unwrap();
             assert_eq!(root, oracle(&model), "version {version}");
+            let after = db.stats();
             if over_parent {
-                assert_eq!(db.stats().commit_prefetch_reads, before, "version {version}");
+                assert_eq!(after.commit_prefetch_reads, before.commit_prefetch_reads, "{version}");
                 without_reads += 1;
+            }
+            // The commit's own read-ahead stops at embedded subtrees; what
+            // it kept is all the update walks, which read nothing.
+            if after.nodes_compacted == before.nodes_compacted {
+                assert_eq!(after.commit_apply_reads, before.commit_apply_reads, "{version}");
+                apply_checked += 1;
             }
             stale = next_stale;
         }
         assert!(without_reads >= 25);
+        assert!(apply_checked >= 10, "{apply_checked} commits without compaction");
         let latest = db.snapshot(60).unwrap();
         for address in pool.iter().take(300) {
             let want = model.get(address).map(|w| w.0);

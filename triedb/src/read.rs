@@ -226,6 +226,11 @@ pub(crate) struct Keeping<'k> {
     /// not (the commit replaces every one of them); a read-ahead for a
     /// later commit does, since execution may read them again first.
     pub cache: bool,
+    /// Only the nodes are wanted, not the values (a commit's own
+    /// read-ahead): a walk ends where its path goes into a subtree embedded
+    /// in its parent's record, which it holds already. A slot's walk goes
+    /// on through the account trie's embedded leaves, to the storage root.
+    pub nodes_only: bool,
 }
 
 /// Walks from `walk.child` as far as the cache, inline nodes, the last pages
@@ -251,6 +256,12 @@ fn advance(
         walk.in_first_trie = false;
     }
     loop {
+        if keep.as_ref().is_some_and(|k| k.nodes_only)
+            && matches!(walk.target, Target::Value)
+            && matches!(walk.child, Child::Embedded { .. } | Child::Inline(_))
+        {
+            return Ok(Step::Done(None));
+        }
         // This child's slot in the top of the trie, if it has one.
         let top_slot = match (top, &walk.child) {
             (Some(top), Child::Stored(stored)) if walk.in_first_trie => {
