@@ -19,7 +19,8 @@
 //!    run is a run over the pre-state, kept for the parallel executor
 //!    ([`SpeculativeRuns`]). [`Prefetched::fetch`] does both with one batch
 //!    fewer where the transactions call contracts: a first round with the
-//!    senders guessed reveals the slots, read together with the senders.
+//!    senders guessed reveals the slots while the senders are being read,
+//!    and the slots are read beside the senders' tail.
 //! 5. [`execute_block`]: the serial reference executor. revm runs each
 //!    transaction over a [`BlockState`] overlay on a [`SnapshotState`]
 //!    (the parent's triedb version); beacon-root system call (EIP-4788),
