@@ -20,8 +20,7 @@
 //!    ([`SpeculativeRuns`]). [`Prefetched::fetch`] does both with one batch
 //!    fewer where the transactions call contracts: a first round with the
 //!    senders guessed reveals the slots while the senders are being read,
-//!    the slots are streamed beside the senders' tail, and each
-//!    transaction runs again as soon as what it missed has arrived.
+//!    and the slots are read beside the senders' tail.
 //! 5. [`execute_block`]: the serial reference executor. revm runs each
 //!    transaction over a [`BlockState`] overlay on a [`SnapshotState`]
 //!    (the parent's triedb version); beacon-root system call (EIP-4788),
@@ -107,7 +106,6 @@ pub use prefetch::{CALLED_SHARE_MAX, DISCOVERY_ROUNDS_MAX, PrefetchStats, Prefet
 pub use spec::{ChainSpec, ForkActivation, GENESIS_JSON_BYTES_MAX, Genesis, GenesisAccount};
 pub use state::{
     BatchRead, BlockHashes, BlockState, CollisionState, PreAccount, PreState, SnapshotState,
-    StreamedRead,
 };
 pub use tx::{
     BlockTx, TX_BYTES_MAX, blob_gas, decode_tx, recover_sender, recover_senders, tx_env,

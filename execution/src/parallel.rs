@@ -420,21 +420,11 @@ pub(crate) struct Round {
     pub again: Vec<usize>,
     pub accounts: BTreeSet<Address>,
     pub slots: BTreeSet<(Address, U256)>,
-    /// What each transaction of `again` missed, in the order of `again`
-    /// (`accounts` and `slots` are their union).
-    pub missed: Vec<Missed>,
     /// Code the runs loaded.
     pub codes: HashMap<B256, Bytecode>,
     /// Pre-state slots the final runs read (where the view held them
     /// without I/O), so that later readers find them loaded.
     pub slots_read: Vec<((Address, U256), U256)>,
-}
-
-/// What one transaction's discovery run read that was not loaded.
-pub(crate) struct Missed {
-    pub index: usize,
-    pub accounts: Vec<Address>,
-    pub slots: Vec<(Address, U256)>,
 }
 
 impl SpeculativeRuns {
@@ -472,14 +462,14 @@ impl SpeculativeRuns {
         };
         let chunk = todo.len().div_ceil(threads.clamp(1, todo.len()));
         let txs = &block.body.transactions;
-        // By transaction: what it missed (to run again), else the final run
-        // if kept.
+        // By transaction: `Err(())` to run again, else the final run if kept.
         type Part =
-            (Vec<(usize, Result<Option<Speculated>, Missing>)>, Vec<((Address, U256), U256)>);
+            (Vec<(usize, Result<Option<Speculated>, ()>)>, Missing, Vec<((Address, U256), U256)>);
         let view = &shared;
         let parts: Vec<Result<Part, StateError>> =
             crate::workers::map(todo.chunks(chunk).collect(), |part: &[usize]| {
                 let mut evm = worker_evm(view, &env.envs, env.cfg.clone());
+                let mut found = Missing::default();
                 let mut slots_read = Vec::new();
                 let mut done = Vec::with_capacity(part.len());
                 for &index in part {
@@ -493,7 +483,9 @@ impl SpeculativeRuns {
                         return Err(e);
                     }
                     if !missing.is_empty() {
-                        done.push((index, Err(missing)));
+                        found.accounts.extend(missing.accounts);
+                        found.slots.extend(missing.slots);
+                        done.push((index, Err(())));
                         continue;
                     }
                     // Nothing was missing: every read is the pre-state's.
@@ -509,25 +501,22 @@ impl SpeculativeRuns {
                     }
                     done.push((index, Ok(keep.then_some(run))));
                 }
-                Ok((done, slots_read))
+                Ok((done, found, slots_read))
             });
         let mut round = Round::default();
         for part in parts {
-            let (done, slots_read) = part?;
+            let (done, found, slots_read) = part?;
             round.slots_read.extend(slots_read);
+            round.accounts.extend(found.accounts);
+            round.slots.extend(found.slots);
             for (index, run) in done {
                 match run {
-                    Err(Missing { accounts, slots, .. }) => {
-                        round.accounts.extend(accounts.iter().copied());
-                        round.slots.extend(slots.iter().copied());
-                        round.missed.push(Missed { index, accounts, slots });
-                    }
+                    Err(()) => round.again.push(index),
                     Ok(run) => self.runs[index] = run.map(|run| (*txs[index].tx_hash(), run)),
                 }
             }
         }
-        round.missed.sort_unstable_by_key(|missed| missed.index);
-        round.again = round.missed.iter().map(|missed| missed.index).collect();
+        round.again.sort_unstable();
         round.codes = shared.cache.code.into_inner();
         Ok(round)
     }

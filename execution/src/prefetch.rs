@@ -28,9 +28,9 @@
 //! conflict-free block is then executed once, during the prefetch.
 
 use crate::error::StateError;
-use crate::parallel::{DiscoveryEnv, Guess, Missed, Round, SpeculativeRuns};
+use crate::parallel::{DiscoveryEnv, Guess, SpeculativeRuns};
 use crate::spec::ChainSpec;
-use crate::state::{BatchRead, PreAccount, PreState, StreamedRead, to_revm};
+use crate::state::{BatchRead, PreAccount, PreState, to_revm};
 use crate::tx::BlockTx;
 use alloy_consensus::{Block, Transaction};
 use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
@@ -70,158 +70,6 @@ pub struct PrefetchStats {
 /// [`Prefetched::fetch`] reads the called accounts ahead of the senders
 /// only while they are at most one per this many senders.
 pub const CALLED_SHARE_MAX: usize = 4;
-
-/// The second round of the guessing prefetch runs transactions whose
-/// reads have arrived in runs of at least this many while reads are still
-/// in flight (a run has a fixed cost: an EVM and a view per thread).
-pub const READY_RUN_MIN: usize = 128;
-
-/// Which stream of the guessing prefetch a value comes from.
-#[derive(Clone, Copy, Debug)]
-enum Source {
-    Senders,
-    Revealed,
-}
-
-/// What the second round of the guessing prefetch waits for: the keys the
-/// guessed round's transactions missed, and for each key the transactions
-/// waiting on it.
-struct Plan {
-    /// The senders' stream's accounts, in its order.
-    senders: Vec<Address>,
-    /// Accounts to read beyond the senders.
-    others: Vec<Address>,
-    /// Slots to read (named ones first).
-    slots: Vec<(Address, B256)>,
-    /// By key: the transactions (by their place in `txs`) waiting on it.
-    on_sender: Vec<Vec<usize>>,
-    on_other: Vec<Vec<usize>>,
-    on_slot: Vec<Vec<usize>>,
-    /// By transaction: its index in the block and how many keys it still
-    /// waits for.
-    txs: Vec<(usize, usize)>,
-    /// Transactions with nothing left to wait for, not yet run.
-    ready: Vec<usize>,
-    /// Values expected from both streams, and received.
-    expected: usize,
-    received: usize,
-}
-
-impl Plan {
-    /// The keys `missed` names that are not loaded in `this`: a sender is
-    /// read by the senders' stream (`senders`, sorted), the rest by the
-    /// second stream; slots of accounts known to have no storage are not
-    /// read (zero).
-    fn new<D>(
-        this: &Prefetched<D>,
-        missed: &[Missed],
-        senders: &[Address],
-        named: BTreeSet<(Address, B256)>,
-    ) -> Plan {
-        let may_have_storage = |address: &Address| {
-            this.accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
-        };
-        let mut slots: Vec<(Address, B256)> =
-            named.into_iter().filter(|(address, _)| may_have_storage(address)).collect();
-        let mut slot_of: HashMap<(Address, B256), usize> =
-            slots.iter().enumerate().map(|(k, key)| (*key, k)).collect();
-        let mut others = Vec::new();
-        let mut other_of: HashMap<Address, usize> = HashMap::default();
-        let mut plan = Plan {
-            senders: senders.to_vec(),
-            others: Vec::new(),
-            slots: Vec::new(),
-            on_sender: vec![Vec::new(); senders.len()],
-            on_other: Vec::new(),
-            on_slot: vec![Vec::new(); slots.len()],
-            txs: Vec::with_capacity(missed.len()),
-            ready: Vec::new(),
-            expected: 0,
-            received: 0,
-        };
-        for missed in missed {
-            let at = plan.txs.len();
-            let mut waits = 0;
-            for address in &missed.accounts {
-                if let Ok(k) = senders.binary_search(address) {
-                    plan.on_sender[k].push(at);
-                } else if !this.accounts.contains_key(address) {
-                    let k = *other_of.entry(*address).or_insert_with(|| {
-                        others.push(*address);
-                        plan.on_other.push(Vec::new());
-                        others.len() - 1
-                    });
-                    plan.on_other[k].push(at);
-                } else {
-                    continue;
-                }
-                waits += 1;
-            }
-            for &(address, index) in &missed.slots {
-                let key = (address, B256::from(index));
-                if !may_have_storage(&address) {
-                    continue;
-                }
-                let k = *slot_of.entry(key).or_insert_with(|| {
-                    slots.push(key);
-                    plan.on_slot.push(Vec::new());
-                    slots.len() - 1
-                });
-                plan.on_slot[k].push(at);
-                waits += 1;
-            }
-            plan.txs.push((missed.index, waits));
-            if waits == 0 {
-                plan.ready.push(missed.index);
-            }
-        }
-        plan.expected = senders.len() + others.len() + slots.len();
-        plan.others = others;
-        plan.slots = slots;
-        plan
-    }
-
-    /// Loads one value into `this`, and moves the transactions it
-    /// completes to `ready`.
-    fn arrived<D>(
-        &mut self,
-        this: &mut Prefetched<D>,
-        source: Source,
-        read: StreamedRead,
-        ready: &mut Vec<usize>,
-    ) {
-        self.received += 1;
-        let waiting = match (source, read) {
-            (Source::Senders, StreamedRead::Account(k, account)) => {
-                // The senders' stream asks for the senders in order.
-                this.accounts.insert(self.senders[k], account);
-                std::mem::take(&mut self.on_sender[k])
-            }
-            (Source::Revealed, StreamedRead::Account(k, account)) => {
-                this.accounts.insert(self.others[k], account);
-                std::mem::take(&mut self.on_other[k])
-            }
-            (Source::Revealed, StreamedRead::Slot(k, value)) => {
-                let (address, key) = self.slots[k];
-                this.slots.insert((address, U256::from_be_bytes(key.0)), value);
-                std::mem::take(&mut self.on_slot[k])
-            }
-            (Source::Senders, StreamedRead::Slot(..)) => Vec::new(),
-        };
-        for at in waiting {
-            let (index, waits) = &mut self.txs[at];
-            *waits -= 1;
-            if *waits == 0 {
-                ready.push(*index);
-            }
-        }
-    }
-
-    /// Transactions still waiting on something.
-    fn waiting_txs(&self) -> impl Iterator<Item = usize> + '_ {
-        self.txs.iter().filter(|(_, waits)| *waits > 0).map(|(index, _)| *index)
-    }
-}
 
 /// Most discovery rounds [`Prefetched::discover`] runs.
 pub const DISCOVERY_ROUNDS_MAX: usize = 4;
@@ -366,15 +214,14 @@ impl<D: PreState> Prefetched<D> {
     /// The whole prefetch of `block`: [`load_on`](Self::load_on) and
     /// [`discover`](Self::discover) with one batch fewer. The accounts the
     /// transactions call or pay (what decides which code runs) are read
-    /// first; then the senders are streamed from the device while a
-    /// discovery round runs every transaction with its sender guessed where
-    /// it is not loaded (an account that can pay), revealing the slots the
-    /// calls touch, and those slots are streamed beside the senders' tail.
-    /// Each transaction runs again (the guessed runs are never kept) as soon
-    /// as what it missed has arrived, while the rest is still being read;
-    /// later rounds, if any, go as in `discover`. Where discovery finds
-    /// slots to read (contract calls), that saves a batch, and neither
-    /// round costs time of its own while reads last.
+    /// first; then the senders' batch goes to the device while a discovery
+    /// round runs every transaction with its sender guessed where it is not
+    /// loaded (an account that can pay), revealing the slots the calls
+    /// touch, and those slots are read beside the senders' tail. Discovery
+    /// then goes on as in `discover` (the guessed runs are never kept: each
+    /// runs again over what was read). Where discovery finds slots to read
+    /// (contract calls), that saves a batch, and the round costs no time of
+    /// its own while the senders' reads last.
     /// The first batch is a round trip of its own, worth it only while it
     /// is short: where the block calls or pays more than one account per
     /// [`CALLED_SHARE_MAX`] senders (plain transfers to many recipients),
@@ -422,18 +269,12 @@ impl<D: PreState> Prefetched<D> {
     /// The guessing prefetch of [`fetch`](Self::fetch), of what `named`
     /// holds (`env`'s block), with `rounds` discovery rounds in all.
     ///
-    /// The device is busy from the start and the runs hide behind reads
-    /// ([`workers::beside`](crate::workers::beside) streams on a helper
-    /// while this thread runs transactions; values come back over a
-    /// channel, at most one message per key):
-    /// 1. the senders are known before any run, so their stream starts
-    ///    first, and the guessed round runs beside it;
-    /// 2. what the round revealed is streamed beside the senders' tail, and
-    ///    each transaction runs again once all it missed is loaded
-    ///    ([`Prefetched::second_round`]), in runs of at least
-    ///    [`READY_RUN_MIN`] while reads are in flight;
-    /// 3. what the second round missed, if anything, is read and run as in
-    ///    [`discover`](Self::discover).
+    /// The senders are known before any run, so their batch goes to the
+    /// device first, on a helper ([`workers::beside`](crate::workers::beside)),
+    /// while this thread runs the guessed round and then reads what the
+    /// round revealed: the device is busy from the start, and the round's
+    /// computation hides behind the senders' reads instead of standing
+    /// between two batches.
     fn guessing(
         inner: D,
         snapshot: &(impl BatchRead + Sync),
@@ -465,149 +306,62 @@ impl<D: PreState> Prefetched<D> {
         let all: Vec<usize> = (0..env.block.body.transactions.len()).collect();
         let called_read = Instant::now();
         let mut guessed = called_read;
-        // Both streams send what they read here; at most one message per
-        // key asked for.
-        let (to_caller, arrived) = std::sync::mpsc::channel::<(Source, StreamedRead)>();
-        let to_caller_revealed = to_caller.clone();
-        let senders_asked = &senders;
-        let (senders_read, second) = crate::workers::beside(
-            move || {
-                let to_caller = to_caller;
-                snapshot.read_streamed(senders_asked, &[], &mut |read| {
-                    // The caller may have stopped (an error): nothing to do.
-                    let _ = to_caller.send((Source::Senders, read));
-                })
-            },
+        let (read_senders, revealed) = crate::workers::beside(
+            || snapshot.accounts_batch(&senders),
             || -> Result<_, StateError> {
                 let round = runs.discover_round(env, &this, &all, Guess::Senders)?;
                 guessed = Instant::now();
-                if !round.accounts.is_empty() || !round.slots.is_empty() {
-                    this.rounds += 1;
-                }
-                this.take_round(round.codes, round.slots_read);
-                let mut plan = Plan::new(&this, &round.missed, &senders, named_slots);
-                let (others, slots) = (&plan.others.clone(), &plan.slots.clone());
-                let to_caller = to_caller_revealed;
-                let (revealed_read, second) = crate::workers::beside(
-                    move || {
-                        snapshot.read_streamed(others, slots, &mut |read| {
-                            let _ = to_caller.send((Source::Revealed, read));
-                        })
-                    },
-                    || this.second_round(env, &mut runs, &mut plan, &arrived, rounds > 1),
-                );
-                revealed_read?;
-                second
+                // What the round found beyond the senders, with the slots,
+                // in one batch beside the senders' tail.
+                let others: Vec<Address> = round
+                    .accounts
+                    .iter()
+                    .filter(|a| {
+                        !this.accounts.contains_key(*a) && senders.binary_search(*a).is_err()
+                    })
+                    .copied()
+                    .collect();
+                let slots: Vec<(Address, B256)> = named_slots
+                    .iter()
+                    .copied()
+                    .chain(round.slots.iter().map(|&(address, index)| (address, index.into())))
+                    .filter(|(address, _)| {
+                        this.accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
+                    })
+                    .collect();
+                let (read_others, values) = snapshot.read_batch(&others, &slots)?;
+                Ok((round, others, read_others, slots, values))
             },
         );
         let read = Instant::now();
-        senders_read?;
-        let second = second?;
-        let to_run = second.again.len();
-        this.load_missed(snapshot, second.accounts, second.slots)?;
-        this.discover_from(env, runs, second.again, snapshot, rounds.saturating_sub(2))?;
+        let (round, others, read_others, slots, values) = revealed?;
+        this.accounts.extend(senders.into_iter().zip(read_senders?));
+        this.accounts.extend(others.into_iter().zip(read_others));
+        this.codes.extend(round.codes);
+        for (slot, value) in round.slots_read {
+            this.slots.entry(slot).or_insert(value);
+        }
+        this.slots.extend(
+            slots
+                .into_iter()
+                .zip(values)
+                .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)),
+        );
+        if !round.accounts.is_empty() || !round.slots.is_empty() {
+            this.rounds += 1;
+        }
+        let again = round.again.len();
+        this.discover_from(env, runs, round.again, snapshot, rounds.saturating_sub(1))?;
         let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
         tracing::trace!(
             called_ms = ms(started, called_read),
             guessed_round_ms = ms(called_read, guessed),
-            until_read_ms = ms(guessed, read),
+            reads_after_round_ms = ms(guessed, read),
             later_rounds_ms = ms(read, Instant::now()),
-            to_run,
+            again,
             "guessing prefetch"
         );
         Ok(this)
-    }
-
-    /// The second round of [`guessing`](Self::guessing): what the
-    /// streams send arrives on `arrived` and is loaded, and each
-    /// transaction runs again (over what is loaded) once all it missed is
-    /// in, in runs of at least [`READY_RUN_MIN`] transactions while reads
-    /// are in flight. Without `run` (one round in all), nothing runs: the
-    /// transactions are left to run again. Returns what the runs missed.
-    fn second_round(
-        &mut self,
-        env: &DiscoveryEnv<'_>,
-        runs: &mut SpeculativeRuns,
-        plan: &mut Plan,
-        arrived: &std::sync::mpsc::Receiver<(Source, StreamedRead)>,
-        run: bool,
-    ) -> Result<Round, StateError>
-    where
-        D: Sync,
-    {
-        let mut second = Round::default();
-        let mut ready = std::mem::take(&mut plan.ready);
-        let mut go = |this: &mut Self, ready: &mut Vec<usize>| -> Result<(), StateError> {
-            ready.sort_unstable();
-            let todo = std::mem::take(ready);
-            if !run {
-                second.again.extend(todo);
-                return Ok(());
-            }
-            let round = runs.discover_round(env, &*this, &todo, Guess::Absent)?;
-            this.take_round(round.codes, round.slots_read);
-            second.again.extend(round.again);
-            second.accounts.extend(round.accounts);
-            second.slots.extend(round.slots);
-            Ok(())
-        };
-        while plan.received < plan.expected {
-            // Take what has arrived; wait only with too little to run.
-            let item = match arrived.try_recv() {
-                Ok(item) => Some(item),
-                Err(_) if ready.len() >= READY_RUN_MIN => None,
-                Err(_) => match arrived.recv() {
-                    Ok(item) => Some(item),
-                    // Both streams ended short: an error, which they return.
-                    Err(_) => break,
-                },
-            };
-            match item {
-                Some((source, read)) => plan.arrived(self, source, read, &mut ready),
-                None => go(self, &mut ready)?,
-            }
-        }
-        // Left waiting (a stream ended short) or ready: run them all.
-        ready.extend(plan.waiting_txs());
-        if !ready.is_empty() {
-            go(self, &mut ready)?;
-        }
-        second.again.sort_unstable();
-        Ok(second)
-    }
-
-    /// Reads what a round missed (accounts in one batch, then the slots of
-    /// those that may have storage), counting the round; false when it
-    /// missed nothing.
-    fn load_missed(
-        &mut self,
-        snapshot: &impl BatchRead,
-        accounts: BTreeSet<Address>,
-        slots: BTreeSet<(Address, U256)>,
-    ) -> Result<bool, StateError> {
-        if accounts.is_empty() && slots.is_empty() {
-            return Ok(false);
-        }
-        self.rounds += 1;
-        let addresses: Vec<Address> = accounts.into_iter().collect();
-        let read = snapshot.accounts_batch(&addresses)?;
-        self.accounts.extend(addresses.into_iter().zip(read));
-        let slots = slots.into_iter().map(|(address, index)| (address, index.into()));
-        let read = read_slots(snapshot, &self.accounts, slots)?;
-        self.slots.extend(read);
-        Ok(true)
-    }
-
-    /// Adds the code a round loaded and the slots its final runs read.
-    fn take_round(
-        &mut self,
-        codes: HashMap<B256, Bytecode>,
-        slots_read: Vec<((Address, U256), U256)>,
-    ) {
-        self.codes.extend(codes);
-        for (slot, value) in slots_read {
-            self.slots.entry(slot).or_insert(value);
-        }
     }
 
     /// Reads the named slots of accounts that have storage, in one batch.
@@ -685,9 +439,16 @@ impl<D: PreState> Prefetched<D> {
             for (slot, value) in round.slots_read {
                 self.slots.entry(slot).or_insert(value);
             }
-            if !self.load_missed(snapshot, round.accounts, round.slots)? {
+            if round.accounts.is_empty() && round.slots.is_empty() {
                 break;
             }
+            self.rounds += 1;
+            let addresses: Vec<Address> = round.accounts.into_iter().collect();
+            let read = snapshot.accounts_batch(&addresses)?;
+            self.accounts.extend(addresses.into_iter().zip(read));
+            let slots = round.slots.into_iter().map(|(address, index)| (address, index.into()));
+            let read = read_slots(snapshot, &self.accounts, slots)?;
+            self.slots.extend(read);
             todo = round.again;
         }
         *self.runs.get_mut() = Some(runs);

@@ -26,7 +26,7 @@ use revm::state::{AccountInfo as RevmAccountInfo, EvmState};
 use std::collections::BTreeMap;
 use wake_triedb::{
     Account, AccountInfo, AccountUpdate, EMPTY_ROOT, KECCAK_EMPTY, ReadAhead, Snapshot,
-    StateUpdates, Streamed,
+    StateUpdates,
 };
 
 /// Hashes of recent blocks, for the `BLOCKHASH` opcode (revm asks only for
@@ -306,28 +306,6 @@ pub trait BatchRead {
     ) -> Result<(Vec<Option<PreAccount>>, Vec<U256>), StateError> {
         Ok((self.accounts_batch(addresses)?, self.storage_batch(slots)?))
     }
-    /// [`read_batch`](Self::read_batch), each value handed to `found` as
-    /// soon as it is known, in no set order (triedb streams them); by
-    /// default, all of them after the whole batch.
-    fn read_streamed(
-        &self,
-        addresses: &[Address],
-        slots: &[(Address, B256)],
-        found: &mut dyn FnMut(StreamedRead),
-    ) -> Result<(), StateError> {
-        let (accounts, values) = self.read_batch(addresses, slots)?;
-        accounts.into_iter().enumerate().for_each(|(i, a)| found(StreamedRead::Account(i, a)));
-        values.into_iter().enumerate().for_each(|(j, v)| found(StreamedRead::Slot(j, v)));
-        Ok(())
-    }
-}
-
-/// One value of [`BatchRead::read_streamed`], with its index among the
-/// addresses or among the slots asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamedRead {
-    Account(usize, Option<PreAccount>),
-    Slot(usize, U256),
 }
 
 fn pre_account(account: Account) -> PreAccount {
@@ -350,32 +328,6 @@ impl BatchRead for Snapshot {
     ) -> Result<(Vec<Option<PreAccount>>, Vec<U256>), StateError> {
         let (accounts, values) = Snapshot::read_batch(self, addresses, slots)?;
         Ok((accounts.into_iter().map(|a| a.map(pre_account)).collect(), values))
-    }
-
-    fn read_streamed(
-        &self,
-        addresses: &[Address],
-        slots: &[(Address, B256)],
-        found: &mut dyn FnMut(StreamedRead),
-    ) -> Result<(), StateError> {
-        Ok(Snapshot::read_streamed(self, addresses, slots, None, |read| found(streamed(read)))?)
-    }
-}
-
-/// The items of `all` whose index is not in `missing` (ascending), with
-/// their index.
-fn answered<'m, T>(
-    all: Vec<T>,
-    missing: &'m [usize],
-) -> impl Iterator<Item = (usize, T)> + use<'m, T> {
-    let mut to_read = missing.iter().peekable();
-    all.into_iter().enumerate().filter(move |(i, _)| to_read.next_if_eq(&i).is_none())
-}
-
-fn streamed(read: Streamed) -> StreamedRead {
-    match read {
-        Streamed::Account(i, account) => StreamedRead::Account(i, account.map(pre_account)),
-        Streamed::Slot(j, value) => StreamedRead::Slot(j, value),
     }
 }
 
@@ -427,47 +379,6 @@ impl BatchRead for SnapshotState<'_> {
             values[i] = value;
         }
         Ok((accounts, values))
-    }
-
-    /// What the pending diffs answer goes to `found` first, the rest as
-    /// the snapshot's stream yields it (kept for the commit, apart, when
-    /// reading ahead).
-    fn read_streamed(
-        &self,
-        addresses: &[Address],
-        slots: &[(Address, B256)],
-        found: &mut dyn FnMut(StreamedRead),
-    ) -> Result<(), StateError> {
-        let (accounts, missing_accounts) = match self.pending.is_empty() {
-            true => (Vec::new(), (0..addresses.len()).collect()),
-            false => self.pending_accounts(addresses)?,
-        };
-        let (values, missing_slots) = match self.pending.is_empty() {
-            true => (Vec::new(), (0..slots.len()).collect()),
-            false => self.pending_slots(slots),
-        };
-        for (i, account) in answered(accounts, &missing_accounts) {
-            found(StreamedRead::Account(i, account));
-        }
-        for (j, value) in answered(values, &missing_slots) {
-            found(StreamedRead::Slot(j, value));
-        }
-        let wanted_accounts: Vec<Address> =
-            missing_accounts.iter().map(|&i| addresses[i]).collect();
-        let wanted_slots: Vec<(Address, B256)> = missing_slots.iter().map(|&j| slots[j]).collect();
-        let mut kept = self.ahead.map(|_| ReadAhead::new());
-        self.snapshot.read_streamed(&wanted_accounts, &wanted_slots, kept.as_mut(), |read| {
-            found(match streamed(read) {
-                StreamedRead::Account(k, account) => {
-                    StreamedRead::Account(missing_accounts[k], account)
-                }
-                StreamedRead::Slot(k, value) => StreamedRead::Slot(missing_slots[k], value),
-            })
-        })?;
-        if let (Some(ahead), Some(kept)) = (self.ahead, kept) {
-            ahead.lock().absorb(kept);
-        }
-        Ok(())
     }
 }
 

@@ -28,27 +28,23 @@ use std::sync::Arc;
 thread_local! {
     /// This thread's helpers, built on first use.
     static HELPERS: RefCell<Option<Arc<rayon::ThreadPool>>> = const { RefCell::new(None) };
-    /// This thread's helpers for work beside its own (see [`beside`]),
+    /// This thread's one helper for work beside its own (see [`beside`]),
     /// built on first use.
     static BESIDE: RefCell<Option<Arc<rayon::ThreadPool>>> = const { RefCell::new(None) };
 }
 
-/// Helpers of [`beside`]: two, so that one call can nest in another.
-const BESIDE_HELPERS: usize = 2;
-
 /// Runs `background` on a helper of its own while `on_caller` runs on this
 /// thread, and returns both once both have returned. `on_caller` may split
 /// its work with [`map`] or [`join_with`]: their helpers are another pool,
-/// so neither part waits for the other to start; and it may call `beside`
-/// once more (there are [`BESIDE_HELPERS`]). For I/O beside computation (a
-/// prefetch reads its senders while it discovers which slots to read).
-/// Without a helper, `background` runs first, then `on_caller`, on this
-/// thread. A panic in either is resumed here.
+/// so neither part waits for the other to start. For I/O beside
+/// computation (a prefetch reads its senders while it discovers which
+/// slots to read). Without a helper, `background` runs first, then
+/// `on_caller`, on this thread. A panic in either is resumed here.
 pub(crate) fn beside<A: Send, B>(
     background: impl FnOnce() -> A + Send,
     on_caller: impl FnOnce() -> B,
 ) -> (A, B) {
-    let Some(pool) = own_pool(&BESIDE, BESIDE_HELPERS, "b") else {
+    let Some(pool) = own_pool(&BESIDE, 1, "b") else {
         let done = background();
         return (done, on_caller());
     };

@@ -217,14 +217,6 @@ impl ReadAhead {
     }
 }
 
-/// One value of [`Snapshot::read_streamed`], with its index among the
-/// addresses or among the slots asked for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Streamed {
-    Account(usize, Option<Account>),
-    Slot(usize, U256),
-}
-
 /// Keeps a version's chunks from being reused while a snapshot reads them.
 struct Pin {
     db: Arc<Shared>,
@@ -1027,50 +1019,6 @@ impl Snapshot {
         ahead: &mut ReadAhead,
     ) -> Result<(Vec<Option<Account>>, Vec<U256>)> {
         self.read_batch_keeping(addresses, slots, Some(ahead.keeping(self)))
-    }
-
-    /// [`read_batch_ahead`](Self::read_batch_ahead) (keeping the nodes in
-    /// `ahead` when given), each value handed to `found` the moment it is
-    /// known, in no set order: a caller can use the first values while the
-    /// last are still being read. One stream on this thread's ring.
-    pub fn read_streamed(
-        &self,
-        addresses: &[Address],
-        slots: &[(Address, B256)],
-        ahead: Option<&mut ReadAhead>,
-        mut found: impl FnMut(Streamed),
-    ) -> Result<()> {
-        let lookups = addresses
-            .iter()
-            .map(|a| (account_key(a), Target::Value))
-            .chain(slots.iter().map(|(address, slot)| slot_lookup(address, slot)));
-        let (shared, map, root) = (self.shared(), &*self.map, self.record.account_root);
-        let keeping = ahead.map(|ahead| ahead.keeping(self));
-        let depth = shared.config.io_depth;
-        let accounts = addresses.len();
-        let mut invalid = None;
-        read::get_stream(
-            shared,
-            map,
-            Some(&*self.top),
-            root,
-            lookups,
-            depth,
-            keeping,
-            |i, value| {
-                let read = match i.checked_sub(accounts) {
-                    None => account_from(value).map(|account| Streamed::Account(i, account)),
-                    Some(j) => slot_from(value).map(|value| Streamed::Slot(j, value)),
-                };
-                match read {
-                    Ok(read) => found(read),
-                    Err(err) => {
-                        invalid.get_or_insert(err);
-                    }
-                }
-            },
-        )?;
-        invalid.map_or(Ok(()), Err)
     }
 
     fn read_batch_keeping(

@@ -98,7 +98,7 @@ mod root;
 mod store;
 mod types;
 
-pub use db::{BATCH_PART_MIN, Config, ReadAhead, Snapshot, Stats, Streamed, TrieDb};
+pub use db::{BATCH_PART_MIN, Config, ReadAhead, Snapshot, Stats, TrieDb};
 pub use error::{Error, Result};
 pub use io::{IoBackend, IoBackendChoice};
 pub use root::{sorted_trie_root, trie_root, trie_root_with_threads};
