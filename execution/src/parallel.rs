@@ -1241,8 +1241,8 @@ pub(crate) enum Guess {
     /// As absent.
     Absent,
     /// A transaction's own sender as [`SENDER_GUESS`], others as absent: a
-    /// round before the senders are read reveals the slots the calls touch,
-    /// so senders and slots can be read in one batch.
+    /// round run while the senders are being read reveals the slots the
+    /// calls touch.
     Senders,
 }
 

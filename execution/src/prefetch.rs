@@ -127,17 +127,33 @@ fn read_slots(
     accounts: &HashMap<Address, Option<PreAccount>>,
     slots: impl IntoIterator<Item = (Address, B256)>,
 ) -> Result<impl Iterator<Item = ((Address, U256), U256)>, StateError> {
-    let slots: Vec<(Address, B256)> = slots
+    let slots = slots_to_read(accounts, slots);
+    let values = snapshot.storage_batch(&slots)?;
+    Ok(slot_values(slots, values))
+}
+
+/// `slots` less those of accounts known absent or without storage (zero).
+fn slots_to_read(
+    accounts: &HashMap<Address, Option<PreAccount>>,
+    slots: impl IntoIterator<Item = (Address, B256)>,
+) -> Vec<(Address, B256)> {
+    slots
         .into_iter()
         .filter(|(address, _)| {
             accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
         })
-        .collect();
-    let values = snapshot.storage_batch(&slots)?;
-    Ok(slots
+        .collect()
+}
+
+/// The slots read, keyed as the pre-state view asks for them.
+fn slot_values(
+    slots: Vec<(Address, B256)>,
+    values: Vec<U256>,
+) -> impl Iterator<Item = ((Address, U256), U256)> {
+    slots
         .into_iter()
         .zip(values)
-        .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)))
+        .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value))
 }
 
 /// The accounts of `addresses` that `inner` holds in memory (looked up on
@@ -321,14 +337,9 @@ impl<D: PreState> Prefetched<D> {
                     })
                     .copied()
                     .collect();
-                let slots: Vec<(Address, B256)> = named_slots
-                    .iter()
-                    .copied()
-                    .chain(round.slots.iter().map(|&(address, index)| (address, index.into())))
-                    .filter(|(address, _)| {
-                        this.accounts.get(address).is_none_or(|a| a.is_some_and(|a| a.has_storage))
-                    })
-                    .collect();
+                let revealed = round.slots.iter().map(|&(address, index)| (address, index.into()));
+                let slots =
+                    slots_to_read(&this.accounts, named_slots.iter().copied().chain(revealed));
                 let (read_others, values) = snapshot.read_batch(&others, &slots)?;
                 Ok((round, others, read_others, slots, values))
             },
@@ -337,16 +348,8 @@ impl<D: PreState> Prefetched<D> {
         let (round, others, read_others, slots, values) = revealed?;
         this.accounts.extend(senders.into_iter().zip(read_senders?));
         this.accounts.extend(others.into_iter().zip(read_others));
-        this.codes.extend(round.codes);
-        for (slot, value) in round.slots_read {
-            this.slots.entry(slot).or_insert(value);
-        }
-        this.slots.extend(
-            slots
-                .into_iter()
-                .zip(values)
-                .map(|((address, key), value)| ((address, U256::from_be_bytes(key.0)), value)),
-        );
+        this.take_round(round.codes, round.slots_read);
+        this.slots.extend(slot_values(slots, values));
         if !round.accounts.is_empty() || !round.slots.is_empty() {
             this.rounds += 1;
         }
@@ -362,6 +365,18 @@ impl<D: PreState> Prefetched<D> {
             "guessing prefetch"
         );
         Ok(this)
+    }
+
+    /// Adds the code a round loaded and the slots its final runs read.
+    fn take_round(
+        &mut self,
+        codes: HashMap<B256, Bytecode>,
+        slots_read: Vec<((Address, U256), U256)>,
+    ) {
+        self.codes.extend(codes);
+        for (slot, value) in slots_read {
+            self.slots.entry(slot).or_insert(value);
+        }
     }
 
     /// Reads the named slots of accounts that have storage, in one batch.
@@ -435,10 +450,7 @@ impl<D: PreState> Prefetched<D> {
                 break;
             }
             let round = runs.discover_round(env, &*self, &todo, Guess::Absent)?;
-            self.codes.extend(round.codes);
-            for (slot, value) in round.slots_read {
-                self.slots.entry(slot).or_insert(value);
-            }
+            self.take_round(round.codes, round.slots_read);
             if round.accounts.is_empty() && round.slots.is_empty() {
                 break;
             }

@@ -157,24 +157,6 @@ impl<'a> SnapshotState<'a> {
         self.snapshot.account_if_cached(address, ahead.as_deref_mut()).ok()?
     }
 
-    fn snapshot_accounts(
-        &self,
-        addresses: &[Address],
-    ) -> Result<Vec<Option<PreAccount>>, StateError> {
-        let Some(ahead) = self.ahead else { return self.snapshot.accounts_batch(addresses) };
-        let read = keeping_apart(ahead, |kept| self.snapshot.accounts_ahead(addresses, kept))?;
-        Ok(read.into_iter().map(|account| account.map(pre_account)).collect())
-    }
-
-    fn snapshot_slots(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
-        match self.ahead {
-            Some(ahead) => {
-                Ok(keeping_apart(ahead, |kept| self.snapshot.storage_batch_ahead(slots, kept))?)
-            }
-            None => BatchRead::storage_batch(self.snapshot, slots),
-        }
-    }
-
     /// Accounts and slots of the snapshot in one batch (see
     /// [`Snapshot::read_batch`]), kept for the commit when reading ahead.
     fn snapshot_both(
@@ -335,27 +317,11 @@ impl BatchRead for Snapshot {
 /// snapshot.
 impl BatchRead for SnapshotState<'_> {
     fn accounts_batch(&self, addresses: &[Address]) -> Result<Vec<Option<PreAccount>>, StateError> {
-        if self.pending.is_empty() {
-            return self.snapshot_accounts(addresses);
-        }
-        let (mut out, missing) = self.pending_accounts(addresses)?;
-        let wanted: Vec<Address> = missing.iter().map(|&i| addresses[i]).collect();
-        for (i, account) in missing.into_iter().zip(self.snapshot_accounts(&wanted)?) {
-            out[i] = account;
-        }
-        Ok(out)
+        Ok(self.read_batch(addresses, &[])?.0)
     }
 
     fn storage_batch(&self, slots: &[(Address, B256)]) -> Result<Vec<U256>, StateError> {
-        if self.pending.is_empty() {
-            return self.snapshot_slots(slots);
-        }
-        let (mut out, missing) = self.pending_slots(slots);
-        let wanted: Vec<(Address, B256)> = missing.iter().map(|&i| slots[i]).collect();
-        for (i, value) in missing.into_iter().zip(self.snapshot_slots(&wanted)?) {
-            out[i] = value;
-        }
-        Ok(out)
+        Ok(self.read_batch(&[], slots)?.1)
     }
 
     fn read_batch(

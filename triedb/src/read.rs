@@ -53,6 +53,17 @@ impl Walk {
             page: None,
         }
     }
+
+    /// A slot's walk goes on from its account into the account's storage
+    /// trie, whose root is `storage`, for the slot's value.
+    fn enter_storage(&mut self, storage: StoredRef) {
+        if let Target::Slot { slot_key } = std::mem::replace(&mut self.target, Target::Value) {
+            self.key = slot_key;
+        }
+        self.depth = 0;
+        self.child = Child::Stored(storage);
+        self.in_first_trie = false;
+    }
 }
 
 /// Depths of a trie whose nodes a [`TopNodes`] holds: 0 (the root) to 3.
@@ -245,15 +256,12 @@ fn advance(
 ) -> Result<Step> {
     // A slot of an account whose storage root this snapshot knows starts
     // in its storage trie.
-    if let (Some(top), None, Target::Slot { slot_key }) = (top, &given, &walk.target)
+    if let (Some(top), None, Target::Slot { .. }) = (top, &given, &walk.target)
         && walk.in_first_trie
         && walk.depth == 0
         && let Some(storage) = top.storage_root(&walk.key)
     {
-        walk.key = slot_key.clone();
-        walk.child = Child::Stored(storage);
-        walk.target = Target::Value;
-        walk.in_first_trie = false;
+        walk.enter_storage(storage);
     }
     loop {
         if keep.as_ref().is_some_and(|k| k.nodes_only)
@@ -324,18 +332,14 @@ fn advance(
             },
         };
         match (&walk.target, &found) {
-            (Target::Slot { slot_key }, Value::Account(account)) => {
+            (Target::Slot { .. }, Value::Account(account)) => {
                 let Some(storage) = account.storage else { return Ok(Step::Done(None)) };
                 if let Some(top) = top
                     && walk.in_first_trie
                 {
                     top.offer_storage_root(&walk.key, storage);
                 }
-                walk.key = slot_key.clone();
-                walk.depth = 0;
-                walk.child = Child::Stored(storage);
-                walk.target = Target::Value;
-                walk.in_first_trie = false;
+                walk.enter_storage(storage);
             }
             (Target::Slot { .. }, Value::Raw(_)) => {
                 return Err(Error::InvalidValue("raw value in the account trie"));

@@ -7,8 +7,9 @@
 //! 2. **prefetch** (when on): [`Prefetched::fetch`]: the accounts the
 //!    transactions call or pay, read in one overlapped triedb batch; a
 //!    discovery round over them with each sender guessed, revealing what
-//!    the calls read (the ERC-20 balance slots); the senders and those slots
-//!    in one batch; then discovery rounds over what is loaded, batch-reading
+//!    the calls read (the ERC-20 balance slots), while the senders are read
+//!    beside it; those slots, read beside the senders' tail; then discovery
+//!    rounds over what is loaded, batch-reading
 //!    what they reveal, up to [`DISCOVERY_ROUNDS_MAX`] rounds in all, on
 //!    `threads` threads;
 //! 3. **execute**: the executor over the pre-state view ([`SnapshotState`],

@@ -161,6 +161,20 @@ impl RunResult {
         self.discovered += stats.discovered as u64;
     }
 
+    /// `total` (ms, reads) spread over the run's blocks.
+    fn per_block(&self, total: f64) -> f64 {
+        total / self.blocks.max(1) as f64
+    }
+
+    /// The run's prefetch mode: `[short, long]` names.
+    fn mode(&self) -> [&'static str; 2] {
+        match (self.pipelined, self.prefetch) {
+            (true, _) => ["pipe", "pipelined"],
+            (false, true) => ["on", "prefetch on"],
+            (false, false) => ["off", "prefetch off"],
+        }
+    }
+
     /// Prefetch + execute, the part executors and prefetch change.
     pub fn exec_phase_ms(&self) -> f64 {
         self.prefetch_ms + self.execute_ms
@@ -516,26 +530,21 @@ impl ExecReport {
         );
         let _ = writeln!(t, "{:>72}| {:^35} | {:^25} | busy", "", "ms per block", "device");
         for r in &self.runs {
-            let per_block = |ms: f64| ms / r.blocks.max(1) as f64;
             let _ = writeln!(
                 t,
                 "{:<6} {:<15} {:<8} {:<4} {:>7} {:>9.0} {:>8.1} {:>10.0} | {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>8.2} {:>7.2} {:>8.2} | {:>5.2}",
                 r.state.name(),
                 r.workload.name(),
                 r.executor.name(),
-                match (r.pipelined, r.prefetch) {
-                    (true, _) => "pipe",
-                    (false, true) => "on",
-                    (false, false) => "off",
-                },
+                r.mode()[0],
                 r.txs,
                 r.tx_per_s,
                 r.mgas_per_s,
                 r.exec_tx_per_s,
-                per_block(r.recover_ms),
-                per_block(r.prefetch_ms),
-                per_block(r.execute_ms),
-                per_block(r.commit_ms),
+                r.per_block(r.recover_ms),
+                r.per_block(r.prefetch_ms),
+                r.per_block(r.execute_ms),
+                r.per_block(r.commit_ms),
                 r.device_reads_per_tx,
                 r.commit_device_reads as f64 / r.txs.max(1) as f64,
                 r.written_bytes as f64 / 1024.0 / r.txs.max(1) as f64,
@@ -563,7 +572,6 @@ impl ExecReport {
             );
         }
         for r in &self.runs {
-            let per_block = |ms: f64| ms / r.blocks.max(1) as f64;
             let _ = writeln!(
                 t,
                 "commit {} {} {} {}: per block {:.1} ms read-ahead, {:.1} ms apply ({:.0} device \
@@ -571,16 +579,12 @@ impl ExecReport {
                 r.state.name(),
                 r.workload.name(),
                 r.executor.name(),
-                match (r.pipelined, r.prefetch) {
-                    (true, _) => "pipelined",
-                    (false, true) => "prefetch on",
-                    (false, false) => "prefetch off",
-                },
-                per_block(r.commit_prefetch_ms),
-                per_block(r.commit_apply_ms),
-                per_block(r.commit_apply_device_reads as f64),
-                per_block(r.commit_device_reads as f64),
-                per_block(r.commit_sync_ms),
+                r.mode()[1],
+                r.per_block(r.commit_prefetch_ms),
+                r.per_block(r.commit_apply_ms),
+                r.per_block(r.commit_apply_device_reads as f64),
+                r.per_block(r.commit_device_reads as f64),
+                r.per_block(r.commit_sync_ms),
             );
         }
         let _ = writeln!(t);
