@@ -1,12 +1,14 @@
 //! Commit CPU probe: blocks of updates into a cached trie, timed by
 //! triedb's own counters (apply: update, hash, encode, write; sync apart).
 //!
-//! `cargo run --release -p wake-triedb --example commit_probe -- [ACCOUNTS] [HOLDERS]`
+//! `cargo run --release -p wake-triedb --example commit_probe -- [ACCOUNTS] [HOLDERS] [CACHE_MIB]`
 //!
 //! With `HOLDERS` = 0 (the default), blocks of 10k account updates into
 //! `ACCOUNTS` (default 100k) accounts. Otherwise an ERC-20-shaped load: one
 //! token account holding `HOLDERS` balance slots, and blocks of 2,000
 //! transfers (the sender's nonce and balance, two balance slots each).
+//! `CACHE_MIB` (default 1024) sizes the node cache: one far below the state
+//! keeps bottom nodes as records, as a cold benchmark's cache does.
 use alloy_primitives::{Address, B256, U256, keccak256};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -26,9 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
     let holders: u64 = args.next().map_or(Ok(0), |a| a.parse())?;
+    let cache_mib: usize = args.next().map_or(Ok(1024), |a| a.parse())?;
     let dir = tempfile::tempdir_in(std::env::temp_dir())?;
     let mut config = Config::new(dir.path().join("db"));
-    config.cache_bytes = 1 << 30;
+    config.cache_bytes = cache_mib << 20;
     let db = TrieDb::open(config)?;
     let token = Address::repeat_byte(0x7e);
     let mut updates = StateUpdates::default();

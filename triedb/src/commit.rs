@@ -197,6 +197,8 @@ pub(crate) struct CommitCtx<'a> {
     /// Segment buffers to read into again.
     pub spare_segments: Vec<AlignedBuf>,
     pub scratch: Vec<u8>,
+    /// The Ethereum RLP of the node being sealed (reused, as `scratch`).
+    pub rlp_scratch: Vec<u8>,
     /// Nodes the prefetch read, by location key.
     pub prefetched: crate::read::Kept,
 }
@@ -884,10 +886,12 @@ impl CommitCtx<'_> {
             }
         }
         let min_chunk = children_min_chunk(&node);
-        let rlp = node.ethereum_rlp();
-        if !is_root && rlp.len() < 32 {
-            return Ok(Child::Inline(rlp.into()));
+        self.rlp_scratch.clear();
+        node.encode_ethereum_rlp(&mut self.rlp_scratch);
+        if !is_root && self.rlp_scratch.len() < 32 {
+            return Ok(Child::Inline(self.rlp_scratch[..].into()));
         }
+        let hash = rlp_hash(&self.rlp_scratch);
         let embeddable = match *node {
             Node::Leaf { .. } => true,
             _ => self.shared.config.embed_subtrees && node.self_contained(),
@@ -898,7 +902,7 @@ impl CommitCtx<'_> {
         body.clear();
         node.encode_body(&mut body);
         if !is_root && embeddable && body.len() <= EMBED_MAX_BYTES {
-            let child = Child::embedded(rlp_hash(&rlp), &node, &body);
+            let child = Child::embedded(hash, &node, &body);
             self.scratch = body;
             return Ok(child);
         }
@@ -913,11 +917,7 @@ impl CommitCtx<'_> {
         self.added_bytes += u64::from(loc.len);
         self.keep_fresh(loc, *node, Some(&body), depth);
         self.scratch = body;
-        Ok(Child::Stored(StoredRef {
-            hash: rlp_hash(&rlp),
-            loc,
-            min_chunk: min_chunk.min(loc.chunk),
-        }))
+        Ok(Child::Stored(StoredRef { hash, loc, min_chunk: min_chunk.min(loc.chunk) }))
     }
 
     /// Keeps a node just written for the cache (see [`CommitCtx::fresh`]);

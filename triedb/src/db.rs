@@ -558,6 +558,7 @@ impl TrieDb {
             segments: HashMap::default(),
             spare_segments: Vec::new(),
             scratch: Vec::new(),
+            rlp_scratch: Vec::new(),
             prefetched,
         };
         let started = std::time::Instant::now();

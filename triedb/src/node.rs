@@ -233,6 +233,26 @@ fn bytes_string_len(bytes: &[u8]) -> usize {
     bytes.length()
 }
 
+/// RLP length of a path's hex-prefix encoding (`1 + n / 2` bytes) as a
+/// byte string: one byte alone when that is all (an empty or one-nibble
+/// path encodes below 0x80), else with a string header. Keys of raw tries
+/// (the `TrieTests`) can be longer than 64 nibbles.
+fn hex_prefix_string_len(path: &[u8]) -> usize {
+    match 1 + path.len() / 2 {
+        1 => 1,
+        len => alloy_rlp::length_of_length(len) + len,
+    }
+}
+
+/// A path's hex-prefix encoding as an RLP byte string, written in place.
+fn encode_hex_prefix_string(path: &[u8], leaf: bool, out: &mut Vec<u8>) {
+    let len = 1 + path.len() / 2;
+    if len > 1 {
+        Header { list: false, payload_length: len }.encode(out);
+    }
+    hex_prefix(path, leaf, out);
+}
+
 /// RLP of a child as it appears inside its parent.
 fn child_rlp_len(child: Option<&Child>) -> usize {
     match child {
@@ -258,41 +278,47 @@ fn encode_child_rlp(child: Option<&Child>, out: &mut Vec<u8>) {
 impl Node {
     /// Ethereum's RLP of this node. Every child must be sealed (not `Mem`).
     pub fn ethereum_rlp(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128);
+        let mut out = Vec::new();
+        self.encode_ethereum_rlp(&mut out);
+        out
+    }
+
+    /// [`ethereum_rlp`](Self::ethereum_rlp) appended to `out`, reserved
+    /// once: a commit encodes every node it writes, a full branch being 532
+    /// bytes, and reuses one buffer for all of them.
+    pub fn encode_ethereum_rlp(&self, out: &mut Vec<u8>) {
         match self {
             Node::Leaf { path, value } => {
-                let mut hp = Vec::with_capacity(path.len() / 2 + 1);
-                hex_prefix(path, true, &mut hp);
                 let value = value.ethereum_bytes();
-                let payload_length = bytes_string_len(&hp) + bytes_string_len(&value);
-                Header { list: true, payload_length }.encode(&mut out);
-                encode_bytes_string(&hp, &mut out);
-                encode_bytes_string(&value, &mut out);
+                let payload_length = hex_prefix_string_len(path) + bytes_string_len(&value);
+                out.reserve(payload_length + 3);
+                Header { list: true, payload_length }.encode(out);
+                encode_hex_prefix_string(path, true, out);
+                encode_bytes_string(&value, out);
             }
             Node::Extension { path, child } => {
-                let mut hp = Vec::with_capacity(path.len() / 2 + 1);
-                hex_prefix(path, false, &mut hp);
-                let payload_length = bytes_string_len(&hp) + child_rlp_len(Some(child));
-                Header { list: true, payload_length }.encode(&mut out);
-                encode_bytes_string(&hp, &mut out);
-                encode_child_rlp(Some(child), &mut out);
+                let payload_length = hex_prefix_string_len(path) + child_rlp_len(Some(child));
+                out.reserve(payload_length + 3);
+                Header { list: true, payload_length }.encode(out);
+                encode_hex_prefix_string(path, false, out);
+                encode_child_rlp(Some(child), out);
             }
             Node::Branch { children, value } => {
                 let value_bytes = value.as_ref().map(|v| v.ethereum_bytes());
                 let value_len = value_bytes.as_ref().map_or(1, |v| bytes_string_len(v));
                 let payload_length =
                     children.iter().map(|c| child_rlp_len(c.as_ref())).sum::<usize>() + value_len;
-                Header { list: true, payload_length }.encode(&mut out);
+                out.reserve(payload_length + 3);
+                Header { list: true, payload_length }.encode(out);
                 for child in children.iter() {
-                    encode_child_rlp(child.as_ref(), &mut out);
+                    encode_child_rlp(child.as_ref(), out);
                 }
                 match value_bytes {
-                    Some(v) => encode_bytes_string(&v, &mut out),
+                    Some(v) => encode_bytes_string(&v, out),
                     None => out.push(alloy_rlp::EMPTY_STRING_CODE),
                 }
             }
         }
-        out
     }
 
     /// Decodes an embedded (inline) node from its Ethereum RLP. Inline nodes
