@@ -1363,6 +1363,55 @@ mod tests {
         }
     }
 
+    /// A large storage trie gets top levels of its own in each snapshot
+    /// that reads it (see [`TopNodes`]), and they too serve only their
+    /// own version: two snapshots of a token whose 3,000 slots all change
+    /// between the versions read every slot in turns (synchronous and
+    /// batched), through a cache too small to hold the trie, and each sees
+    /// its own values. Small storage tries (one slot: a leaf) get none.
+    #[test]
+    fn storage_tops_serve_their_own_version_only() {
+        let (_dir, db, addresses) = db_and_addresses(64 << 10, 200);
+        let token = Address::repeat_byte(0x7e);
+        let slots: Vec<B256> = (0..3000u64).map(|i| keccak256(i.to_be_bytes())).collect();
+        let value = |version: u64, i: usize| U256::from(version * 1_000_000 + i as u64 + 1);
+        for version in 1..=2u64 {
+            let mut updates = every_account_set(&addresses, version, |_| U256::from(version));
+            let storage = slots.iter().enumerate().map(|(i, s)| (*s, value(version, i))).collect();
+            let info = AccountInfo { nonce: 1, ..Default::default() };
+            updates
+                .accounts
+                .insert(token, AccountUpdate::Set { info, wipe_storage: false, storage });
+            db.commit(version, &updates).unwrap();
+        }
+        let snapshots = [db.snapshot(1).unwrap(), db.snapshot(2).unwrap()];
+        for round in 0..2 {
+            for (i, slot) in slots.iter().enumerate() {
+                for (version, snapshot) in (1..=2u64).zip(&snapshots) {
+                    let got = snapshot.storage(&token, slot).unwrap();
+                    assert_eq!(got, value(version, i), "round {round}, slot {i}");
+                }
+            }
+            for address in &addresses {
+                for (version, snapshot) in (1..=2u64).zip(&snapshots) {
+                    let got = snapshot.storage(address, &B256::with_last_byte(1)).unwrap();
+                    assert_eq!(got, U256::from(version));
+                }
+            }
+        }
+        let wanted: Vec<(Address, B256)> = slots.iter().map(|slot| (token, *slot)).collect();
+        for (version, snapshot) in (1..=2u64).zip(&snapshots) {
+            let batch = snapshot.storage_batch(&wanted).unwrap();
+            for (i, got) in batch.iter().enumerate() {
+                assert_eq!(*got, value(version, i), "version {version}, slot {i}");
+            }
+            // The token's root and its 16 children at least (each over a
+            // hundred slots), in the one trie with levels.
+            let (held, tries) = snapshot.top.storage_held();
+            assert!(held >= 17 && tries == 1, "version {version}: {held} nodes, {tries} tries");
+        }
+    }
+
     /// The nodes a commit replaces leave the cache once newer versions
     /// are published, so a state that fits in the cache keeps fitting
     /// however many blocks rewrite it; an old retained version still reads

@@ -15,7 +15,7 @@ use crate::{Error, Result};
 use alloy_primitives::map::HashMap;
 use std::collections::VecDeque;
 use std::ops::Deref;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// What a lookup is after.
@@ -33,8 +33,8 @@ struct Walk {
     depth: usize,
     child: Child,
     target: Target,
-    /// Still in the trie it started in (the one a [`TopNodes`] is of).
-    in_first_trie: bool,
+    /// The trie being walked, for its top levels in a [`TopNodes`].
+    trie: Trie,
     /// The pages of this walk's last read: a child written next to its
     /// parent (the bottom of a subtree is packed into one page) is decoded
     /// from them without another read.
@@ -49,7 +49,7 @@ impl Walk {
             depth: 0,
             child: Child::Stored(root),
             target,
-            in_first_trie: true,
+            trie: Trie::First,
             page: None,
         }
     }
@@ -62,8 +62,18 @@ impl Walk {
         }
         self.depth = 0;
         self.child = Child::Stored(storage);
-        self.in_first_trie = false;
+        self.trie = Trie::Storage { root: storage.loc.key(), top: None };
     }
+}
+
+/// Which trie a walk is in, as far as a [`TopNodes`] is concerned.
+#[derive(Clone, Copy)]
+enum Trie {
+    /// The trie it started in (a snapshot's account trie).
+    First,
+    /// A storage trie, by its root's location key, with the index of its
+    /// top levels once found.
+    Storage { root: u64, top: Option<usize> },
 }
 
 /// Depths of a trie whose nodes a [`TopNodes`] holds: 0 (the root) to 3.
@@ -74,7 +84,8 @@ const TOP_DEPTH: usize = 4;
 const EAGER_SLOTS: usize = 1 + 16 + 256;
 
 /// The top of one snapshot's account trie (its root and the nodes at
-/// depths 1 to 3: 4,369 slots), filled by the walks that pass through it.
+/// depths 1 to 3: 4,369 slots), filled by the walks that pass through it,
+/// and the same for the largest storage tries its slot lookups go into.
 ///
 /// Every lookup walks these nodes. Through the node cache each level is a
 /// shard lock, a hash probe and a reference count written, and both cores
@@ -84,29 +95,52 @@ const EAGER_SLOTS: usize = 1 + 16 + 256;
 /// names one node in one version of the trie, and is checked against the
 /// node's location (unique for the life of the database), so a slot
 /// can never serve a node that is not the child the walk holds. It pins
-/// at most 4,369 inner nodes (~6 MiB, nodes the cache's inner tier holds
-/// anyway while they are current) for the snapshot's life. Depth 3 was
-/// added for cold lookups at 10M accounts (depths 0–4 inner, 5 the
-/// bottom): it takes one of the two cache probes a lookup made before its
-/// read (benches/RESULTS.md). Its slots (~100 KiB) are allocated on first
-/// use, so a snapshot taken for one RPC call costs only the upper levels.
+/// at most 4,369 inner nodes of the account trie (~6 MiB, nodes the
+/// cache's inner tier holds anyway while they are current) for the
+/// snapshot's life. Depth 3 was added for cold lookups at 10M accounts
+/// (depths 0–4 inner, 5 the bottom): it takes one of the two cache probes a
+/// lookup made before its read (benches/RESULTS.md). Its slots (~100 KiB)
+/// are allocated on first use, so a snapshot taken for one RPC call costs
+/// only the upper levels.
 ///
 /// It also remembers the storage roots of the accounts its slot lookups
 /// went through ([`STORAGE_ROOTS_MAX`] at most): the next slot of the same
 /// account starts in its storage trie, without the account's walk (a key
 /// hash and five to seven node probes). An ERC-20 block reads thousands of
-/// slots of one account.
+/// slots of one account, whose storage trie is as deep as the account
+/// trie (2.5M holders: depths 0–4 inner). So storage tries get top levels
+/// too: the first [`STORAGE_TOPS_MAX`] tries walked with stored structure
+/// below their root, for their branches that lead to other stored nodes,
+/// and [`STORAGE_TOP_NODES_MAX`] nodes in all, which bounds what a
+/// snapshot pins however many contracts it reads.
 pub(crate) struct TopNodes {
+    account: TopLevels,
+    /// Storage roots by account key (packed nibbles).
+    storage_roots: parking_lot::RwLock<HashMap<[u8; 32], StoredRef>>,
+    /// Top levels of storage tries ([`STORAGE_TOPS_MAX`] cells).
+    storage: OnceLock<Box<[OnceLock<StorageTop>]>>,
+    /// Nodes the storage tries' top levels hold.
+    storage_nodes: AtomicUsize,
+}
+
+/// The top levels (depths 0 to 3) of one trie: see [`TopNodes`].
+struct TopLevels {
     /// Depths 0 to 2.
     upper: Box<[OnceLock<TopNode>]>,
     /// Depth 3.
     deep: OnceLock<Box<[OnceLock<TopNode>]>>,
-    /// Storage roots by account key (packed nibbles).
-    storage_roots: parking_lot::RwLock<HashMap<[u8; 32], StoredRef>>,
 }
 
 /// Most storage roots a [`TopNodes`] remembers (~80 bytes each).
 const STORAGE_ROOTS_MAX: usize = 1024;
+
+/// Most storage tries with top levels in a [`TopNodes`] (~7 KiB each, and
+/// ~100 KiB more for one whose depth 3 is used).
+const STORAGE_TOPS_MAX: usize = 16;
+
+/// Most nodes the storage tries' top levels of a [`TopNodes`] hold in all
+/// (inner nodes: ~1 KiB each, shared with the cache while current).
+const STORAGE_TOP_NODES_MAX: usize = 8192;
 
 /// A 64-nibble key packed into bytes.
 fn packed(key: &[u8]) -> Option<[u8; 32]> {
@@ -123,29 +157,14 @@ fn packed(key: &[u8]) -> Option<[u8; 32]> {
 /// A top node and its location key.
 type TopNode = (u64, Arc<Node>);
 
-impl TopNodes {
-    pub fn new() -> Self {
-        TopNodes {
+/// A storage trie's top levels, with its root's location key.
+type StorageTop = (u64, TopLevels);
+
+impl TopLevels {
+    fn new() -> Self {
+        TopLevels {
             upper: (0..EAGER_SLOTS).map(|_| OnceLock::new()).collect(),
             deep: OnceLock::new(),
-            storage_roots: parking_lot::RwLock::new(HashMap::default()),
-        }
-    }
-
-    /// The storage root of the account under `account_key`, if a walk
-    /// of this snapshot has passed through it.
-    fn storage_root(&self, account_key: &[u8]) -> Option<StoredRef> {
-        self.storage_roots.read().get(&packed(account_key)?).copied()
-    }
-
-    fn offer_storage_root(&self, account_key: &[u8], root: StoredRef) {
-        let Some(key) = packed(account_key) else { return };
-        if self.storage_roots.read().contains_key(&key) {
-            return;
-        }
-        let mut roots = self.storage_roots.write();
-        if roots.len() < STORAGE_ROOTS_MAX {
-            roots.insert(key, root);
         }
     }
 
@@ -182,26 +201,132 @@ impl TopNodes {
 
     /// Slots filled.
     #[cfg(test)]
-    pub fn held(&self) -> usize {
+    fn held(&self) -> usize {
         let deep = self.deep.get().map_or(&[][..], |deep| &deep[..]);
         self.upper.iter().chain(deep).filter(|slot| slot.get().is_some()).count()
+    }
+
+    /// Keeps `node` in `slot`; whether the slot took it.
+    fn offer(&self, slot: usize, loc_key: u64, node: &Arc<Node>) -> bool {
+        if slot >= EAGER_SLOTS {
+            self.deep.get_or_init(|| {
+                (EAGER_SLOTS..Self::level_start(TOP_DEPTH)).map(|_| OnceLock::new()).collect()
+            });
+        }
+        self.cell(slot).is_some_and(|cell| cell.set((loc_key, Arc::clone(node))).is_ok())
+    }
+}
+
+impl TopNodes {
+    pub fn new() -> Self {
+        TopNodes {
+            account: TopLevels::new(),
+            storage_roots: parking_lot::RwLock::new(HashMap::default()),
+            storage: OnceLock::new(),
+            storage_nodes: AtomicUsize::new(0),
+        }
+    }
+
+    /// The storage root of the account under `account_key`, if a walk
+    /// of this snapshot has passed through it.
+    fn storage_root(&self, account_key: &[u8]) -> Option<StoredRef> {
+        self.storage_roots.read().get(&packed(account_key)?).copied()
+    }
+
+    fn offer_storage_root(&self, account_key: &[u8], root: StoredRef) {
+        let Some(key) = packed(account_key) else { return };
+        if self.storage_roots.read().contains_key(&key) {
+            return;
+        }
+        let mut roots = self.storage_roots.write();
+        if roots.len() < STORAGE_ROOTS_MAX {
+            roots.insert(key, root);
+        }
+    }
+
+    /// The top levels of `trie`: the first trie's, or a storage trie's
+    /// once it has some (searched for until a walk finds them, then held
+    /// by index in `trie`).
+    fn levels(&self, trie: &mut Trie) -> Option<&TopLevels> {
+        match trie {
+            Trie::First => Some(&self.account),
+            Trie::Storage { top: Some(index), .. } => Some(&self.storage.get()?[*index].get()?.1),
+            Trie::Storage { root, top } => {
+                let tops = self.storage.get()?;
+                let index =
+                    tops.iter().position(|cell| cell.get().is_some_and(|c| c.0 == *root))?;
+                *top = Some(index);
+                Some(&tops[index].get()?.1)
+            }
+        }
+    }
+
+    /// Top levels for the storage trie under `root` (a location key):
+    /// its own if it has them, else new ones while there is room.
+    fn claim_storage_levels(&self, trie: &mut Trie) -> Option<&TopLevels> {
+        let Trie::Storage { root, .. } = *trie else { return self.levels(trie) };
+        if let Some(levels) = self.levels(trie) {
+            return Some(levels);
+        }
+        let tops =
+            self.storage.get_or_init(|| (0..STORAGE_TOPS_MAX).map(|_| OnceLock::new()).collect());
+        for (index, cell) in tops.iter().enumerate() {
+            let (owner, levels) = cell.get_or_init(|| (root, TopLevels::new()));
+            if *owner == root {
+                *trie = Trie::Storage { root, top: Some(index) };
+                return Some(levels);
+            }
+        }
+        None
+    }
+
+    /// Keeps `node`, walked at `depth` (slot `slot`) of `trie`'s top
+    /// levels. A storage trie keeps only branches that lead to other
+    /// stored nodes (its structure, not its bottom), within the nodes
+    /// bound, and gets levels when such a branch is found below its root:
+    /// a trie of a few hundred slots or more.
+    fn offer(&self, trie: &mut Trie, depth: usize, slot: usize, loc_key: u64, node: &Arc<Node>) {
+        if let Trie::First = trie {
+            self.account.offer(slot, loc_key, node);
+            return;
+        }
+        let structure = match &**node {
+            Node::Branch { children, .. } => {
+                children.iter().flatten().any(|child| matches!(child, Child::Stored(_)))
+            }
+            _ => false,
+        };
+        if !structure || self.storage_nodes.load(Ordering::Relaxed) >= STORAGE_TOP_NODES_MAX {
+            return;
+        }
+        let levels = match depth {
+            0 => self.levels(trie),
+            _ => self.claim_storage_levels(trie),
+        };
+        if levels.is_some_and(|levels| levels.offer(slot, loc_key, node)) {
+            self.storage_nodes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Slots filled in the first trie's top levels.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.account.held()
+    }
+
+    /// Slots filled in storage tries' top levels, and how many tries have them.
+    #[cfg(test)]
+    pub fn storage_held(&self) -> (usize, usize) {
+        let tops = self.storage.get().map_or(&[][..], |tops| &tops[..]);
+        let tries: Vec<&TopLevels> =
+            tops.iter().filter_map(|cell| cell.get()).map(|c| &c.1).collect();
+        (tries.iter().map(|levels| levels.held()).sum(), tries.len())
     }
 
     /// Storage roots remembered.
     #[cfg(test)]
     pub fn storage_roots_held(&self) -> usize {
         self.storage_roots.read().len()
-    }
-
-    fn offer(&self, slot: usize, loc_key: u64, node: &Arc<Node>) {
-        if slot >= EAGER_SLOTS {
-            self.deep.get_or_init(|| {
-                (EAGER_SLOTS..Self::level_start(TOP_DEPTH)).map(|_| OnceLock::new()).collect()
-            });
-        }
-        if let Some(cell) = self.cell(slot) {
-            let _ = cell.set((loc_key, Arc::clone(node)));
-        }
     }
 }
 
@@ -257,7 +382,7 @@ fn advance(
     // A slot of an account whose storage root this snapshot knows starts
     // in its storage trie.
     if let (Some(top), None, Target::Slot { .. }) = (top, &given, &walk.target)
-        && walk.in_first_trie
+        && matches!(walk.trie, Trie::First)
         && walk.depth == 0
         && let Some(storage) = top.storage_root(&walk.key)
     {
@@ -270,16 +395,18 @@ fn advance(
         {
             return Ok(Step::Done(None));
         }
-        // This child's slot in the top of the trie, if it has one.
+        // This child's slot in the top of its trie, if it has one.
         let top_slot = match (top, &walk.child) {
-            (Some(top), Child::Stored(stored)) if walk.in_first_trie => {
-                TopNodes::slot(&walk.key, walk.depth).map(|slot| (top, slot, stored.loc.key()))
+            (Some(top), Child::Stored(stored)) => {
+                TopLevels::slot(&walk.key, walk.depth).map(|slot| (top, slot, stored.loc.key()))
             }
             _ => None,
         };
         let held = match given.take() {
             Some(node) => Held::Own(node),
-            None => match top_slot.and_then(|(top, slot, key)| top.get(slot, key)) {
+            None => match top_slot.and_then(|(top, slot, key)| {
+                top.levels(&mut walk.trie).and_then(|levels| levels.get(slot, key))
+            }) {
                 Some(node) => Held::Top(node),
                 None => match node_of(shared, map, walk, keep.as_deref())? {
                     Ok(node) => Held::Own(node),
@@ -288,7 +415,7 @@ fn advance(
             },
         };
         if let (Some((top, slot, key)), Held::Own(node)) = (top_slot, &held) {
-            top.offer(slot, key, node);
+            top.offer(&mut walk.trie, walk.depth, slot, key, node);
         }
         if let (Some(keep), Child::Stored(stored)) = (keep.as_deref_mut(), &walk.child) {
             match &held {
@@ -335,7 +462,7 @@ fn advance(
             (Target::Slot { .. }, Value::Account(account)) => {
                 let Some(storage) = account.storage else { return Ok(Step::Done(None)) };
                 if let Some(top) = top
-                    && walk.in_first_trie
+                    && matches!(walk.trie, Trie::First)
                 {
                     top.offer_storage_root(&walk.key, storage);
                 }
@@ -735,15 +862,15 @@ mod tests {
     /// too); deeper nodes and paths with a nibble out of range have none.
     #[test]
     fn top_slots_are_distinct_and_in_range() {
-        let top = TopNodes::new();
-        assert_eq!(EAGER_SLOTS, TopNodes::level_start(TOP_DEPTH - 1));
-        let slots = TopNodes::level_start(TOP_DEPTH);
+        let top = TopLevels::new();
+        assert_eq!(EAGER_SLOTS, TopLevels::level_start(TOP_DEPTH - 1));
+        let slots = TopLevels::level_start(TOP_DEPTH);
         let mut seen = std::collections::HashSet::new();
         for depth in 0..TOP_DEPTH {
             for path in 0..1usize << (4 * depth) {
                 let key: Vec<u8> =
                     (0..depth).rev().map(|i| ((path >> (4 * i)) & 15) as u8).collect();
-                let slot = TopNodes::slot(&key, depth).unwrap();
+                let slot = TopLevels::slot(&key, depth).unwrap();
                 assert!(slot < slots);
                 assert!(seen.insert(slot), "depth {depth}, path {key:?}");
             }
@@ -753,13 +880,13 @@ mod tests {
         let node = Arc::new(Node::Leaf { path: vec![1], value: Value::Raw(Box::new([7])) });
         for slot in [0, EAGER_SLOTS - 1, EAGER_SLOTS, slots - 1] {
             assert!(top.get(slot, 40 + slot as u64).is_none());
-            top.offer(slot, 40 + slot as u64, &node);
+            assert!(top.offer(slot, 40 + slot as u64, &node));
             assert!(Arc::ptr_eq(top.get(slot, 40 + slot as u64).unwrap(), &node), "slot {slot}");
             assert!(top.get(slot, 41 + slot as u64).is_none(), "slot {slot}: another location");
         }
         assert_eq!(top.held(), 4);
-        assert_eq!(TopNodes::slot(&[1, 2, 3], TOP_DEPTH), None);
-        assert_eq!(TopNodes::slot(&[1, 16], 2), None);
-        assert_eq!(TopNodes::slot(&[1], 2), None);
+        assert_eq!(TopLevels::slot(&[1, 2, 3], TOP_DEPTH), None);
+        assert_eq!(TopLevels::slot(&[1, 16], 2), None);
+        assert_eq!(TopLevels::slot(&[1], 2), None);
     }
 }
