@@ -20,8 +20,8 @@
 //!   streamed [`Snapshot::accounts_streamed`] (keys pulled from an iterator
 //!   as read slots free, so the queue never drains between batches), and
 //!   EIP-1186 proofs ([`Snapshot::proof`]). A snapshot keeps the top of its
-//!   account trie and the storage roots its slot lookups passed, so later
-//!   lookups skip those levels.
+//!   account trie, of its largest storage tries, and the storage roots its
+//!   slot lookups passed, so later lookups skip those levels.
 //! * [`ReadAhead`]: the nodes a block's batched reads walked
 //!   ([`Snapshot::accounts_ahead`], [`Snapshot::storage_batch_ahead`],
 //!   [`Snapshot::read_batch_ahead`]),
@@ -51,16 +51,18 @@
 //! * **Our own cache, O_DIRECT, fixed budget.** The page cache is bypassed;
 //!   the node cache ([`Config::cache_bytes`]) keeps a tier for inner
 //!   nodes (up to three quarters of its budget, growing with what it
-//!   holds), so streams of cold leaves cannot evict them. Once the cache
+//!   holds), so streams of cold leaves cannot evict them; the bottom tier
+//!   borrows whatever part of that tier's capacity it does not hold, and
+//!   gives it back as the inner tier fills. Once the cache
 //!   is half full, bottom nodes are kept as their on-disk record
 //!   (~1.35 KiB for a bottom branch of ten accounts, against ~2.4 KiB
 //!   decoded) and decoded on a hit, so the budget covers more of the
 //!   state; below that (a state that fits) they are kept decoded, and a
 //!   commit caches every node it writes, so hits cost no decoding and the
 //!   next block reads nothing back. Each snapshot keeps the top of its
-//!   account trie (the root and depths 1 to 3, as lookups pass them):
-//!   a lookup borrows those nodes without the cache's locks and reference
-//!   counts. A lookup can also be asked to stay
+//!   account trie (the root and depths 1 to 3, as lookups pass them), and
+//!   of up to 16 large storage tries (8,192 nodes in all): a lookup
+//!   borrows those nodes without the cache's locks and reference counts. A lookup can also be asked to stay
 //!   off the device ([`Snapshot::storage_if_cached`]): an executor with
 //!   other work notes what is not cached for a batch instead.
 //! * **Our own io_uring ring**, bounded depth (default 32), no SQPOLL. A

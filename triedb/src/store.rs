@@ -127,7 +127,8 @@ type Tier = quick_cache::sync::Cache<u64, CachedNode, NodeWeighter>;
 ///
 /// The inner tier may take up to three quarters of the budget, but it is
 /// given only what it holds plus as much again: the rest serves the lower
-/// tier. A state whose inner nodes are small (1M accounts with embedded
+/// tier, which also borrows the part of the inner tier's capacity that is
+/// not in use ([`lend_to_lower`](Self::lend_to_lower)). A state whose inner nodes are small (1M accounts with embedded
 /// bottom branches: ~10 MiB of them) then leaves nearly all of the budget to
 /// bottom nodes instead of reserving three quarters of it for nothing. The
 /// slack is deliberate: every commit replaces the inner nodes on its paths,
@@ -288,30 +289,45 @@ impl NodeCache {
 
     /// Doubles the inner tier (taking from the lower one) when `incoming`
     /// more bytes would bring it near its capacity, up to three quarters of
-    /// the budget.
+    /// the budget, and lends the lower tier what the inner one does not
+    /// hold (see [`lend_to_lower`](Self::lend_to_lower)).
     fn grow_upper(&self, incoming: u64) {
         let capacity = self.upper_capacity.load(Ordering::Relaxed);
-        let upper_max = self.budget / 4 * 3;
-        if capacity >= upper_max {
-            return;
-        }
         // Weighing the tier takes every shard's lock: do it once per
         // sixteenth of its capacity inserted, not on every insert.
-        if !due(&self.upper_inserted, incoming, capacity / 16)
-            || self.upper.weight() * 8 < capacity * 7
-        {
+        if !due(&self.upper_inserted, incoming, capacity / 16) {
             return;
         }
-        let grown = capacity.saturating_mul(2).min(upper_max);
-        if self
-            .upper_capacity
-            .compare_exchange(capacity, grown, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            // Shrink the lower tier first: the two never hold more than the budget.
-            self.lower.set_capacity(self.budget - grown);
-            self.upper.set_capacity(grown);
+        let held = self.upper.weight();
+        let upper_max = self.budget / 4 * 3;
+        if capacity < upper_max && held * 8 >= capacity * 7 {
+            let grown = capacity.saturating_mul(2).min(upper_max);
+            if self
+                .upper_capacity
+                .compare_exchange(capacity, grown, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                // Shrink the lower tier first: the two never hold more than the budget.
+                self.lend_to_lower(held);
+                self.upper.set_capacity(grown);
+                return;
+            }
         }
+        self.lend_to_lower(held);
+    }
+
+    /// Gives the lower tier the budget less what the inner tier holds
+    /// (`upper_held`, just weighed) and a margin of an eighth of its
+    /// capacity. The inner tier's capacity is slack for the nodes commits
+    /// replace; while it is not used, bottom nodes use it (10M accounts,
+    /// 256 MiB: 63 MiB held in a 128 MiB tier). The inner tier is weighed
+    /// again once a sixteenth of its capacity has come in, so it cannot
+    /// outgrow the margin in between: the two never hold more than the
+    /// budget.
+    fn lend_to_lower(&self, upper_held: u64) {
+        let capacity = self.upper_capacity.load(Ordering::Relaxed);
+        let reserved = upper_held.saturating_add(capacity / 8).min(capacity);
+        self.lower.set_capacity(self.budget - reserved);
     }
 
     /// The memory budget, in bytes.
@@ -346,6 +362,7 @@ impl NodeCache {
         }
         if held > 0 {
             self.reweigh();
+            self.lend_to_lower(self.upper.weight());
         }
         held
     }
@@ -787,6 +804,43 @@ mod tests {
         assert_eq!(cache.upper_capacity.load(Ordering::Relaxed), budget / 4 * 3);
         assert!(cache.upper.weight() > budget / 2, "upper tier held {}", cache.upper.weight());
         assert!(cache.weight() <= budget);
+    }
+
+    /// The part of the inner tier's capacity it does not hold serves the
+    /// lower tier until the inner tier needs it, and the two never hold
+    /// more than the budget, whichever fills first.
+    #[test]
+    fn the_lower_tier_borrows_what_the_inner_tier_does_not_hold() {
+        let budget = 16u64 << 20;
+        let cache = NodeCache::new(budget);
+        let leafy = Arc::new(Node::Leaf { path: vec![1], value: Value::Raw(vec![1].into()) });
+        let inner = inner_node();
+        // Enough inner nodes to double the tier a few times, then leaf data.
+        let mut next = 0u32;
+        while cache.upper_capacity.load(Ordering::Relaxed) < 4 << 20 {
+            cache.insert(Loc { chunk: 4, offset: next * 8, len: 100 }, Arc::clone(&inner), 2);
+            next += 1;
+        }
+        let capacity = cache.upper_capacity.load(Ordering::Relaxed);
+        for i in 0..400_000u32 {
+            cache.insert(Loc { chunk: 2, offset: i * 8, len: 100 }, Arc::clone(&leafy), 9);
+            assert!(cache.weight() <= budget, "{} after {i} leaves", cache.weight());
+        }
+        let unused = capacity - cache.upper.weight();
+        assert!(unused > capacity / 4, "inner tier held {} of {capacity}", cache.upper.weight());
+        assert!(
+            cache.lower.weight() > budget - capacity + unused / 2,
+            "lower tier held {} beside an inner tier of {capacity} holding {}",
+            cache.lower.weight(),
+            cache.upper.weight()
+        );
+        // The inner tier takes its capacity back as it fills.
+        for _ in 0..40_000u32 {
+            cache.insert(Loc { chunk: 4, offset: next * 8, len: 100 }, Arc::clone(&inner), 2);
+            next += 1;
+            assert!(cache.weight() <= budget, "{} with {next} inner nodes", cache.weight());
+        }
+        assert!(cache.upper.weight() > capacity / 2);
     }
 
     #[test]
