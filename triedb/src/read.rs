@@ -262,12 +262,11 @@ impl TopNodes {
     }
 
     /// Top levels for the storage trie under `root` (a location key):
-    /// its own if it has them, else new ones while there is room.
+    /// its own if it has them, else new ones while there is room. Cells
+    /// are claimed front to back, so a trie's own cell comes before the
+    /// first free one.
     fn claim_storage_levels(&self, trie: &mut Trie) -> Option<&TopLevels> {
         let Trie::Storage { root, .. } = *trie else { return self.levels(trie) };
-        if let Some(levels) = self.levels(trie) {
-            return Some(levels);
-        }
         let tops =
             self.storage.get_or_init(|| (0..STORAGE_TOPS_MAX).map(|_| OnceLock::new()).collect());
         for (index, cell) in tops.iter().enumerate() {

@@ -128,9 +128,10 @@ type Tier = quick_cache::sync::Cache<u64, CachedNode, NodeWeighter>;
 /// The inner tier may take up to three quarters of the budget, but it is
 /// given only what it holds plus as much again: the rest serves the lower
 /// tier, which also borrows the part of the inner tier's capacity that is
-/// not in use ([`lend_to_lower`](Self::lend_to_lower)). A state whose inner nodes are small (1M accounts with embedded
-/// bottom branches: ~10 MiB of them) then leaves nearly all of the budget to
-/// bottom nodes instead of reserving three quarters of it for nothing. The
+/// not in use ([`lend_to_lower`](Self::lend_to_lower)). A state whose
+/// inner nodes are small (1M accounts with embedded bottom branches: ~10
+/// MiB of them) then leaves nearly all of the budget to bottom nodes
+/// instead of reserving three quarters of it for nothing. The
 /// slack is deliberate: every commit replaces the inner nodes on its paths,
 /// and the old ones stay in the tier until [`evict`](Self::evict) drops
 /// them, [`STALE_AFTER_VERSIONS`] versions later. A tier grown by a
@@ -300,20 +301,18 @@ impl NodeCache {
         }
         let held = self.upper.weight();
         let upper_max = self.budget / 4 * 3;
-        if capacity < upper_max && held * 8 >= capacity * 7 {
-            let grown = capacity.saturating_mul(2).min(upper_max);
-            if self
+        let grown = capacity.saturating_mul(2).min(upper_max);
+        let grows = capacity < upper_max
+            && held * 8 >= capacity * 7
+            && self
                 .upper_capacity
                 .compare_exchange(capacity, grown, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                // Shrink the lower tier first: the two never hold more than the budget.
-                self.lend_to_lower(held);
-                self.upper.set_capacity(grown);
-                return;
-            }
-        }
+                .is_ok();
+        // Shrink the lower tier first: the two never hold more than the budget.
         self.lend_to_lower(held);
+        if grows {
+            self.upper.set_capacity(grown);
+        }
     }
 
     /// Gives the lower tier the budget less what the inner tier holds
@@ -344,9 +343,12 @@ impl NodeCache {
         self.room.load(Ordering::Relaxed)
     }
 
-    /// Works [`has_room`](Self::has_room)'s answer out again.
-    fn reweigh(&self) {
-        self.room.store(self.weight() < self.budget / 2, Ordering::Relaxed);
+    /// Works [`has_room`](Self::has_room)'s answer out again; returns what
+    /// the inner tier holds, weighed on the way.
+    fn reweigh(&self) -> u64 {
+        let upper = self.upper.weight();
+        self.room.store(upper + self.lower.weight() < self.budget / 2, Ordering::Relaxed);
+        upper
     }
 
     /// Drops the nodes at `keys` (location keys), in whichever tier holds
@@ -361,8 +363,8 @@ impl NodeCache {
             }
         }
         if held > 0 {
-            self.reweigh();
-            self.lend_to_lower(self.upper.weight());
+            let upper = self.reweigh();
+            self.lend_to_lower(upper);
         }
         held
     }
