@@ -30,7 +30,11 @@ use alloy_primitives::B256;
 
 pub(crate) const MAGIC: [u8; 8] = *b"WAKETRIE";
 /// Format written by this build; files with a higher number are refused.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Format 2 writes leaves packed (see the node format in `node.rs`); a
+/// format-1 file is still read, and is format 2 from its next commit.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// Oldest format this build reads.
+const OLDEST_READABLE_FORMAT: u32 = 1;
 pub(crate) const META_SLOT_BYTES: u64 = 1 << 20;
 /// Byte offset of physical chunk 0.
 pub(crate) const DATA_OFFSET: u64 = 2 * META_SLOT_BYTES;
@@ -266,7 +270,7 @@ fn read_slot(storage: &dyn Storage, index: u64) -> Result<Slot> {
     if format > FORMAT_VERSION {
         return Ok(Slot::Newer(format));
     }
-    if format != FORMAT_VERSION {
+    if format < OLDEST_READABLE_FORMAT {
         return Ok(Slot::Corrupt);
     }
     Ok(Meta::decode(record).map_or(Slot::Corrupt, Slot::Valid))
