@@ -18,7 +18,10 @@
 //!    each of the three peaks is reported too);
 //! 6. **root**: M fresh accounts into an empty database vs alloy-trie's
 //!    HashBuilder ([`root`]);
-//! 7. **NOMT** (feature `nomt`): the same load, lookups and blocks ([`nomt_peer`]).
+//! 7. **NOMT** (feature `nomt`): the same load, lookups and blocks ([`nomt_peer`]);
+//! 8. **triedb's reads again** (with NOMT): reopened and warmed as in phase
+//!    2, depths 1 and 32 once more, so that triedb's two passes bracket
+//!    NOMT's reads in time (A-B-A) on a disk whose speed drifts.
 
 pub mod raw;
 mod reads;
@@ -336,6 +339,46 @@ fn warm_up(ctx: &Ctx, db: &TrieDb, snap: &Snapshot, tag: u64) -> Result<ReadResu
 }
 
 /// Runs the whole benchmark and returns its report.
+/// Phase 8: triedb's depth 1 and depth 32 lookups again, after NOMT's, on
+/// the version the load left (the one phase 2 read: the lookups check the
+/// values the load wrote), reopened and warmed as in phase 2.
+#[cfg(feature = "nomt")]
+fn reads_again(ctx: &Ctx, db_path: &Path, report: &mut Report) -> Result<()> {
+    let db = open_db(db_path, &ctx.opts, IoBackendChoice::Auto)?;
+    let version = report.load_versions;
+    let snap = match db.snapshot(version) {
+        Ok(snap) => snap,
+        Err(err) => {
+            tracing::warn!(version, %err, "the load's version is gone: triedb's reads are not run again");
+            return Ok(());
+        }
+    };
+    warm_up(ctx, &db, &snap, 0x12)?;
+    let duration = ctx.phase_duration();
+    let (mut lookups, mut device_reads) = (0, 0);
+    for (depth, tag) in [(1, 0x600), (32, 0x601)] {
+        let bar = ctx.bars.timed(&format!("triedb again: depth {depth}"), duration);
+        let until = Until::Time(duration);
+        let r = reads::phase(ctx, &db, &snap, lookup_mode(depth), &bar, until, tag)?;
+        lookups += r.lookups;
+        device_reads += r.device_reads;
+        match depth {
+            1 => report.reads_per_s_depth1_after_nomt = Some(r.reads_per_s()),
+            _ => report.reads_per_s_depth32_after_nomt = Some(r.reads_per_s()),
+        }
+    }
+    report.device_reads_per_lookup_after_nomt =
+        Some(if lookups == 0 { 0.0 } else { device_reads as f64 / lookups as f64 });
+    Ok(())
+}
+
+/// How the timed lookups at `depth` run: streamed, as the raw device and
+/// NOMT's threads keep their reads in flight; depth 1 is one lookup at a
+/// time either way.
+fn lookup_mode(depth: usize) -> Mode {
+    if depth == 1 { Mode::Batched { depth } } else { Mode::Streamed { depth } }
+}
+
 pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
     opts.validate()?;
     let ctx = Ctx {
@@ -404,11 +447,8 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
     let mut total_device_reads = 0;
     for (k, &depth) in DEPTHS.iter().enumerate() {
         let bar = ctx.bars.timed(&format!("triedb: depth {depth}"), duration);
-        // Streamed, as the raw device and NOMT's threads keep their reads
-        // in flight; depth 1 is one lookup at a time either way.
-        let mode = if depth == 1 { Mode::Batched { depth } } else { Mode::Streamed { depth } };
         let until = Until::Time(duration);
-        let r = reads::phase(&ctx, &db, &snap, mode, &bar, until, 0x100 + k as u64)?;
+        let r = reads::phase(&ctx, &db, &snap, lookup_mode(depth), &bar, until, 0x100 + k as u64)?;
         total_lookups += r.lookups;
         total_device_reads += r.device_reads;
         report.set_triedb_reads(depth, &r);
@@ -539,6 +579,8 @@ pub fn run_triedb_bench(opts: &TrieDbBenchOptions) -> Result<Report> {
         let r = nomt_peer::run(&ctx, &work.path, &db_path, &DEPTHS, opts.warmup_lookups)?;
         report.set_nomt(&r);
         report.rss_bytes_max_nomt = Some(tracker.finish());
+        // 8. triedb's reads again, after NOMT's.
+        reads_again(&ctx, &db_path, &mut report)?;
     }
     report.finish();
     Ok(report)
