@@ -128,7 +128,7 @@ pub struct TriedbArgs {
     block_updates: usize,
     /// Accounts committed per version during the load (the update batch
     /// the benchmark builds for each is part of the load's peak RSS).
-    #[arg(long, value_name = "N", default_value_t = 250_000)]
+    #[arg(long, value_name = "N", default_value_t = 125_000)]
     load_block: u64,
     /// Seconds per timed read phase [default: 10, or 5 with --quick].
     #[arg(long, value_name = "S")]

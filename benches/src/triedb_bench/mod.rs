@@ -95,7 +95,10 @@ impl TrieDbBenchOptions {
             cache_mib: 256,
             blocks: 50,
             block_updates: 10_000,
-            load_block: 250_000,
+            // The load's peak RSS is mostly one version's working set (its
+            // sorted keys and new subtree): at 10M accounts and 256 MiB,
+            // 504-507 MiB with 250k accounts a version, 439 with 125k.
+            load_block: 125_000,
             phase_secs: 10.0,
             warmup_lookups: 500_000,
             root_accounts: 1_000_000,
