@@ -716,9 +716,11 @@ impl<'a> Reader<'a> {
         let len = self.u32()? as usize;
         self.take(len).map(Into::into)
     }
-    fn short_value_bytes(&mut self) -> Option<Box<[u8]>> {
+    /// A value under 256 bytes (tag 6), borrowed: a scan checks it
+    /// without copying it.
+    fn short_value(&mut self) -> Option<&'a [u8]> {
         let len = usize::from(self.u8()?);
-        self.take(len).map(Into::into)
+        self.take(len)
     }
     /// A big-endian number written by [`put_trimmed`], as `N` bytes; a
     /// count above `N` or a leading zero is corruption.
@@ -847,7 +849,7 @@ fn scan_body(r: &mut Reader<'_>) -> Option<u32> {
         }
         TAG_LEAF_RAW_SHORT => {
             r.skip_path()?;
-            r.short_value_bytes()?;
+            r.short_value()?;
             u32::MAX
         }
         tag @ (TAG_LEAF_ACCOUNT | TAG_LEAF_ACCOUNT_PACKED) => {
@@ -887,7 +889,7 @@ fn decode_body(r: &mut Reader<'_>, decoder: &mut Decoder<'_>) -> Option<Node> {
         }
         TAG_LEAF_RAW_SHORT => {
             let path = r.path()?;
-            Node::Leaf { path, value: Value::Raw(r.short_value_bytes()?) }
+            Node::Leaf { path, value: Value::Raw(r.short_value()?.into()) }
         }
         tag @ (TAG_LEAF_ACCOUNT | TAG_LEAF_ACCOUNT_PACKED) => {
             let path = r.path()?;
